@@ -1,0 +1,27 @@
+//! my-plugin: logs every request and sets `x-custom-header` from config.
+use higress_wrapper::prelude::*;
+use serde::Deserialize;
+
+/// `{"some_field": "<string>"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MyConfig {
+    /// Value written to `x-custom-header`.
+    pub some_field: String,
+}
+
+fn on_request_headers(ctx: &mut HttpContext, config: &MyConfig) -> HeaderAction {
+    log::info!("request received");
+    match ctx.request_header("x-user-id") {
+        Some(user) => log::info!("x-user-id: {user}"),
+        None => log::info!("x-user-id: (none)"),
+    }
+    ctx.set_request_header("x-custom-header", &config.some_field);
+    HeaderAction::Continue
+}
+
+higress_wrapper::set_ctx! {
+    name: "my-plugin",
+    config: MyConfig,
+    on_request_headers: on_request_headers,
+}

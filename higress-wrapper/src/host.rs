@@ -1,0 +1,400 @@
+//! The one module that talks to the host: every `proxy_*` import the SDK uses,
+//! with raw `u32` statuses mapped to [`HostError`].
+//!
+//! `proxy-wasm` 0.2.5's own wrappers `panic!` on statuses they do not expect
+//! (and `unwrap` UTF-8), which fails the whole VM. The SDK therefore declares
+//! its own imports here, on the same ABI (`env` module, proxy-wasm 0.2.1), and
+//! never panics on anything the host returns. This is the only place with
+//! `unsafe` in the crate.
+//!
+//! Buffers the host hands back were allocated through the module's exported
+//! `proxy_on_memory_allocate` (provided by `proxy-wasm`, a boxed slice whose
+//! capacity equals its length), so they are taken back with
+//! `Vec::from_raw_parts(ptr, len, len)` exactly once.
+#![allow(unsafe_code)]
+
+use crate::error::HostError;
+use std::ptr::null_mut;
+
+/// Which header map a call addresses (proxy-wasm `MapType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum MapType {
+    RequestHeaders = 0,
+    RequestTrailers = 1,
+    ResponseHeaders = 2,
+    ResponseTrailers = 3,
+    HttpCallResponseHeaders = 6,
+}
+
+/// Which buffer a call addresses (proxy-wasm `BufferType`, plus Higress's 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum BufferType {
+    RequestBody = 0,
+    ResponseBody = 1,
+    HttpCallResponseBody = 4,
+    PluginConfiguration = 7,
+    /// Higress only: the reply of a Redis call, valid inside its callback.
+    RedisCallResponse = 9,
+}
+
+/// Which stream direction to resume (proxy-wasm `StreamType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum StreamType {
+    Request = 0,
+    Response = 1,
+}
+
+/// Host log levels (proxy-wasm `LogLevel`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u32)]
+pub(crate) enum LogLevel {
+    Trace = 0,
+    Debug = 1,
+    Info = 2,
+    Warn = 3,
+    Error = 4,
+    Critical = 5,
+}
+
+impl LogLevel {
+    pub(crate) fn from_raw(raw: u32) -> LogLevel {
+        match raw {
+            0 => LogLevel::Trace,
+            1 => LogLevel::Debug,
+            2 => LogLevel::Info,
+            3 => LogLevel::Warn,
+            4 => LogLevel::Error,
+            _ => LogLevel::Critical,
+        }
+    }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32;
+    fn proxy_get_log_level(return_level: *mut u32) -> u32;
+    fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32;
+    fn proxy_get_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_replace_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    fn proxy_add_header_map_value(
+        map_type: u32,
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_get_property(
+        path_data: *const u8,
+        path_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+    fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
+}
+
+/// Turns a raw status into `Ok(())` or the typed error.
+fn check(status: u32) -> Result<(), HostError> {
+    match status {
+        0 => Ok(()),
+        other => Err(HostError::from_status(other)),
+    }
+}
+
+/// Takes ownership of a host-returned buffer (allocated by
+/// `proxy_on_memory_allocate`). A null pointer means "no value".
+fn take_buffer(data: *mut u8, size: usize) -> Option<Vec<u8>> {
+    if data.is_null() {
+        return None;
+    }
+    if size == 0 {
+        // A zero-length boxed slice owns no allocation; nothing to free.
+        return Some(Vec::new());
+    }
+    // SAFETY: the host filled `data` with `size` bytes it obtained from our
+    // `proxy_on_memory_allocate(size)`, which leaks a `Box<[u8]>` of exactly
+    // `size` bytes. We reclaim it exactly once, here.
+    Some(unsafe { Vec::from_raw_parts(data, size, size) })
+}
+
+/// Maps `NotFound` to `Ok(None)`, which is how the host says "absent".
+fn optional(status: u32, data: *mut u8, size: usize) -> Result<Option<Vec<u8>>, HostError> {
+    match status {
+        0 => Ok(take_buffer(data, size)),
+        1 => {
+            // Defensive: a host that answers NotFound should not have
+            // allocated, but never leak if it did.
+            drop(take_buffer(data, size));
+            Ok(None)
+        }
+        other => {
+            drop(take_buffer(data, size));
+            Err(HostError::from_status(other))
+        }
+    }
+}
+
+/// Writes a log line at `level`. Failures are ignored: there is nowhere
+/// else to report them.
+pub(crate) fn log(level: LogLevel, message: &str) {
+    // SAFETY: pointer and length describe a live `&str`.
+    let _ = unsafe { proxy_log(level as u32, message.as_ptr(), message.len()) };
+}
+
+/// The host's current log level (Envoy's `wasm` logger level).
+pub(crate) fn log_level() -> Result<LogLevel, HostError> {
+    let mut level: u32 = 0;
+    // SAFETY: `level` is a valid out-pointer for the duration of the call.
+    check(unsafe { proxy_get_log_level(&mut level) })?;
+    Ok(LogLevel::from_raw(level))
+}
+
+/// Wall-clock time in nanoseconds since the Unix epoch.
+pub(crate) fn current_time_nanos() -> Result<u64, HostError> {
+    let mut t: u64 = 0;
+    // SAFETY: `t` is a valid out-pointer.
+    check(unsafe { proxy_get_current_time_nanoseconds(&mut t) })?;
+    Ok(t)
+}
+
+/// Sets the root context's tick period (0 stops ticks).
+pub(crate) fn set_tick_period_ms(period: u32) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check(unsafe { proxy_set_tick_period_milliseconds(period) })
+}
+
+/// Reads `max_size` bytes from `start` of a buffer. `Ok(None)` when absent.
+pub(crate) fn get_buffer(
+    buffer: BufferType,
+    start: usize,
+    max_size: usize,
+) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; the result is taken by `optional`.
+    let status =
+        unsafe { proxy_get_buffer_bytes(buffer as u32, start, max_size, &mut data, &mut size) };
+    optional(status, data, size)
+}
+
+/// Replaces `size` bytes at `start` of a buffer with `value`.
+pub(crate) fn set_buffer(
+    buffer: BufferType,
+    start: usize,
+    size: usize,
+    value: &[u8],
+) -> Result<(), HostError> {
+    // SAFETY: pointer and length describe a live slice.
+    check(unsafe {
+        proxy_set_buffer_bytes(buffer as u32, start, size, value.as_ptr(), value.len())
+    })
+}
+
+/// All headers of a map, names as text (Envoy names are ASCII) and values as
+/// raw bytes. A malformed serialization from the host yields what could be
+/// decoded, never a panic.
+pub(crate) fn get_header_pairs(map: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; the result is taken by `optional`.
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
+    Ok(optional(status, data, size)?
+        .map(|bytes| crate::wire::decode_map(&bytes))
+        .unwrap_or_default())
+}
+
+/// Replaces a whole header map.
+pub(crate) fn set_header_pairs(map: MapType, pairs: &[(&str, &[u8])]) -> Result<(), HostError> {
+    let bytes = crate::wire::encode_map(pairs);
+    // SAFETY: pointer and length describe a live vector.
+    check(unsafe { proxy_set_header_map_pairs(map as u32, bytes.as_ptr(), bytes.len()) })
+}
+
+/// One header value as raw bytes; `Ok(None)` when absent.
+pub(crate) fn get_header(map: MapType, name: &str) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: name is a live &str; out-pointers are valid.
+    let status = unsafe {
+        proxy_get_header_map_value(map as u32, name.as_ptr(), name.len(), &mut data, &mut size)
+    };
+    optional(status, data, size)
+}
+
+/// Sets (replaces) a header value.
+pub(crate) fn replace_header(map: MapType, name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: both slices are live for the call.
+    check(unsafe {
+        proxy_replace_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// Appends a header value (a second value for the same name is kept).
+pub(crate) fn add_header(map: MapType, name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: both slices are live for the call.
+    check(unsafe {
+        proxy_add_header_map_value(
+            map as u32,
+            name.as_ptr(),
+            name.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// Removes every value of a header.
+pub(crate) fn remove_header(map: MapType, name: &str) -> Result<(), HostError> {
+    // SAFETY: name is a live &str.
+    check(unsafe { proxy_remove_header_map_value(map as u32, name.as_ptr(), name.len()) })
+}
+
+/// Reads a property by path (`["xds", "route_name"]`); `Ok(None)` when absent.
+pub(crate) fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
+    let serialized = crate::wire::encode_path(path);
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: serialized is live; out-pointers are valid.
+    let status = unsafe {
+        proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size)
+    };
+    optional(status, data, size)
+}
+
+/// Writes a property by path.
+pub(crate) fn set_property(path: &[&str], value: &[u8]) -> Result<(), HostError> {
+    let serialized = crate::wire::encode_path(path);
+    // SAFETY: both buffers are live for the call.
+    check(unsafe {
+        proxy_set_property(
+            serialized.as_ptr(),
+            serialized.len(),
+            value.as_ptr(),
+            value.len(),
+        )
+    })
+}
+
+/// Resumes a paused request or response.
+pub(crate) fn continue_stream(stream: StreamType) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check(unsafe { proxy_continue_stream(stream as u32) })
+}
+
+/// Sends a local response to the client instead of proxying.
+pub(crate) fn send_local_response(
+    status: u32,
+    details: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    grpc_status: i32,
+) -> Result<(), HostError> {
+    let headers = crate::wire::encode_map(headers);
+    // SAFETY: all buffers are live for the call.
+    check(unsafe {
+        proxy_send_local_response(
+            status,
+            details.as_ptr(),
+            details.len(),
+            body.as_ptr(),
+            body.len(),
+            headers.as_ptr(),
+            headers.len(),
+            grpc_status,
+        )
+    })
+}
+
+/// Makes `context_id` the context later host calls act on.
+pub(crate) fn set_effective_context(context_id: u32) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check(unsafe { proxy_set_effective_context(context_id) })
+}
+
+/// Calls a host foreign function (e.g. Higress's `get_log_level`).
+pub(crate) fn call_foreign_function(
+    name: &str,
+    arguments: &[u8],
+) -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: buffers are live; out-pointers are valid.
+    let status = unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
+    };
+    optional(status, data, size)
+}

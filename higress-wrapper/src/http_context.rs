@@ -1,0 +1,746 @@
+//! [`HttpContext`]: everything a hook can do with the request it runs for.
+//!
+//! Every method goes to the host through the SDK's own host module and never
+//! panics: reads return `Option`, writes log a warning if the host refuses.
+
+use crate::error::HostError;
+use crate::host::{self, BufferType, MapType, StreamType};
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Size argument meaning "the whole buffer" (the host clamps it).
+const WHOLE: usize = i32::MAX as usize;
+
+/// Which phase of the request a hook runs in (Go's `HTTPExecutionPhase`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Phase {
+    /// Request headers.
+    DecodeHeader,
+    /// Request body.
+    DecodeData,
+    /// Response headers.
+    EncodeHeader,
+    /// Response body.
+    EncodeData,
+    /// Stream done.
+    Done,
+}
+
+/// A header value: raw bytes, with checked and lossy text views. Header
+/// values are not guaranteed to be UTF-8; nothing here panics on them.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct HeaderValue(Vec<u8>);
+
+impl HeaderValue {
+    /// The raw bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    /// The value as text, or `None` if it is not UTF-8.
+    pub fn to_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+    /// The value as text, invalid bytes replaced by U+FFFD.
+    pub fn to_str_lossy(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+    /// Takes the bytes.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_str_lossy(), f)
+    }
+}
+
+impl fmt::Display for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_str_lossy())
+    }
+}
+
+impl PartialEq<str> for HeaderValue {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for HeaderValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl From<Vec<u8>> for HeaderValue {
+    fn from(bytes: Vec<u8>) -> HeaderValue {
+        HeaderValue(bytes)
+    }
+}
+
+/// A value in the per-request context map ([`HttpContext::set_context`]),
+/// Go's `SetContext(key, interface{})` without `Any` downcasts.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ContextValue {
+    /// A boolean.
+    Bool(bool),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// Text.
+    String(String),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// Any JSON value.
+    Json(serde_json::Value),
+}
+
+impl From<bool> for ContextValue {
+    fn from(v: bool) -> Self {
+        ContextValue::Bool(v)
+    }
+}
+impl From<i64> for ContextValue {
+    fn from(v: i64) -> Self {
+        ContextValue::Int(v)
+    }
+}
+impl From<i32> for ContextValue {
+    fn from(v: i32) -> Self {
+        ContextValue::Int(i64::from(v))
+    }
+}
+impl From<u32> for ContextValue {
+    fn from(v: u32) -> Self {
+        ContextValue::Int(i64::from(v))
+    }
+}
+impl From<f64> for ContextValue {
+    fn from(v: f64) -> Self {
+        ContextValue::Float(v)
+    }
+}
+impl From<String> for ContextValue {
+    fn from(v: String) -> Self {
+        ContextValue::String(v)
+    }
+}
+impl From<&str> for ContextValue {
+    fn from(v: &str) -> Self {
+        ContextValue::String(v.to_owned())
+    }
+}
+impl From<Vec<u8>> for ContextValue {
+    fn from(v: Vec<u8>) -> Self {
+        ContextValue::Bytes(v)
+    }
+}
+impl From<&[u8]> for ContextValue {
+    fn from(v: &[u8]) -> Self {
+        ContextValue::Bytes(v.to_vec())
+    }
+}
+impl From<serde_json::Value> for ContextValue {
+    fn from(v: serde_json::Value) -> Self {
+        ContextValue::Json(v)
+    }
+}
+
+/// Per-request flags the SDK's stream driver reads.
+#[derive(Debug, Default)]
+pub(crate) struct Flags {
+    pub(crate) read_request_body: bool,
+    pub(crate) read_response_body: bool,
+    pub(crate) buffer_request_body: bool,
+    pub(crate) buffer_response_body: bool,
+    pub(crate) has_request_body: bool,
+    pub(crate) has_response_body: bool,
+    pub(crate) local_response_sent: bool,
+    pub(crate) request_paused: bool,
+    pub(crate) response_paused: bool,
+}
+
+/// The request a hook runs for: headers, bodies, properties, local responses,
+/// your typed per-request state `S`, and Go's context maps.
+///
+/// One `HttpContext` lives as long as the request. `:scheme`, `:authority`,
+/// `:path` and `:method` are read once, on first use, and cached, so they are
+/// available in every phase.
+pub struct HttpContext<S = ()> {
+    pub(crate) context_id: u32,
+    pub(crate) phase: Phase,
+    pub(crate) flags: Flags,
+    pub(crate) plugin_name: &'static str,
+    scheme: OnceCell<String>,
+    host: OnceCell<String>,
+    path: OnceCell<String>,
+    method: OnceCell<String>,
+    context: HashMap<String, ContextValue>,
+    user_attributes: serde_json::Map<String, serde_json::Value>,
+    state: S,
+}
+
+impl<S: fmt::Debug> fmt::Debug for HttpContext<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpContext")
+            .field("context_id", &self.context_id)
+            .field("phase", &self.phase)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Default> HttpContext<S> {
+    pub(crate) fn new(context_id: u32, plugin_name: &'static str) -> Self {
+        HttpContext {
+            context_id,
+            phase: Phase::DecodeHeader,
+            flags: Flags::default(),
+            plugin_name,
+            scheme: OnceCell::new(),
+            host: OnceCell::new(),
+            path: OnceCell::new(),
+            method: OnceCell::new(),
+            context: HashMap::new(),
+            user_attributes: serde_json::Map::new(),
+            state: S::default(),
+        }
+    }
+}
+
+fn warn_failed(what: &str, name: &str, err: HostError) {
+    log::warn!("{what} {name} failed: {err}");
+}
+
+fn pseudo<'a>(cell: &'a OnceCell<String>, name: &str) -> &'a str {
+    cell.get_or_init(|| {
+        host::get_header(MapType::RequestHeaders, name)
+            .ok()
+            .flatten()
+            .map(|v| match String::from_utf8(v) {
+                Ok(s) => s,
+                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            })
+            .unwrap_or_default()
+    })
+}
+
+impl<S> HttpContext<S> {
+    // ----- identity -------------------------------------------------------
+
+    /// The host's id of this request's context.
+    pub fn context_id(&self) -> u32 {
+        self.context_id
+    }
+
+    /// The plugin's name.
+    pub fn plugin_name(&self) -> &'static str {
+        self.plugin_name
+    }
+
+    /// The phase the current hook runs in.
+    pub fn execution_phase(&self) -> Phase {
+        self.phase
+    }
+
+    // ----- request line ---------------------------------------------------
+
+    /// `:scheme` of the request (`http`, `https`).
+    pub fn scheme(&self) -> &str {
+        pseudo(&self.scheme, ":scheme")
+    }
+
+    /// `:authority` of the request, port included if the client sent one.
+    pub fn host(&self) -> &str {
+        pseudo(&self.host, ":authority")
+    }
+
+    /// `:path` of the request, query included.
+    pub fn path(&self) -> &str {
+        pseudo(&self.path, ":path")
+    }
+
+    /// `:path` without the query string.
+    pub fn path_without_query(&self) -> &str {
+        let path = self.path();
+        path.split_once('?').map_or(path, |(p, _)| p)
+    }
+
+    /// `:method` of the request.
+    pub fn method(&self) -> &str {
+        pseudo(&self.method, ":method")
+    }
+
+    // ----- typed state and Go's context maps --------------------------------
+
+    /// Your per-request state.
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    /// Your per-request state, mutable.
+    pub fn state_mut(&mut self) -> &mut S {
+        &mut self.state
+    }
+
+    /// Stores a value in the request's context map (Go's `SetContext`).
+    pub fn set_context(&mut self, key: impl Into<String>, value: impl Into<ContextValue>) {
+        self.context.insert(key.into(), value.into());
+    }
+
+    /// A value from the context map (Go's `GetContext`).
+    pub fn get_context(&self, key: &str) -> Option<&ContextValue> {
+        self.context.get(key)
+    }
+
+    /// Removes and returns a value from the context map.
+    pub fn remove_context(&mut self, key: &str) -> Option<ContextValue> {
+        self.context.remove(key)
+    }
+
+    /// A boolean from the context map, or `default` if absent or not a bool.
+    pub fn get_bool_context(&self, key: &str, default: bool) -> bool {
+        match self.context.get(key) {
+            Some(ContextValue::Bool(b)) => *b,
+            _ => default,
+        }
+    }
+
+    /// An integer from the context map, or `default`.
+    pub fn get_int_context(&self, key: &str, default: i64) -> i64 {
+        match self.context.get(key) {
+            Some(ContextValue::Int(i)) => *i,
+            _ => default,
+        }
+    }
+
+    /// Text from the context map, or `default`.
+    pub fn get_string_context<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
+        match self.context.get(key) {
+            Some(ContextValue::String(s)) => s,
+            _ => default,
+        }
+    }
+
+    /// Bytes from the context map, or `default`.
+    pub fn get_bytes_context<'a>(&'a self, key: &str, default: &'a [u8]) -> &'a [u8] {
+        match self.context.get(key) {
+            Some(ContextValue::Bytes(b)) => b,
+            _ => default,
+        }
+    }
+
+    // ----- user attributes (access log and tracing) ------------------------
+
+    /// Sets an attribute for the access log / trace (Go's `SetUserAttribute`).
+    pub fn set_user_attribute(&mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) {
+        self.user_attributes.insert(key.into(), value.into());
+    }
+
+    /// An attribute set before.
+    pub fn get_user_attribute(&self, key: &str) -> Option<&serde_json::Value> {
+        self.user_attributes.get(key)
+    }
+
+    /// All attributes.
+    pub fn user_attributes(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.user_attributes
+    }
+
+    /// Replaces all attributes (Go's `SetUserAttributeMap`).
+    pub fn set_user_attribute_map(&mut self, map: serde_json::Map<String, serde_json::Value>) {
+        self.user_attributes = map;
+    }
+
+    /// Writes the attributes to the `custom_log` access-log property.
+    pub fn write_user_attribute_to_log(&self) -> Result<(), HostError> {
+        self.write_user_attribute_to_log_with_key(crate::CUSTOM_LOG_KEY)
+    }
+
+    /// Writes the attributes to an access-log property (`custom_log`,
+    /// `ai_log`), merged into what earlier plugins wrote there. The property
+    /// holds a JSON object in escaped-string form, as the Go wrapper writes it.
+    pub fn write_user_attribute_to_log_with_key(&self, key: &str) -> Result<(), HostError> {
+        let mut merged = host::get_property(&[key])?
+            .and_then(|raw| unescape_json_string(&raw))
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .and_then(|v| match v {
+                serde_json::Value::Object(m) => Some(m),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for (k, v) in &self.user_attributes {
+            merged.insert(k.clone(), v.clone());
+        }
+        let text = serde_json::Value::Object(merged).to_string();
+        host::set_property(&[key], escape_json_string(&text).as_bytes())
+    }
+
+    /// Writes each attribute as a trace span tag (`trace_span_tag.<key>`).
+    /// Empty values are skipped with an error log line, as in Go.
+    pub fn write_user_attribute_to_trace(&self) -> Result<(), HostError> {
+        for (k, v) in &self.user_attributes {
+            let text = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            if text.is_empty() {
+                log::error!("trace span tag {k} has an empty value, skipped");
+                continue;
+            }
+            let path = format!("{}{k}", crate::TRACE_SPAN_TAG_PREFIX);
+            host::set_property(&[path.as_str()], text.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    // ----- headers ----------------------------------------------------------
+
+    /// A request header, `None` if absent.
+    pub fn request_header(&self, name: &str) -> Option<HeaderValue> {
+        host::get_header(MapType::RequestHeaders, name)
+            .ok()
+            .flatten()
+            .map(HeaderValue)
+    }
+
+    /// All request headers, pseudo-headers included, in order.
+    pub fn request_headers(&self) -> Vec<(String, HeaderValue)> {
+        header_pairs(MapType::RequestHeaders)
+    }
+
+    /// Sets a request header, replacing any value it had.
+    pub fn set_request_header(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        if let Err(e) = host::replace_header(MapType::RequestHeaders, name, value.as_ref()) {
+            warn_failed("setting request header", name, e);
+        }
+    }
+
+    /// Adds a request header value (an existing value is kept).
+    pub fn add_request_header(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        if let Err(e) = host::add_header(MapType::RequestHeaders, name, value.as_ref()) {
+            warn_failed("adding request header", name, e);
+        }
+    }
+
+    /// Removes a request header.
+    pub fn remove_request_header(&mut self, name: &str) {
+        if let Err(e) = host::remove_header(MapType::RequestHeaders, name) {
+            warn_failed("removing request header", name, e);
+        }
+    }
+
+    /// Replaces all request headers.
+    pub fn set_request_headers(&mut self, headers: &[(&str, &[u8])]) {
+        if let Err(e) = host::set_header_pairs(MapType::RequestHeaders, headers) {
+            warn_failed("replacing request headers", "", e);
+        }
+    }
+
+    /// A response header, `None` if absent (or before response headers).
+    pub fn response_header(&self, name: &str) -> Option<HeaderValue> {
+        host::get_header(MapType::ResponseHeaders, name)
+            .ok()
+            .flatten()
+            .map(HeaderValue)
+    }
+
+    /// All response headers, in order.
+    pub fn response_headers(&self) -> Vec<(String, HeaderValue)> {
+        header_pairs(MapType::ResponseHeaders)
+    }
+
+    /// Sets a response header, replacing any value it had.
+    pub fn set_response_header(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        if let Err(e) = host::replace_header(MapType::ResponseHeaders, name, value.as_ref()) {
+            warn_failed("setting response header", name, e);
+        }
+    }
+
+    /// Adds a response header value.
+    pub fn add_response_header(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        if let Err(e) = host::add_header(MapType::ResponseHeaders, name, value.as_ref()) {
+            warn_failed("adding response header", name, e);
+        }
+    }
+
+    /// Removes a response header.
+    pub fn remove_response_header(&mut self, name: &str) {
+        if let Err(e) = host::remove_header(MapType::ResponseHeaders, name) {
+            warn_failed("removing response header", name, e);
+        }
+    }
+
+    /// Replaces all response headers.
+    pub fn set_response_headers(&mut self, headers: &[(&str, &[u8])]) {
+        if let Err(e) = host::set_header_pairs(MapType::ResponseHeaders, headers) {
+            warn_failed("replacing response headers", "", e);
+        }
+    }
+
+    // ----- bodies -------------------------------------------------------------
+
+    /// The request body the host holds now (in a body hook: what was
+    /// buffered so far), `None` if there is none.
+    pub fn request_body(&self) -> Option<Vec<u8>> {
+        host::get_buffer(BufferType::RequestBody, 0, WHOLE).ok().flatten()
+    }
+
+    /// Replaces the request body held by the host.
+    pub fn replace_request_body(&mut self, body: impl AsRef<[u8]>) {
+        if let Err(e) = host::set_buffer(BufferType::RequestBody, 0, WHOLE, body.as_ref()) {
+            warn_failed("replacing", "request body", e);
+        }
+    }
+
+    /// Appends to the request body held by the host.
+    pub fn append_request_body(&mut self, data: impl AsRef<[u8]>) {
+        if let Err(e) = host::set_buffer(BufferType::RequestBody, WHOLE, 0, data.as_ref()) {
+            warn_failed("appending to", "request body", e);
+        }
+    }
+
+    /// The response body the host holds now.
+    pub fn response_body(&self) -> Option<Vec<u8>> {
+        host::get_buffer(BufferType::ResponseBody, 0, WHOLE).ok().flatten()
+    }
+
+    /// Replaces the response body held by the host.
+    pub fn replace_response_body(&mut self, body: impl AsRef<[u8]>) {
+        if let Err(e) = host::set_buffer(BufferType::ResponseBody, 0, WHOLE, body.as_ref()) {
+            warn_failed("replacing", "response body", e);
+        }
+    }
+
+    /// Appends to the response body held by the host.
+    pub fn append_response_body(&mut self, data: impl AsRef<[u8]>) {
+        if let Err(e) = host::set_buffer(BufferType::ResponseBody, WHOLE, 0, data.as_ref()) {
+            warn_failed("appending to", "response body", e);
+        }
+    }
+
+    /// Do not call the request body hooks for this request (call it before
+    /// the body arrives, e.g. in the request-headers hook).
+    pub fn dont_read_request_body(&mut self) {
+        self.flags.read_request_body = false;
+    }
+
+    /// Do not call the response body hooks for this request.
+    pub fn dont_read_response_body(&mut self) {
+        self.flags.read_response_body = false;
+    }
+
+    /// Use the buffered request body hook even if a streaming one exists.
+    pub fn buffer_request_body(&mut self) {
+        self.flags.buffer_request_body = true;
+    }
+
+    /// Use the buffered response body hook even if a streaming one exists.
+    pub fn buffer_response_body(&mut self) {
+        self.flags.buffer_response_body = true;
+    }
+
+    /// Raises (or lowers) this request's body buffer limit in bytes
+    /// (Higress property `set_decoder_buffer_limit`; stock Envoy ignores it).
+    pub fn set_request_body_buffer_limit(&mut self, bytes: u32) {
+        let value = bytes.to_string();
+        if let Err(e) = host::set_property(&["set_decoder_buffer_limit"], value.as_bytes()) {
+            warn_failed("setting", "request body buffer limit", e);
+        }
+    }
+
+    /// Raises (or lowers) this response's body buffer limit in bytes
+    /// (Higress property `set_encoder_buffer_limit`).
+    pub fn set_response_body_buffer_limit(&mut self, bytes: u32) {
+        let value = bytes.to_string();
+        if let Err(e) = host::set_property(&["set_encoder_buffer_limit"], value.as_bytes()) {
+            warn_failed("setting", "response body buffer limit", e);
+        }
+    }
+
+    /// Whether the request has a body (its headers did not end the stream).
+    pub fn has_request_body(&self) -> bool {
+        self.flags.has_request_body
+    }
+
+    /// Whether the response has a body (valid from the response-headers hook).
+    pub fn has_response_body(&self) -> bool {
+        self.flags.has_response_body
+    }
+
+    /// `connection: upgrade` with `upgrade: websocket` (case-insensitive).
+    pub fn is_websocket(&self) -> bool {
+        let has = |name: &str, want: &str| {
+            self.request_header(name)
+                .is_some_and(|v| v.to_str_lossy().to_ascii_lowercase().contains(want))
+        };
+        has("connection", "upgrade") && has("upgrade", "websocket")
+    }
+
+    /// Request content-type contains `octet-stream` or `grpc`, or any
+    /// content-encoding is set (Go's rule: body hooks skip such bodies).
+    pub fn is_binary_request_body(&self) -> bool {
+        is_binary(
+            self.request_header("content-type"),
+            self.request_header("content-encoding"),
+        )
+    }
+
+    /// The same rule for the response.
+    pub fn is_binary_response_body(&self) -> bool {
+        is_binary(
+            self.response_header("content-type"),
+            self.response_header("content-encoding"),
+        )
+    }
+
+    // ----- routing ------------------------------------------------------------
+
+    /// Stops Envoy from re-selecting the route when this plugin changes
+    /// request headers (Higress property `clear_route_cache = off`). Call it
+    /// before modifying headers.
+    pub fn disable_reroute(&mut self) {
+        if let Err(e) = host::set_property(&["clear_route_cache"], b"off") {
+            warn_failed("disabling", "reroute", e);
+        }
+    }
+
+    // ----- properties -----------------------------------------------------------
+
+    /// Any host property by path, e.g. `&["request", "id"]`.
+    pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        host::get_property(path).ok().flatten()
+    }
+
+    /// Writes a host property.
+    pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) -> Result<(), HostError> {
+        host::set_property(path, value.as_ref())
+    }
+
+    /// The route name: Higress's `route_name`, else stock Envoy's `xds.route_name`.
+    pub fn route_name(&self) -> Option<String> {
+        crate::stream::route_name()
+    }
+
+    /// The upstream cluster name: `cluster_name`, else `xds.cluster_name`.
+    pub fn cluster_name(&self) -> Option<String> {
+        crate::stream::cluster_name()
+    }
+
+    /// The `x-request-id` of the request, if any.
+    pub fn request_id(&self) -> Option<String> {
+        self.request_header("x-request-id")
+            .map(|v| v.to_str_lossy().into_owned())
+    }
+
+    // ----- flow ---------------------------------------------------------------------
+
+    /// Answers the client directly instead of proxying. The request ends
+    /// here: whatever the hook returns, the SDK holds the stream.
+    pub fn send_local_response(&mut self, status: u32, headers: &[(&str, &[u8])], body: impl AsRef<[u8]>) {
+        self.send_local_response_with_details(status, "", headers, body);
+    }
+
+    /// [`send_local_response`](Self::send_local_response) with Envoy's
+    /// response-code details (shown as `%RESPONSE_CODE_DETAILS%` in access logs).
+    pub fn send_local_response_with_details(
+        &mut self,
+        status: u32,
+        details: &str,
+        headers: &[(&str, &[u8])],
+        body: impl AsRef<[u8]>,
+    ) {
+        match host::send_local_response(status, details, headers, body.as_ref(), -1) {
+            Ok(()) => self.flags.local_response_sent = true,
+            Err(e) => warn_failed("sending local response", &status.to_string(), e),
+        }
+    }
+
+    /// Whether a local response was sent for this request.
+    pub fn local_response_sent(&self) -> bool {
+        self.flags.local_response_sent
+    }
+
+    /// Resumes a request a hook paused with `StopIteration`. Only needed if
+    /// you paused by hand; a no-op if the request is not paused.
+    pub fn resume_request(&mut self) {
+        if std::mem::take(&mut self.flags.request_paused) {
+            if let Err(e) = host::continue_stream(StreamType::Request) {
+                warn_failed("resuming", "request", e);
+            }
+        }
+    }
+
+    /// Resumes a response a hook paused. A no-op if it is not paused.
+    pub fn resume_response(&mut self) {
+        if std::mem::take(&mut self.flags.response_paused) {
+            if let Err(e) = host::continue_stream(StreamType::Response) {
+                warn_failed("resuming", "response", e);
+            }
+        }
+    }
+}
+
+fn header_pairs(map: MapType) -> Vec<(String, HeaderValue)> {
+    host::get_header_pairs(map)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, v)| (n, HeaderValue(v)))
+        .collect()
+}
+
+fn is_binary(content_type: Option<HeaderValue>, content_encoding: Option<HeaderValue>) -> bool {
+    if content_encoding.is_some_and(|v| !v.as_bytes().is_empty()) {
+        return true;
+    }
+    content_type.is_some_and(|v| {
+        let t = v.to_str_lossy();
+        t.contains("octet-stream") || t.contains("grpc")
+    })
+}
+
+/// Go's `MarshalStr`: the JSON-escaped text without the surrounding quotes.
+fn escape_json_string(text: &str) -> String {
+    let quoted = serde_json::Value::String(text.to_owned()).to_string();
+    quoted
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .map(str::to_owned)
+        .unwrap_or(quoted)
+}
+
+/// Go's `UnmarshalStr`: reads escaped text back.
+fn unescape_json_string(raw: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(raw).ok()?;
+    serde_json::from_str::<String>(&format!("\"{text}\"")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_round_trips() {
+        let text = r#"{"a":"b\"c","n":1}"#;
+        let escaped = escape_json_string(text);
+        assert_eq!(escaped, r#"{\"a\":\"b\\\"c\",\"n\":1}"#);
+        assert_eq!(unescape_json_string(escaped.as_bytes()).as_deref(), Some(text));
+    }
+
+    #[test]
+    fn binary_rule() {
+        let v = |s: &str| Some(HeaderValue(s.as_bytes().to_vec()));
+        assert!(is_binary(v("application/octet-stream"), None));
+        assert!(is_binary(v("application/grpc"), None));
+        assert!(is_binary(v("application/json"), v("gzip")));
+        assert!(!is_binary(v("application/json"), None));
+        assert!(!is_binary(None, None));
+    }
+}

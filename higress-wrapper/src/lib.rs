@@ -1,0 +1,134 @@
+//! # higress-wrapper
+//!
+//! Write [Higress](https://higress.io) and Envoy gateway plugins in Rust the
+//! way `wrapper.SetCtx(...)` works in Go: name the plugin, give it a config
+//! type, and implement the phase hooks you need. The SDK parses the config
+//! (serde by default), applies Higress `_rules_` matching exactly as the Go
+//! wrapper does, and calls your hooks with the config that matched.
+//!
+//! ```
+//! use higress_wrapper::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct MyConfig {
+//!     some_field: String,
+//! }
+//!
+//! fn on_request_headers(ctx: &mut HttpContext, config: &MyConfig) -> HeaderAction {
+//!     log::info!("request received");
+//!     ctx.set_request_header("x-custom-header", &config.some_field);
+//!     HeaderAction::Continue
+//! }
+//!
+//! higress_wrapper::set_ctx! {
+//!     name: "my-plugin",
+//!     config: MyConfig,
+//!     on_request_headers: on_request_headers,
+//! }
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip1` and deploy the
+//! `.wasm` to Higress (a `WasmPlugin`) or any Envoy (an `envoy.filters.http.wasm`
+//! filter). The module exports `proxy_abi_version_0_2_1` and imports only the
+//! standard proxy-wasm ABI and WASI, so it loads in stock Envoy as well.
+//!
+//! ## Where things are
+//! - A request enters in [`stream`](crate) (private): the host calls it for
+//!   each phase; it matches the config and calls your hooks.
+//! - Config is parsed in [`config`] and matched per request by the prepared
+//!   `_rules_` matcher (private `matcher`).
+//! - Host calls leave through one private module, `host`, the only `unsafe`
+//!   code in the crate. It never panics on what the host answers.
+//! - [`test_host`] (feature `test-host`) runs your plugin in-process under
+//!   `cargo test`, through the same ABI functions Envoy calls.
+//!
+//! ## Dependencies
+//! Besides `proxy-wasm`, `serde`, `serde_json`, `thiserror` and `log`, the SDK
+//! uses `serde_path_to_error`, so that a config error names the JSON path of
+//! the bad field (`redis.port: invalid type: string, expected u16`).
+#![deny(missing_docs)]
+#![deny(rustdoc::broken_intra_doc_links)]
+#![doc(test(attr(deny(warnings))))]
+
+pub mod config;
+mod error;
+mod host;
+mod http_context;
+mod log;
+pub(crate) mod matcher;
+mod plugin;
+mod plugin_context;
+mod root;
+mod stream;
+mod wire;
+
+#[cfg(all(any(test, feature = "test-host"), not(target_arch = "wasm32")))]
+pub mod test_host;
+
+pub use config::{ConfigError, RuleInput};
+pub use error::HostError;
+pub use http_context::{ContextValue, HeaderValue, HttpContext, Phase};
+pub use plugin::{DataAction, HeaderAction, Hooks, HttpPlugin, StartError};
+pub use plugin_context::PluginContext;
+
+/// Registers a plugin, like Go's `wrapper.SetCtx(name, options...)`.
+///
+/// Keys (any order; `name` and `config` are required):
+///
+/// | key | Go option | your function |
+/// |---|---|---|
+/// | `name: "my-plugin"` | `SetCtx(name, …)` | |
+/// | `config: MyConfig` | `PluginConfig` type | derives `serde::Deserialize` unless `parse_config` is given |
+/// | `state: MyState` | `SetContext` | per-request state, `Default`; reached with `ctx.state_mut()`; default `()` |
+/// | `parse_config: f` | `ParseConfig` | `fn(&serde_json::Value) -> Result<MyConfig, ConfigError>` |
+/// | `parse_rule_config: f` | `ParseOverrideConfig` | `fn(&serde_json::Value, Option<&MyConfig>) -> Result<MyConfig, ConfigError>` (the rule's own keys, the global config) |
+/// | `on_plugin_start: f` | `PrePluginStartOrReload` | `fn(&mut PluginContext<MyConfig>) -> Result<(), StartError>` |
+/// | `on_tick: [(Duration, f), …]` | `RegisterTickFunc` | `fn(&mut PluginContext<MyConfig>)` |
+/// | `on_request_headers: f` | `ProcessRequestHeaders` | `fn(&mut HttpContext<MyState>, &MyConfig) -> HeaderAction` |
+/// | `on_request_body: f` | `ProcessRequestBody` | `fn(&mut HttpContext<MyState>, &MyConfig, &[u8]) -> DataAction` |
+/// | `on_streaming_request_body: f` | `ProcessStreamingRequestBody` | `fn(&mut HttpContext<MyState>, &MyConfig, &[u8], bool) -> Option<Vec<u8>>` |
+/// | `on_response_headers: f` | `ProcessResponseHeaders` | as request headers |
+/// | `on_response_body: f` | `ProcessResponseBody` | as request body |
+/// | `on_streaming_response_body: f` | `ProcessStreamingResponseBody` | as streaming request body |
+/// | `on_stream_done: f` | `ProcessStreamDone` | `fn(&mut HttpContext<MyState>, &MyConfig)` |
+/// | `plugin: Ident` | | the name of the generated plugin type (default `Plugin`), for tests |
+///
+/// It defines `pub struct Plugin` implementing [`HttpPlugin`] and, on wasm,
+/// the module's `_initialize` entry. A wrong signature or an unknown key is
+/// a compile error pointing at your code.
+pub use higress_wrapper_macros::set_ctx;
+
+/// The property key of the access-log attributes (Go's `CustomLogKey`).
+pub const CUSTOM_LOG_KEY: &str = "custom_log";
+/// The property key of the AI access-log attributes (Go's `AILogKey`).
+pub const AI_LOG_KEY: &str = "ai_log";
+/// The property prefix of trace span tags (Go's `TraceSpanTagPrefix`).
+pub const TRACE_SPAN_TAG_PREFIX: &str = "trace_span_tag.";
+
+/// Everything a plugin usually needs.
+pub mod prelude {
+    pub use crate::config::{ConfigError, RuleInput};
+    pub use crate::{
+        ContextValue, DataAction, HeaderAction, HeaderValue, HostError, HttpContext, HttpPlugin,
+        Phase, PluginContext, StartError,
+    };
+}
+
+/// Used by the code `set_ctx!` generates; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use proxy_wasm;
+    pub use serde_json;
+
+    /// Registers `P` with the host; called from `_initialize`.
+    pub fn register<P: crate::HttpPlugin>() {
+        crate::root::register::<P>();
+    }
+
+    /// The default config parser `set_ctx!` uses.
+    pub fn from_json<C: serde::de::DeserializeOwned>(
+        json: &serde_json::Value,
+    ) -> Result<C, crate::ConfigError> {
+        crate::config::from_json(json)
+    }
+}

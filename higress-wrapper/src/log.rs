@@ -1,0 +1,155 @@
+//! Logging: the `log` crate's macros, written through the host as
+//! `[plugin-name] [plugin-id] [request-id] message`, like the Go wrapper.
+//!
+//! Use `log::info!` and friends anywhere in a plugin. A line below the host's
+//! current level (Envoy's `wasm` logger, `proxy_get_log_level`) is dropped
+//! before its arguments are formatted. A panic is logged at critical level,
+//! with the same prefix, before the VM stops.
+
+use crate::host::{self, LogLevel};
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+/// Who is logging: set by the SDK each time the host enters the plugin.
+#[derive(Debug)]
+struct Scope {
+    plugin_name: &'static str,
+    plugin_id: Option<Rc<str>>,
+    /// The HTTP context being served, if any.
+    stream: Option<u32>,
+    /// `x-request-id` of `stream`, read on the first emitted line.
+    request_id: Option<(u32, String)>,
+}
+
+thread_local! {
+    static SCOPE: RefCell<Scope> = const {
+        RefCell::new(Scope { plugin_name: "", plugin_id: None, stream: None, request_id: None })
+    };
+}
+
+/// Marks that the host entered the root context of `plugin_name`.
+pub(crate) fn enter_root(plugin_name: &'static str, plugin_id: Option<&Rc<str>>) {
+    let _ = SCOPE.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.plugin_name = plugin_name;
+            s.plugin_id = plugin_id.cloned();
+            s.stream = None;
+        }
+    });
+}
+
+/// Marks that the host entered HTTP context `context_id`.
+pub(crate) fn enter_stream(plugin_name: &'static str, plugin_id: Option<&Rc<str>>, context_id: u32) {
+    let _ = SCOPE.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.plugin_name = plugin_name;
+            s.plugin_id = plugin_id.cloned();
+            s.stream = Some(context_id);
+        }
+    });
+}
+
+fn to_host_level(level: log::Level) -> LogLevel {
+    match level {
+        log::Level::Error => LogLevel::Error,
+        log::Level::Warn => LogLevel::Warn,
+        log::Level::Info => LogLevel::Info,
+        log::Level::Debug => LogLevel::Debug,
+        log::Level::Trace => LogLevel::Trace,
+    }
+}
+
+/// Whether the host would keep a line at `level`. If the host cannot say,
+/// everything is logged (as Go does).
+pub(crate) fn host_enabled(level: LogLevel) -> bool {
+    host::log_level().map_or(true, |min| level >= min)
+}
+
+/// Formats the prefix and writes one line. Newlines are escaped so each
+/// record stays on one line of the gateway log.
+fn write_line(level: LogLevel, args: &std::fmt::Arguments<'_>) {
+    let mut line = String::with_capacity(96);
+    let _ = SCOPE.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            let request_id = match (s.stream, &s.request_id) {
+                (Some(id), Some((cached, rid))) if *cached == id => rid.clone(),
+                (Some(id), _) => {
+                    let rid = host::get_header(host::MapType::RequestHeaders, "x-request-id")
+                        .ok()
+                        .flatten()
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                        .filter(|v| !v.is_empty())
+                        .unwrap_or_else(|| "nil".to_owned());
+                    s.request_id = Some((id, rid.clone()));
+                    rid
+                }
+                (None, _) => "nil".to_owned(),
+            };
+            let _ = write!(
+                line,
+                "[{}] [{}] [{}] ",
+                s.plugin_name,
+                s.plugin_id.as_deref().unwrap_or("nil"),
+                request_id
+            );
+        }
+    });
+    let start = line.len();
+    let _ = write!(line, "{args}");
+    if line.get(start..).is_some_and(|m| m.contains('\n')) {
+        let body = line.split_off(start).replace('\n', "\\n");
+        line.push_str(&body);
+    }
+    host::log(level, &line);
+}
+
+struct HostLogger;
+
+impl log::Log for HostLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        host_enabled(to_host_level(metadata.level()))
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let level = to_host_level(record.level());
+        if host_enabled(level) {
+            write_line(level, record.args());
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+static LOGGER: HostLogger = HostLogger;
+
+/// Installs the host logger and the panic hook; idempotent.
+pub(crate) fn install() {
+    use std::sync::Once;
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if log::set_logger(&LOGGER).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            write_line(LogLevel::Critical, &format_args!("panicked: {info}"));
+            // Natively (tests), keep the usual panic report as well.
+            if cfg!(not(target_arch = "wasm32")) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_levels_map_in_order() {
+        assert!(to_host_level(log::Level::Error) > to_host_level(log::Level::Warn));
+        assert!(to_host_level(log::Level::Trace) < to_host_level(log::Level::Debug));
+        assert_eq!(LogLevel::from_raw(99), LogLevel::Critical);
+    }
+}

