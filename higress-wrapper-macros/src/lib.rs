@@ -12,7 +12,7 @@ use quote::{quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{bracketed, parenthesized, Expr, Ident, LitStr, Path, Token, Type};
+use syn::{bracketed, parenthesized, token, Expr, Ident, LitStr, Path, Token, Type, Visibility};
 
 /// The keys `set_ctx!` accepts, in the order the docs list them.
 const KEYS: &[&str] = &[
@@ -33,6 +33,9 @@ const KEYS: &[&str] = &[
     "on_stream_done",
 ];
 
+/// How an `on_tick` entry is written, repeated in the errors about it.
+const TICK_SHAPE: &str = "`(period, function)`, e.g. `(Duration::from_secs(5), refresh)`";
+
 struct Tick {
     period: Expr,
     func: Path,
@@ -40,14 +43,104 @@ struct Tick {
 
 impl Parse for Tick {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        if !input.peek(token::Paren) {
+            let found: Expr = input.parse()?;
+            return Err(syn::Error::new_spanned(
+                found,
+                format!("each `on_tick` entry is a pair {TICK_SHAPE}"),
+            ));
+        }
         let content;
         parenthesized!(content in input);
         let period: Expr = content.parse()?;
+        if !content.peek(Token![,]) {
+            return Err(content.error(format!(
+                "expected `,` then the tick function: an `on_tick` entry is {TICK_SHAPE}"
+            )));
+        }
         content.parse::<Token![,]>()?;
-        let func: Path = content.parse()?;
+        let func = fn_path(content.parse()?, || {
+            format!("expected the name of the tick function here: an `on_tick` entry is {TICK_SHAPE}")
+        })?;
         let _ = content.parse::<Option<Token![,]>>()?;
+        if !content.is_empty() {
+            return Err(content.error(format!("an `on_tick` entry is {TICK_SHAPE}")));
+        }
         Ok(Tick { period, func })
     }
+}
+
+/// The generated plugin type: `plugin: Name` or `plugin: pub Name`.
+struct PluginType {
+    vis: Visibility,
+    name: Ident,
+}
+
+impl Parse for PluginType {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let vis: Visibility = input.parse()?;
+        let name: Ident = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "expected the name of the plugin type, e.g. `plugin: MyPlugin` or `plugin: pub MyPlugin`",
+            )
+        })?;
+        Ok(PluginType { vis, name })
+    }
+}
+
+/// The path of a function given as `expr`, or an error spanning `expr`.
+fn fn_path(expr: Expr, message: impl FnOnce() -> String) -> syn::Result<Path> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() && p.attrs.is_empty() => Ok(p.path),
+        other => Err(syn::Error::new_spanned(other, message())),
+    }
+}
+
+/// A function given to a key: a path such as `my_hook` or `hooks::my_hook`.
+fn parse_fn(input: ParseStream<'_>, key: &Ident) -> syn::Result<Path> {
+    fn_path(input.parse()?, || {
+        let example = key.to_string();
+        let example = example.trim_start_matches("on_");
+        format!(
+            "`{key}` takes the name of a function (not a closure or a call): \
+             `fn my_{example}(...) {{ ... }}` and `{key}: my_{example}`"
+        )
+    })
+}
+
+/// The key closest to a misspelled one, if any is close.
+fn closest_key(unknown: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (edit_distance(unknown, k), *k))
+        .filter(|(d, k)| *d <= (k.len() / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over bytes (keys are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diag = i;
+        let mut left = i.saturating_add(1);
+        let mut next = Vec::with_capacity(row.len());
+        next.push(left);
+        for (j, cb) in b.iter().enumerate() {
+            let up = row.get(j.saturating_add(1)).copied().unwrap_or(usize::MAX);
+            let cost = usize::from(ca != *cb);
+            let best = diag
+                .saturating_add(cost)
+                .min(up.saturating_add(1))
+                .min(left.saturating_add(1));
+            next.push(best);
+            diag = up;
+            left = best;
+        }
+        row = next;
+    }
+    row.last().copied().unwrap_or(0)
 }
 
 #[derive(Default)]
@@ -55,17 +148,21 @@ struct Input {
     name: Option<LitStr>,
     config: Option<Type>,
     state: Option<Type>,
-    plugin: Option<Ident>,
+    plugin: Option<PluginType>,
     parse_config: Option<Path>,
     parse_rule_config: Option<Path>,
     on_plugin_start: Option<Path>,
-    on_tick: Vec<Tick>,
+    on_tick: Option<Vec<Tick>>,
     hooks: Vec<(Ident, Path)>,
+}
+
+fn twice(key: &Ident) -> syn::Error {
+    syn::Error::new(key.span(), format!("`{key}` is given twice in set_ctx!; keep one"))
 }
 
 fn set_once<T>(slot: &mut Option<T>, key: &Ident, value: T) -> syn::Result<()> {
     if slot.is_some() {
-        return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+        return Err(twice(key));
     }
     *slot = Some(value);
     Ok(())
@@ -81,38 +178,50 @@ impl Parse for Input {
                 "name" => {
                     let v: LitStr = input.parse()?;
                     if v.value().is_empty() {
-                        return Err(syn::Error::new(v.span(), "the plugin name must not be empty"));
+                        return Err(syn::Error::new(v.span(), "the plugin name must not be empty: it names the plugin in every log line"));
                     }
                     set_once(&mut out.name, &key, v)?;
                 }
                 "config" => set_once(&mut out.config, &key, input.parse()?)?,
                 "state" => set_once(&mut out.state, &key, input.parse()?)?,
                 "plugin" => set_once(&mut out.plugin, &key, input.parse()?)?,
-                "parse_config" => set_once(&mut out.parse_config, &key, input.parse()?)?,
-                "parse_rule_config" => set_once(&mut out.parse_rule_config, &key, input.parse()?)?,
-                "on_plugin_start" => set_once(&mut out.on_plugin_start, &key, input.parse()?)?,
+                "parse_config" => set_once(&mut out.parse_config, &key, parse_fn(input, &key)?)?,
+                "parse_rule_config" => {
+                    set_once(&mut out.parse_rule_config, &key, parse_fn(input, &key)?)?;
+                }
+                "on_plugin_start" => {
+                    set_once(&mut out.on_plugin_start, &key, parse_fn(input, &key)?)?;
+                }
                 "on_tick" => {
-                    if !out.on_tick.is_empty() {
-                        return Err(syn::Error::new(key.span(), "`on_tick` is given twice"));
+                    if !input.peek(token::Bracket) {
+                        let found: Expr = input.parse()?;
+                        return Err(syn::Error::new_spanned(
+                            found,
+                            "`on_tick` takes a list of `(period, function)` pairs in brackets, \
+                             e.g. `on_tick: [(Duration::from_secs(5), refresh)]`",
+                        ));
                     }
                     let content;
                     bracketed!(content in input);
                     let ticks: Punctuated<Tick, Token![,]> =
                         content.parse_terminated(Tick::parse, Token![,])?;
-                    out.on_tick = ticks.into_iter().collect();
+                    set_once(&mut out.on_tick, &key, ticks.into_iter().collect())?;
                 }
                 k if KEYS.contains(&k) => {
                     if out.hooks.iter().any(|(h, _)| h == &key) {
-                        return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+                        return Err(twice(&key));
                     }
-                    let path: Path = input.parse()?;
+                    let path = parse_fn(input, &key)?;
                     out.hooks.push((key, path));
                 }
-                _ => {
+                k => {
+                    let hint = closest_key(k)
+                        .map(|c| format!("did you mean `{c}`? "))
+                        .unwrap_or_default();
                     return Err(syn::Error::new(
                         key.span(),
                         format!(
-                            "unknown key `{key}` in set_ctx!; expected one of: {}",
+                            "unknown key `{key}` in set_ctx!; {hint}The keys are: {}",
                             KEYS.join(", ")
                         ),
                     ));
@@ -141,19 +250,23 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
     let name = input.name.ok_or_else(|| {
         syn::Error::new(
             Span::call_site(),
-            "set_ctx! needs the plugin name: `name: \"my-plugin\"`",
+            "set_ctx! needs the plugin name, e.g. `name: \"my-plugin\",` \
+             (it starts every log line of the plugin)",
         )
     })?;
     let config = input.config.ok_or_else(|| {
         syn::Error::new(
             Span::call_site(),
-            "set_ctx! needs the config type: `config: MyConfig` (use `config: ()` with `parse_config` for none)",
+            "set_ctx! needs the config type, e.g. `config: MyConfig,` with \
+             `#[derive(serde::Deserialize)] struct MyConfig { ... }` \
+             (a plugin without settings can use an empty struct)",
         )
     })?;
     let state = input.state.map_or_else(|| quote!(()), |t| quote!(#t));
-    let plugin = input
-        .plugin
-        .unwrap_or_else(|| Ident::new("Plugin", Span::call_site()));
+    let (plugin_vis, plugin) = match input.plugin {
+        Some(PluginType { vis, name }) => (vis, name),
+        None => (Visibility::Inherited, Ident::new("Plugin", Span::call_site())),
+    };
     let value = quote!(#krate::__private::serde_json::Value);
     let cfg_err = quote!(#krate::ConfigError);
 
@@ -178,13 +291,21 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         }
     });
 
-    let ticks = input.on_tick.iter().map(|t| {
+    let on_tick = input.on_tick.unwrap_or_default();
+    let ticks = on_tick.iter().map(|t| {
         let period = &t.period;
         let func = &t.func;
-        quote_spanned! {func.span()=>
+        let period = quote_spanned! {period.span()=>
+            let period: ::core::time::Duration = #period;
+        };
+        let func = quote_spanned! {func.span()=>
+            let f: fn(&mut #krate::PluginContext<'_, #config>) = #func;
+        };
+        quote! {
             {
-                let f: fn(&mut #krate::PluginContext<'_, #config>) = #func;
-                ctx.register_tick(#period, f);
+                #period
+                #func
+                ctx.register_tick(period, f);
             }
         }
     });
@@ -200,7 +321,7 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
             }
         },
     );
-    let has_start = input.on_plugin_start.is_some() || !input.on_tick.is_empty();
+    let has_start = input.on_plugin_start.is_some() || !on_tick.is_empty();
     let on_plugin_start = has_start.then(|| {
         quote! {
             fn on_plugin_start(
@@ -264,7 +385,8 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
     Ok(quote! {
         /// The plugin registered by `set_ctx!`.
         #[derive(Debug, Clone, Copy, Default)]
-        pub struct #plugin;
+        #[allow(dead_code)]
+        #plugin_vis struct #plugin;
 
         impl #krate::HttpPlugin for #plugin {
             const NAME: &'static str = #name;

@@ -398,3 +398,108 @@ pub(crate) fn call_foreign_function(
     };
     optional(status, data, size)
 }
+
+/// The function id the SDK uses to enter a root context through
+/// proxy-wasm's dispatcher (see [`enter_root`]). Hosts never use it: real
+/// foreign-function callbacks carry ids the plugin chose when calling.
+pub(crate) const POLL_TASKS_FUNCTION_ID: u32 = 0x4869_6721;
+
+extern "C" {
+    /// proxy-wasm's own export, resolved inside the module at link time (no
+    /// import): its dispatcher sets the root as the context it "entered",
+    /// then calls the root's `on_foreign_function`.
+    fn proxy_on_foreign_function(context_id: u32, function_id: u32, arguments_size: usize);
+}
+
+/// Enters root context `root_id` through proxy-wasm's dispatcher and polls
+/// the tasks a reply woke. proxy-wasm records every HTTP call dispatched
+/// while it runs under the root, which outlives the requests, so no reply
+/// can be handed to a context that is already gone.
+pub(crate) fn enter_root(root_id: u32) {
+    // SAFETY: a plain call of a Rust function with a C ABI in this module.
+    unsafe { proxy_on_foreign_function(root_id, POLL_TASKS_FUNCTION_ID, 0) }
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_redis_init(
+        service_data: *const u8,
+        service_size: usize,
+        username_data: *const u8,
+        username_size: usize,
+        password_data: *const u8,
+        password_size: usize,
+        timeout_milliseconds: u32,
+    ) -> u32;
+    fn proxy_redis_call(
+        service_data: *const u8,
+        service_size: usize,
+        query_data: *const u8,
+        query_size: usize,
+        return_token: *mut u32,
+    ) -> u32;
+}
+
+/// Higress only: (re)initializes the worker's Redis client for `service`
+/// (cluster name plus `?db=..&..` options). Imported only by plugins that
+/// use Redis: stock Envoy refuses modules that import it.
+pub(crate) fn redis_init(
+    service: &str,
+    username: &str,
+    password: &str,
+    timeout_ms: u32,
+) -> Result<(), HostError> {
+    // SAFETY: all buffers are live for the call.
+    check(unsafe {
+        proxy_redis_init(
+            service.as_ptr(),
+            service.len(),
+            username.as_ptr(),
+            username.len(),
+            password.as_ptr(),
+            password.len(),
+            timeout_ms,
+        )
+    })
+}
+
+/// Higress only: sends one RESP-encoded command; returns the call's token.
+pub(crate) fn redis_call(service: &str, query: &[u8]) -> Result<u32, HostError> {
+    let mut token: u32 = 0;
+    // SAFETY: buffers are live; `token` is a valid out-pointer.
+    check(unsafe {
+        proxy_redis_call(
+            service.as_ptr(),
+            service.len(),
+            query.as_ptr(),
+            query.len(),
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
+/// Higress's callback for a finished Redis call. It arrives on the root
+/// context; the SDK routes it by token to whoever waits.
+#[no_mangle]
+pub extern "C" fn proxy_on_redis_call_response(
+    _context_id: u32,
+    token: u32,
+    status: u32,
+    response_size: usize,
+) {
+    crate::callout::on_redis_call_response(token, status, response_size);
+}
+
+/// Dispatches an HTTP call through proxy-wasm, which records the token so
+/// that its reply export can find a context (the SDK routes it further by
+/// token). Returns the host's token.
+pub(crate) fn http_call(
+    cluster: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: std::time::Duration,
+) -> Result<u32, HostError> {
+    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, Vec::new(), timeout)
+        .map_err(|s| HostError::from_status(s as u32))
+}

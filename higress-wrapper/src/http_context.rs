@@ -6,7 +6,8 @@
 use crate::error::HostError;
 use crate::host::{self, BufferType, MapType, StreamType};
 use std::borrow::Cow;
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
+use std::rc::{Rc, Weak};
 use std::collections::HashMap;
 use std::fmt;
 
@@ -165,6 +166,8 @@ pub(crate) struct Flags {
     pub(crate) local_response_sent: bool,
     pub(crate) request_paused: bool,
     pub(crate) response_paused: bool,
+    /// What to answer when an awaited hook fails (`None`: continue).
+    pub(crate) error_response: Option<(u32, Vec<u8>)>,
 }
 
 /// The request a hook runs for: headers, bodies, properties, local responses,
@@ -183,6 +186,7 @@ pub struct HttpContext<S = ()> {
     path: OnceCell<String>,
     method: OnceCell<String>,
     context: HashMap<String, ContextValue>,
+    pub(crate) this: Weak<RefCell<HttpContext<S>>>,
     user_attributes: serde_json::Map<String, serde_json::Value>,
     state: S,
 }
@@ -209,6 +213,7 @@ impl<S: Default> HttpContext<S> {
             path: OnceCell::new(),
             method: OnceCell::new(),
             context: HashMap::new(),
+            this: Weak::new(),
             user_attributes: serde_json::Map::new(),
             state: S::default(),
         }
@@ -238,6 +243,14 @@ impl<S> HttpContext<S> {
     /// The host's id of this request's context.
     pub fn context_id(&self) -> u32 {
         self.context_id
+    }
+
+    /// An owned handle to this request, to use inside a future the hook
+    /// waits on (see [`HttpHandle`]).
+    pub fn handle(&self) -> HttpHandle<S> {
+        HttpHandle {
+            ctx: Weak::clone(&self.this),
+        }
     }
 
     /// The plugin's name.
@@ -663,6 +676,14 @@ impl<S> HttpContext<S> {
         }
     }
 
+    /// What a paused request does when the future its hook waits on fails
+    /// (returns `Err`): by default it continues (fail open) after logging the
+    /// error; after this call it is answered with `status` and `body` instead
+    /// (fail closed).
+    pub fn set_error_response(&mut self, status: u32, body: impl Into<Vec<u8>>) {
+        self.flags.error_response = Some((status, body.into()));
+    }
+
     /// Whether a local response was sent for this request.
     pub fn local_response_sent(&self) -> bool {
         self.flags.local_response_sent
@@ -685,6 +706,55 @@ impl<S> HttpContext<S> {
                 warn_failed("resuming", "response", e);
             }
         }
+    }
+}
+
+/// An owned handle to a request, for use inside a future a hook waits on
+/// ([`HeaderAction::wait`](crate::HeaderAction::wait)), where `&mut
+/// HttpContext` cannot be held across `.await`.
+///
+/// It does not keep the request alive: once the request has ended,
+/// [`with`](HttpHandle::with) returns `None`.
+pub struct HttpHandle<S = ()> {
+    ctx: Weak<RefCell<HttpContext<S>>>,
+}
+
+impl<S> Clone for HttpHandle<S> {
+    fn clone(&self) -> Self {
+        HttpHandle {
+            ctx: Weak::clone(&self.ctx),
+        }
+    }
+}
+
+impl<S> fmt::Debug for HttpHandle<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpHandle")
+            .field("alive", &(self.ctx.strong_count() > 0))
+            .finish()
+    }
+}
+
+impl<S> HttpHandle<S> {
+    pub(crate) fn new(ctx: &Rc<RefCell<HttpContext<S>>>) -> Self {
+        HttpHandle {
+            ctx: Rc::downgrade(ctx),
+        }
+    }
+
+    /// Runs `f` with the request's context (host calls then act on this
+    /// request). `None` if the request has ended, or if the context is
+    /// already in use further up the stack.
+    pub fn with<R>(&self, f: impl FnOnce(&mut HttpContext<S>) -> R) -> Option<R> {
+        let ctx = self.ctx.upgrade()?;
+        let mut ctx = ctx.try_borrow_mut().ok()?;
+        host::set_effective_context(ctx.context_id).ok()?;
+        Some(f(&mut ctx))
+    }
+
+    /// Whether the request is still in flight.
+    pub fn is_alive(&self) -> bool {
+        self.ctx.strong_count() > 0
     }
 }
 

@@ -50,6 +50,8 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 #![doc(test(attr(deny(warnings))))]
 
+mod callout;
+pub mod cluster;
 pub mod config;
 mod error;
 mod host;
@@ -60,6 +62,7 @@ mod plugin;
 mod plugin_context;
 mod root;
 mod stream;
+mod task;
 mod wire;
 
 #[cfg(all(any(test, feature = "test-host"), not(target_arch = "wasm32")))]
@@ -67,8 +70,8 @@ pub mod test_host;
 
 pub use config::{ConfigError, RuleInput};
 pub use error::HostError;
-pub use http_context::{ContextValue, HeaderValue, HttpContext, Phase};
-pub use plugin::{DataAction, HeaderAction, Hooks, HttpPlugin, StartError};
+pub use http_context::{ContextValue, HeaderValue, HttpContext, HttpHandle, Phase};
+pub use plugin::{DataAction, HeaderAction, HookOutput, Hooks, HttpPlugin, StartError};
 pub use plugin_context::PluginContext;
 
 /// Registers a plugin, like Go's `wrapper.SetCtx(name, options...)`.
@@ -109,8 +112,8 @@ pub const TRACE_SPAN_TAG_PREFIX: &str = "trace_span_tag.";
 pub mod prelude {
     pub use crate::config::{ConfigError, RuleInput};
     pub use crate::{
-        ContextValue, DataAction, HeaderAction, HeaderValue, HostError, HttpContext, HttpPlugin,
-        Phase, PluginContext, StartError,
+        ContextValue, DataAction, HeaderAction, HeaderValue, HostError, HttpContext, HttpHandle,
+        HttpPlugin, Phase, PluginContext, StartError,
     };
 }
 

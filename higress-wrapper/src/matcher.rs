@@ -495,7 +495,10 @@ mod tests {
         }
     }
 
-    fn build(rules: Vec<MatchConditions>, global: Option<&'static str>) -> RuleMatcher<&'static str> {
+    fn build(
+        rules: Vec<MatchConditions>,
+        global: Option<&'static str>,
+    ) -> RuleMatcher<&'static str> {
         const NAMES: [&str; 8] = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7"];
         let specs = rules
             .into_iter()
@@ -550,13 +553,13 @@ mod tests {
         rules.iter().position(|c| match c.category() {
             Some(Category::Route) => route_eq(c),
             Some(Category::RouteAndService) => route_eq(c) && svc(c),
-            Some(Category::Host) => host.is_some_and(|h| {
-                c.domains.iter().any(|d| HostPattern::parse(d).matches(h))
-            }),
+            Some(Category::Host) => {
+                host.is_some_and(|h| c.domains.iter().any(|d| HostPattern::parse(d).matches(h)))
+            }
             Some(Category::Service) => svc(c),
-            Some(Category::RoutePrefix) => route.is_some_and(|r| {
-                c.route_prefixes.iter().any(|p| r.starts_with(p.as_str()))
-            }),
+            Some(Category::RoutePrefix) => {
+                route.is_some_and(|r| c.route_prefixes.iter().any(|p| r.starts_with(p.as_str())))
+            }
             None => false,
         })
     }
@@ -669,16 +672,31 @@ mod tests {
         let m = build(vec![domains(&["*.a.com"]), domains(&["b.*"])], None);
         let suffix: &[u8] = b"\xff\xfe.a.com:80";
         let prefix: &[u8] = b"b.\xff";
-        assert!(matches!(m.find(Some(suffix), None, None), Matched::Rule { index: 0, .. }));
-        assert!(matches!(m.find(Some(prefix), None, None), Matched::Rule { index: 1, .. }));
+        assert!(matches!(
+            m.find(Some(suffix), None, None),
+            Matched::Rule { index: 0, .. }
+        ));
+        assert!(matches!(
+            m.find(Some(prefix), None, None),
+            Matched::Rule { index: 1, .. }
+        ));
         assert!(matches!(m.find(Some(b"\xff"), None, None), Matched::None));
     }
 
     #[test]
     fn routes_exact_and_prefix() {
-        let m = build(vec![routes(&["default/foo", "default/bar"]), prefixes(&["api-"])], None);
-        assert_eq!(find(&m, None, Some("default/foo"), None), Got::Rule(0, "r0"));
-        assert_eq!(find(&m, None, Some("default/bar"), None), Got::Rule(0, "r0"));
+        let m = build(
+            vec![routes(&["default/foo", "default/bar"]), prefixes(&["api-"])],
+            None,
+        );
+        assert_eq!(
+            find(&m, None, Some("default/foo"), None),
+            Got::Rule(0, "r0")
+        );
+        assert_eq!(
+            find(&m, None, Some("default/bar"), None),
+            Got::Rule(0, "r0")
+        );
         assert_eq!(find(&m, None, Some("default/foobar"), None), Got::Nothing);
         assert_eq!(find(&m, None, Some("api-v1"), None), Got::Rule(1, "r1"));
         assert_eq!(find(&m, None, Some("api-"), None), Got::Rule(1, "r1"));
@@ -701,10 +719,21 @@ mod tests {
         let bar = "outbound|1|v1|bar.default.svc.cluster.local";
         assert_eq!(find(&m, None, None, Some(bar)), Got::Rule(1, "r1"));
         // Not four parts: never matches.
-        assert_eq!(find(&m, None, None, Some("bar.default.svc.cluster.local")), Got::Global("g"));
+        assert_eq!(
+            find(&m, None, None, Some("bar.default.svc.cluster.local")),
+            Got::Global("g")
+        );
         let five = "outbound|1|v1|bar.default.svc.cluster.local|x";
         assert_eq!(find(&m, None, None, Some(five)), Got::Global("g"));
-        assert_eq!(find(&m, None, None, Some("outbound|1|bar.default.svc.cluster.local")), Got::Global("g"));
+        assert_eq!(
+            find(
+                &m,
+                None,
+                None,
+                Some("outbound|1|bar.default.svc.cluster.local")
+            ),
+            Got::Global("g")
+        );
         // The direction part is not checked (as in Go).
         let inbound = "inbound|1||bar.default.svc.cluster.local";
         assert_eq!(find(&m, None, None, Some(inbound)), Got::Rule(1, "r1"));
@@ -724,10 +753,16 @@ mod tests {
         assert!(parts("outbound|||svc").is_some_and(|c| empty_port.matches(c)));
         assert_eq!(
             split_cluster("a|b|c|d"),
-            Some(ClusterParts { port: "b", fqdn: "d" })
+            Some(ClusterParts {
+                port: "b",
+                fqdn: "d"
+            })
         );
         assert_eq!(split_cluster(""), None);
-        assert_eq!(split_cluster("|||"), Some(ClusterParts { port: "", fqdn: "" }));
+        assert_eq!(
+            split_cluster("|||"),
+            Some(ClusterParts { port: "", fqdn: "" })
+        );
     }
 
     #[test]
@@ -746,7 +781,10 @@ mod tests {
         assert_eq!(find(&m, None, Some("other"), Some(cluster)), Got::Nothing);
         assert_eq!(find(&m, None, None, Some(cluster)), Got::Nothing);
         // A route-only lookup must not be served from the exact-route map.
-        assert_eq!(find(&m, None, Some("r"), Some("outbound|80||nope")), Got::Nothing);
+        assert_eq!(
+            find(&m, None, Some("r"), Some("outbound|80||nope")),
+            Got::Nothing
+        );
     }
 
     #[test]
@@ -793,7 +831,10 @@ mod tests {
         assert_eq!(find(&m, None, Some("r"), None), Got::Rule(2, "r2"));
         assert_eq!(find(&m, None, Some("rx"), None), Got::Rule(3, "r3"));
         // Host and route both match: the lower index wins.
-        assert_eq!(find(&m, Some("www.a.com"), Some("r"), None), Got::Rule(0, "r0"));
+        assert_eq!(
+            find(&m, Some("www.a.com"), Some("r"), None),
+            Got::Rule(0, "r0")
+        );
     }
 
     #[test]
@@ -804,16 +845,28 @@ mod tests {
                 domains(&["www.a.com"]),
                 domains(&["*.a.com", "www.a.com"]),
                 routes(&["r", "s"]),
-                prefixes(&[""]),
+                MatchConditions::default(),
             ],
             None,
         );
-        assert_eq!(find(&m, Some("www.a.com"), Some("r"), None), Got::Rule(0, "r0"));
+        assert_eq!(
+            find(&m, Some("www.a.com"), Some("r"), None),
+            Got::Rule(0, "r0")
+        );
         assert_eq!(find(&m, Some("www.a.com"), None, None), Got::Rule(1, "r1"));
-        assert_eq!(find(&m, Some("x.a.com"), Some("s"), None), Got::Rule(2, "r2"));
+        assert_eq!(
+            find(&m, Some("x.a.com"), Some("s"), None),
+            Got::Rule(2, "r2")
+        );
         assert_eq!(find(&m, None, Some("s"), None), Got::Rule(3, "r3"));
-        // A rule whose prefixes are all empty has no category and never matches.
+        // A rule without conditions (the parser rejects those) never matches.
         assert_eq!(find(&m, None, Some("zzz"), None), Got::Nothing);
+        assert_eq!(m.rule_count(), 5);
+        // The matcher takes conditions as given: an empty prefix (which the
+        // config parser drops, as Go does) would match every route.
+        let m = build(vec![prefixes(&[""])], None);
+        assert_eq!(find(&m, None, Some("zzz"), None), Got::Rule(0, "r0"));
+        assert_eq!(find(&m, None, None, None), Got::Nothing);
     }
 
     #[test]
@@ -868,8 +921,22 @@ mod tests {
             domains(&["*"]),
         ];
         let m = build(rules.clone(), Some("g"));
-        let hosts = [None, Some("www.a.com"), Some("b.com:1"), Some("c.io"), Some("zzz"), Some("a.com")];
-        let route_names = [None, Some("r1"), Some("r3"), Some("x"), Some("rq"), Some("q")];
+        let hosts = [
+            None,
+            Some("www.a.com"),
+            Some("b.com:1"),
+            Some("c.io"),
+            Some("zzz"),
+            Some("a.com"),
+        ];
+        let route_names = [
+            None,
+            Some("r1"),
+            Some("r3"),
+            Some("x"),
+            Some("rq"),
+            Some("q"),
+        ];
         let clusters = [
             None,
             Some("outbound|80||svc-a"),

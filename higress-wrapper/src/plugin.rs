@@ -7,20 +7,28 @@
 use crate::config::{ConfigError, RuleInput};
 use crate::http_context::HttpContext;
 use crate::plugin_context::PluginContext;
+use crate::task::BoxFuture;
+use std::fmt;
+use std::future::Future;
 
 /// What a request- or response-headers hook tells the host.
 ///
 /// When a pause holds the request and what resumes it:
 ///
-/// | host | `StopIteration` from **request** headers |
+/// | host | `StopIteration` (or a [`wait`](HeaderAction::wait)) from **request** headers |
 /// |---|---|
-/// | stock Envoy, ABI 0.2.1 (default) | becomes *stop all*: the headers **and the body** are held; body hooks do not run until the stream is resumed (by the SDK after an awaited host call, or [`HttpContext::resume_request`]). A paused request whose body you wanted to read first **hangs**. |
+/// | stock Envoy, ABI 0.2.1 (default) | becomes *stop all*: the headers **and the body** are held; body hooks do not run until the stream is resumed (by the SDK when a waited-on future completes, or by [`HttpContext::resume_request`]). A request paused by hand to read its body first **hangs**. |
 /// | stock Envoy with `allow_on_headers_stop_iteration: true` | headers are held, body hooks run; the headers leave once a body hook returns `Continue` at end of stream, so a header set after reading the body reaches the upstream. |
 /// | Higress (ABI 0.2.100 host semantics) | same as the previous row. |
 ///
 /// In every case a local response ([`HttpContext::send_local_response`])
 /// ends the request, whatever the hook returns.
-#[derive(Debug, PartialEq, Eq)]
+///
+/// A hook that must wait for a host call (Redis, HTTP) returns
+/// [`HeaderAction::wait`] with a future: the SDK polls it at once (no cost if
+/// it completes without waiting), otherwise pauses the request and resumes
+/// it exactly once when the future completes, applying its result. User code
+/// never calls resume by hand.
 #[non_exhaustive]
 #[must_use]
 pub enum HeaderAction {
@@ -28,10 +36,11 @@ pub enum HeaderAction {
     Continue,
     /// Hold the headers (see the table above for what resumes them).
     StopIteration,
+    #[doc(hidden)]
+    Wait(Waiting<HeaderAction>),
 }
 
 /// What a body hook tells the host.
-#[derive(Debug, PartialEq, Eq)]
 #[non_exhaustive]
 #[must_use]
 pub enum DataAction {
@@ -39,6 +48,96 @@ pub enum DataAction {
     Continue,
     /// Hold the data and keep buffering until resumed.
     StopIterationAndBuffer,
+    #[doc(hidden)]
+    Wait(Waiting<DataAction>),
+}
+
+/// A hook's pending future (see [`HeaderAction::wait`]).
+#[doc(hidden)]
+pub struct Waiting<A>(pub(crate) BoxFuture<Result<A, String>>);
+
+/// What an async hook may produce: the action itself, or a `Result` whose
+/// error is logged and handled by the request's error policy (continue by
+/// default, see [`HttpContext::set_error_response`]).
+pub trait HookOutput<A> {
+    /// Converts to the action, or an error message.
+    fn into_action(self) -> Result<A, String>;
+}
+
+impl HookOutput<HeaderAction> for HeaderAction {
+    fn into_action(self) -> Result<HeaderAction, String> {
+        Ok(self)
+    }
+}
+
+impl HookOutput<DataAction> for DataAction {
+    fn into_action(self) -> Result<DataAction, String> {
+        Ok(self)
+    }
+}
+
+impl<A, E: fmt::Display> HookOutput<A> for Result<A, E>
+where
+    A: HookOutput<A>,
+{
+    fn into_action(self) -> Result<A, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+macro_rules! action_common {
+    ($ty:ident, $cont:ident, $stop:ident) => {
+        impl $ty {
+            /// Waits for `future` (e.g. a Redis or HTTP call) before deciding.
+            /// The request is paused while it waits and resumed exactly once
+            /// when it completes, with the action it returns. If it returns
+            /// an `Err`, the error is logged and the request continues (fail
+            /// open) unless [`HttpContext::set_error_response`] chose otherwise.
+            /// A future that completes without waiting costs nothing extra.
+            pub fn wait<F, R>(future: F) -> $ty
+            where
+                F: Future<Output = R> + 'static,
+                R: HookOutput<$ty> + 'static,
+            {
+                $ty::Wait(Waiting(Box::pin(async move { future.await.into_action() })))
+            }
+
+            /// Whether this is the continue action.
+            pub fn is_continue(&self) -> bool {
+                matches!(self, $ty::$cont)
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self {
+                    $ty::$cont => stringify!($cont),
+                    $ty::$stop => stringify!($stop),
+                    $ty::Wait(_) => "Wait(..)",
+                })
+            }
+        }
+
+        /// Two actions are equal if both are the same immediate action; a
+        /// waiting action equals nothing.
+        impl PartialEq for $ty {
+            fn eq(&self, other: &$ty) -> bool {
+                matches!(
+                    (self, other),
+                    ($ty::$cont, $ty::$cont) | ($ty::$stop, $ty::$stop)
+                )
+            }
+        }
+    };
+}
+
+action_common!(HeaderAction, Continue, StopIteration);
+action_common!(DataAction, Continue, StopIterationAndBuffer);
+
+impl<A> fmt::Debug for Waiting<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Waiting(..)")
+    }
 }
 
 /// Which optional body hooks a plugin implements, so the SDK buffers or

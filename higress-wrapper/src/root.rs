@@ -19,11 +19,13 @@ use std::rc::Rc;
 
 /// What a root shares with the requests it creates.
 pub(crate) struct Shared<C> {
+    pub(crate) root_id: u32,
     pub(crate) plugin_id: Option<Rc<str>>,
     pub(crate) matcher: RuleMatcher<C>,
 }
 
 pub(crate) struct Root<P: HttpPlugin> {
+    context_id: u32,
     shared: Option<Rc<Shared<P::Config>>>,
     ticks: Vec<Tick<P::Config>>,
 }
@@ -32,8 +34,9 @@ pub(crate) struct Root<P: HttpPlugin> {
 /// only logging host calls are allowed, so it calls none.
 pub(crate) fn register<P: HttpPlugin>() {
     crate::log::install();
-    proxy_wasm::set_root_context(|_context_id| -> Box<dyn RootContext> {
+    proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
         Box::new(Root::<P> {
+            context_id,
             shared: None,
             ticks: Vec::new(),
         })
@@ -82,12 +85,35 @@ impl<P: HttpPlugin> Root<P> {
             if matcher.global().is_some() { "with" } else { "no" }
         );
         self.ticks = ticks;
-        self.shared = Some(Rc::new(Shared { plugin_id, matcher }));
+        self.shared = Some(Rc::new(Shared {
+            root_id: self.context_id,
+            plugin_id,
+            matcher,
+        }));
         Ok(())
     }
 }
 
-impl<P: HttpPlugin> Context for Root<P> {}
+impl<P: HttpPlugin> Context for Root<P> {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        crate::log::enter_root(P::NAME, self.plugin_id());
+        crate::callout::on_http_call_response(token_id, body_size);
+    }
+
+    fn on_foreign_function(&mut self, function_id: u32, _arguments_size: usize) {
+        // The SDK's own way into this root through proxy-wasm's dispatcher:
+        // poll the tasks woken by a reply (see `task::run_ready`).
+        if function_id == crate::host::POLL_TASKS_FUNCTION_ID {
+            crate::task::poll_ready(self.context_id);
+        }
+    }
+}
 
 impl<P: HttpPlugin> RootContext for Root<P> {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -129,6 +155,9 @@ impl<P: HttpPlugin> RootContext for Root<P> {
         }
         ticks.append(&mut new_ticks);
         self.ticks = ticks;
+        // Tick functions may have started calls; poll what is ready.
+        crate::task::poll_ready(self.context_id);
+        crate::task::run_ready();
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn proxy_wasm::traits::HttpContext>> {

@@ -2,22 +2,86 @@
 //! phase. It matches the config once (request headers), decides which body
 //! hooks run, calls the plugin's hooks and turns their typed results into
 //! host actions.
+//!
+//! A hook that returns a waiting action ([`HeaderAction::wait`]) is polled at
+//! once; if it must wait, the phase is paused and the future becomes a task
+//! (see [`crate::task`]). When it completes, [`Inner::complete`] applies its
+//! result and resumes the stream exactly once. While a headers hook waits,
+//! body callbacks hold the data (they never let it pass early), and the body
+//! hooks run once the headers hook has decided.
 
-use crate::host::{self, BufferType, MapType};
+use crate::host::{self, BufferType, MapType, StreamType};
 use crate::http_context::{HttpContext, Phase};
 use crate::matcher::Matched;
-use crate::plugin::{DataAction, HeaderAction, HttpPlugin};
+use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
 use crate::root::Shared;
+use crate::task::{self, Owner, TaskScope};
 use proxy_wasm::traits::Context;
 use proxy_wasm::types::Action;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-pub(crate) struct Stream<P: HttpPlugin> {
+/// Which phase's future a stream waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting_ {
+    Nothing,
+    Headers,
+    Body,
+}
+
+/// One direction (request or response) of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Request,
+    Response,
+}
+
+impl Dir {
+    fn buffer(self) -> BufferType {
+        match self {
+            Dir::Request => BufferType::RequestBody,
+            Dir::Response => BufferType::ResponseBody,
+        }
+    }
+    fn stream(self) -> StreamType {
+        match self {
+            Dir::Request => StreamType::Request,
+            Dir::Response => StreamType::Response,
+        }
+    }
+}
+
+/// Per-direction bookkeeping of waits and held body data.
+#[derive(Debug)]
+struct DirState {
+    waiting: Cell<Waiting_>,
+    /// Body data held while a headers hook waited: `(body_size, end_of_stream)`.
+    held_body: Cell<Option<(usize, bool)>>,
+}
+
+impl DirState {
+    fn new() -> Self {
+        DirState {
+            waiting: Cell::new(Waiting_::Nothing),
+            held_body: Cell::new(None),
+        }
+    }
+}
+
+/// The state tasks reach after the hook that spawned them returned.
+pub(crate) struct Inner<P: HttpPlugin> {
     shared: Option<Rc<Shared<P::Config>>>,
     /// The config matched at request headers; `None` keeps the plugin out
     /// of this request.
-    config: Option<Rc<P::Config>>,
-    ctx: HttpContext<P::State>,
+    config: RefCell<Option<Rc<P::Config>>>,
+    ctx: Rc<RefCell<HttpContext<P::State>>>,
+    context_id: u32,
+    request: DirState,
+    response: DirState,
+}
+
+pub(crate) struct Stream<P: HttpPlugin> {
+    inner: Rc<Inner<P>>,
 }
 
 /// Text of a property, `None` if absent or empty.
@@ -42,19 +106,72 @@ pub(crate) fn cluster_name() -> Option<String> {
     property_text(&["cluster_name"]).or_else(|| property_text(&["xds", "cluster_name"]))
 }
 
+/// What a phase produced: an immediate action, or a future to wait on.
+enum Step<A> {
+    Now(A),
+    Wait(Waiting<A>),
+}
+
+fn header_step(action: HeaderAction) -> Step<HeaderAction> {
+    match action {
+        HeaderAction::Wait(w) => Step::Wait(w),
+        other => Step::Now(other),
+    }
+}
+
+fn data_step(action: DataAction) -> Step<DataAction> {
+    match action {
+        DataAction::Wait(w) => Step::Wait(w),
+        other => Step::Now(other),
+    }
+}
+
 impl<P: HttpPlugin> Stream<P> {
     pub(crate) fn new(context_id: u32, shared: Option<Rc<Shared<P::Config>>>) -> Self {
+        let ctx = Rc::new(RefCell::new(HttpContext::new(context_id, P::NAME)));
+        if let Ok(mut c) = ctx.try_borrow_mut() {
+            c.this = Rc::downgrade(&ctx);
+        }
         Stream {
-            shared,
-            config: None,
-            ctx: HttpContext::new(context_id, P::NAME),
+            inner: Rc::new(Inner {
+                shared,
+                config: RefCell::new(None),
+                ctx,
+                context_id,
+                request: DirState::new(),
+                response: DirState::new(),
+            }),
+        }
+    }
+}
+
+impl<P: HttpPlugin> Inner<P> {
+    fn dir(&self, dir: Dir) -> &DirState {
+        match dir {
+            Dir::Request => &self.request,
+            Dir::Response => &self.response,
         }
     }
 
-    fn enter(&mut self, phase: Phase) {
-        self.ctx.phase = phase;
-        let plugin_id = self.shared.as_ref().and_then(|s| s.plugin_id.as_ref());
-        crate::log::enter_stream(P::NAME, plugin_id, self.ctx.context_id);
+    fn plugin_id(&self) -> Option<&Rc<str>> {
+        self.shared.as_ref().and_then(|s| s.plugin_id.as_ref())
+    }
+
+    fn enter(&self, phase: Phase) {
+        if let Ok(mut ctx) = self.ctx.try_borrow_mut() {
+            ctx.phase = phase;
+        }
+        crate::log::enter_stream(P::NAME, self.plugin_id(), self.context_id);
+    }
+
+    fn config(&self) -> Option<Rc<P::Config>> {
+        self.config.try_borrow().ok().and_then(|c| c.clone())
+    }
+
+    /// Runs `f` on the context; `None` only if it is already borrowed
+    /// (which the driver never does across a hook call).
+    fn with_ctx<R>(&self, f: impl FnOnce(&mut HttpContext<P::State>) -> R) -> Option<R> {
+        self.ctx.try_borrow_mut().ok().map(|mut c| f(&mut c))
     }
 
     /// Runs the prepared `_rules_` matcher; reads only the inputs some rule needs.
@@ -68,10 +185,17 @@ impl<P: HttpPlugin> Stream<P> {
             None
         };
         let route = if m.needs_route() { route_name() } else { None };
-        let cluster = if m.needs_cluster() { cluster_name() } else { None };
+        let cluster = if m.needs_cluster() {
+            cluster_name()
+        } else {
+            None
+        };
         match m.find(authority.as_deref(), route.as_deref(), cluster.as_deref()) {
             Matched::Rule { index, config } => {
-                log::debug!("config matched {}", m.describe_rule(index).unwrap_or("a rule"));
+                log::debug!(
+                    "config matched {}",
+                    m.describe_rule(index).unwrap_or("a rule")
+                );
                 Some(Rc::clone(config))
             }
             Matched::Global(config) => {
@@ -85,83 +209,249 @@ impl<P: HttpPlugin> Stream<P> {
         }
     }
 
-    fn header_result(&mut self, action: HeaderAction, request: bool) -> Action {
-        if self.ctx.flags.local_response_sent {
+    fn local_response_sent(&self) -> bool {
+        self.with_ctx(|c| c.flags.local_response_sent)
+            .unwrap_or(false)
+    }
+
+    fn set_paused(&self, dir: Dir, paused: bool) {
+        self.with_ctx(|c| match dir {
+            Dir::Request => c.flags.request_paused = paused,
+            Dir::Response => c.flags.response_paused = paused,
+        });
+    }
+
+    /// Resumes `dir` if (and only if) the SDK paused it.
+    fn resume(&self, dir: Dir) {
+        self.with_ctx(|c| match dir {
+            Dir::Request => c.resume_request(),
+            Dir::Response => c.resume_response(),
+        });
+    }
+
+    fn task_scope(&self) -> TaskScope {
+        TaskScope {
+            plugin_name: P::NAME,
+            plugin_id: self.plugin_id().cloned(),
+            root_id: self.shared.as_ref().map_or(0, |s| s.root_id),
+        }
+    }
+
+    /// Turns a header hook's result into the host action, spawning a task
+    /// if it must wait.
+    fn header_action(self: &Rc<Self>, action: HeaderAction, dir: Dir) -> Action {
+        let action = match header_step(action) {
+            Step::Now(a) => a,
+            Step::Wait(Waiting(future)) => {
+                let this = Rc::clone(self);
+                let done = task::run_or_spawn(
+                    Owner::Stream(self.context_id),
+                    self.task_scope(),
+                    future,
+                    move |out| this.complete_headers(dir, out),
+                );
+                match done {
+                    Some(out) => match self.settle(out, dir) {
+                        Some(HeaderAction::StopIteration) => HeaderAction::StopIteration,
+                        _ => HeaderAction::Continue,
+                    },
+                    None => {
+                        self.dir(dir).waiting.set(Waiting_::Headers);
+                        self.set_paused(dir, true);
+                        return Action::Pause;
+                    }
+                }
+            }
+        };
+        if self.local_response_sent() {
             return Action::Pause;
         }
         match action {
-            HeaderAction::Continue => Action::Continue,
             HeaderAction::StopIteration => {
-                if request {
-                    self.ctx.flags.request_paused = true;
-                } else {
-                    self.ctx.flags.response_paused = true;
-                }
+                self.set_paused(dir, true);
                 Action::Pause
+            }
+            _ => Action::Continue,
+        }
+    }
+
+    /// The result of a finished future: the action, or the error policy.
+    /// `None` means a local response was sent for the error.
+    fn settle<A: Default>(&self, out: Result<A, String>, dir: Dir) -> Option<A> {
+        match out {
+            Ok(a) => Some(a),
+            Err(e) => {
+                let policy = self.with_ctx(|c| c.flags.error_response.clone()).flatten();
+                let side = match dir {
+                    Dir::Request => "request",
+                    Dir::Response => "response",
+                };
+                match policy {
+                    Some((status, body)) => {
+                        log::error!("{side} hook failed: {e}; answering {status}");
+                        self.with_ctx(|c| c.send_local_response(status, &[], &body));
+                        None
+                    }
+                    None => {
+                        log::warn!("{side} hook failed: {e}; continuing (fail open)");
+                        Some(A::default())
+                    }
+                }
             }
         }
     }
 
-    fn data_result(&mut self, action: DataAction, request: bool) -> Action {
-        if self.ctx.flags.local_response_sent {
+    /// A headers future completed: apply it, run body hooks on data held
+    /// meanwhile, and resume the stream exactly once.
+    fn complete_headers(self: &Rc<Self>, dir: Dir, out: Result<HeaderAction, String>) {
+        let state = self.dir(dir);
+        state.waiting.set(Waiting_::Nothing);
+        let Some(action) = self.settle(out, dir) else {
+            return;
+        };
+        if self.local_response_sent() {
+            return;
+        }
+        match action {
+            HeaderAction::StopIteration => {} // paused by the plugin's choice
+            HeaderAction::Wait(Waiting(future)) => {
+                // A future that asks to wait again: chain it.
+                let this = Rc::clone(self);
+                task::spawn_after(
+                    Owner::Stream(self.context_id),
+                    self.task_scope(),
+                    future,
+                    move |out| this.complete_headers(dir, out),
+                );
+                state.waiting.set(Waiting_::Headers);
+            }
+            HeaderAction::Continue => {
+                if let Some((size, end_of_stream)) = state.held_body.take() {
+                    // The body arrived while the headers hook waited.
+                    if self.body(size, end_of_stream, dir) == Action::Pause {
+                        // Still buffering (or a body hook waits): the body
+                        // path resumes the stream when it is done.
+                        return;
+                    }
+                }
+                self.resume(dir);
+            }
+        }
+    }
+
+    /// A body future completed: apply it and resume the stream exactly once.
+    fn complete_body(self: &Rc<Self>, dir: Dir, out: Result<DataAction, String>) {
+        self.dir(dir).waiting.set(Waiting_::Nothing);
+        let Some(action) = self.settle(out, dir) else {
+            return;
+        };
+        if self.local_response_sent() {
+            return;
+        }
+        match action {
+            DataAction::StopIterationAndBuffer => {}
+            DataAction::Wait(Waiting(future)) => {
+                let this = Rc::clone(self);
+                task::spawn_after(
+                    Owner::Stream(self.context_id),
+                    self.task_scope(),
+                    future,
+                    move |out| this.complete_body(dir, out),
+                );
+                self.dir(dir).waiting.set(Waiting_::Body);
+            }
+            DataAction::Continue => self.resume(dir),
+        }
+    }
+
+    fn data_action(self: &Rc<Self>, action: DataAction, dir: Dir) -> Action {
+        let action = match data_step(action) {
+            Step::Now(a) => a,
+            Step::Wait(Waiting(future)) => {
+                let this = Rc::clone(self);
+                let done = task::run_or_spawn(
+                    Owner::Stream(self.context_id),
+                    self.task_scope(),
+                    future,
+                    move |out| this.complete_body(dir, out),
+                );
+                match done {
+                    Some(out) => match self.settle(out, dir) {
+                        Some(DataAction::StopIterationAndBuffer) => {
+                            DataAction::StopIterationAndBuffer
+                        }
+                        _ => DataAction::Continue,
+                    },
+                    None => {
+                        self.dir(dir).waiting.set(Waiting_::Body);
+                        self.set_paused(dir, true);
+                        return Action::Pause;
+                    }
+                }
+            }
+        };
+        if self.local_response_sent() {
             return Action::Pause;
         }
         match action {
-            DataAction::Continue => Action::Continue,
             DataAction::StopIterationAndBuffer => {
-                if request {
-                    self.ctx.flags.request_paused = true;
-                } else {
-                    self.ctx.flags.response_paused = true;
-                }
+                self.set_paused(dir, true);
                 Action::Pause
             }
+            _ => Action::Continue,
         }
     }
 
     /// Shared by both directions: streaming hook per chunk, or buffer until
     /// end of stream and call the buffered hook once.
-    fn body(&mut self, body_size: usize, end_of_stream: bool, request: bool) -> Action {
-        let Some(config) = self.config.clone() else {
+    fn body(self: &Rc<Self>, body_size: usize, end_of_stream: bool, dir: Dir) -> Action {
+        let Some(config) = self.config() else {
             return Action::Continue;
         };
+        let state = self.dir(dir);
+        match state.waiting.get() {
+            Waiting_::Headers => {
+                // Hold the data until the headers hook has decided.
+                state.held_body.set(Some((body_size, end_of_stream)));
+                return Action::Pause;
+            }
+            Waiting_::Body => return Action::Pause,
+            Waiting_::Nothing => {}
+        }
         let hooks = P::HOOKS;
-        let (read, buffer_forced, streaming, buffered, buffer) = if request {
-            (
-                self.ctx.flags.read_request_body,
-                self.ctx.flags.buffer_request_body,
-                hooks.streaming_request_body,
-                hooks.request_body,
-                BufferType::RequestBody,
-            )
-        } else {
-            (
-                self.ctx.flags.read_response_body,
-                self.ctx.flags.buffer_response_body,
-                hooks.streaming_response_body,
-                hooks.response_body,
-                BufferType::ResponseBody,
-            )
+        let flags = self.with_ctx(|c| match dir {
+            Dir::Request => (c.flags.read_request_body, c.flags.buffer_request_body),
+            Dir::Response => (c.flags.read_response_body, c.flags.buffer_response_body),
+        });
+        let Some((read, buffer_forced)) = flags else {
+            return Action::Continue;
+        };
+        let (streaming, buffered) = match dir {
+            Dir::Request => (hooks.streaming_request_body, hooks.request_body),
+            Dir::Response => (hooks.streaming_response_body, hooks.response_body),
         };
         if !read {
             return Action::Continue;
         }
         if streaming && !(buffer_forced && buffered) {
-            let chunk = host::get_buffer(buffer, 0, body_size)
+            let chunk = host::get_buffer(dir.buffer(), 0, body_size)
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            let replaced = if request {
-                P::on_streaming_request_body(&mut self.ctx, &config, &chunk, end_of_stream)
-            } else {
-                P::on_streaming_response_body(&mut self.ctx, &config, &chunk, end_of_stream)
-            };
+            let replaced = self
+                .with_ctx(|c| match dir {
+                    Dir::Request => P::on_streaming_request_body(c, &config, &chunk, end_of_stream),
+                    Dir::Response => {
+                        P::on_streaming_response_body(c, &config, &chunk, end_of_stream)
+                    }
+                })
+                .flatten();
             if let Some(new) = replaced {
-                if let Err(e) = host::set_buffer(buffer, 0, body_size, &new) {
+                if let Err(e) = host::set_buffer(dir.buffer(), 0, body_size, &new) {
                     log::warn!("replacing a body chunk failed: {e}");
                 }
             }
-            return self.data_result(DataAction::Continue, request);
+            return self.data_action(DataAction::Continue, dir);
         }
         if !buffered {
             return Action::Continue;
@@ -170,80 +460,150 @@ impl<P: HttpPlugin> Stream<P> {
             // Keep buffering; `body_size` grows to the whole body.
             return Action::Pause;
         }
-        let body = host::get_buffer(buffer, 0, body_size)
+        let body = host::get_buffer(dir.buffer(), 0, body_size)
             .ok()
             .flatten()
             .unwrap_or_default();
-        let action = if request {
-            P::on_request_body(&mut self.ctx, &config, &body)
-        } else {
-            P::on_response_body(&mut self.ctx, &config, &body)
+        let action = self.with_ctx(|c| match dir {
+            Dir::Request => P::on_request_body(c, &config, &body),
+            Dir::Response => P::on_response_body(c, &config, &body),
+        });
+        match action {
+            Some(action) => self.data_action(action, dir),
+            None => Action::Continue,
+        }
+    }
+
+    fn headers(self: &Rc<Self>, end_of_stream: bool, dir: Dir) -> Action {
+        let Some(config) = self.config() else {
+            return Action::Continue;
         };
-        self.data_result(action, request)
+        let action = self.with_ctx(|c| match dir {
+            Dir::Request => P::on_request_headers(c, &config),
+            Dir::Response => {
+                c.flags.has_response_body = !end_of_stream;
+                if end_of_stream {
+                    c.flags.read_response_body = false;
+                } else if c.flags.read_response_body && c.is_binary_response_body() {
+                    log::debug!("response body is binary or encoded: body hooks skipped");
+                    c.flags.read_response_body = false;
+                }
+                P::on_response_headers(c, &config)
+            }
+        });
+        match action {
+            Some(action) => self.header_action(action, dir),
+            None => Action::Continue,
+        }
     }
 }
 
-impl<P: HttpPlugin> Context for Stream<P> {}
+impl Default for HeaderAction {
+    fn default() -> Self {
+        HeaderAction::Continue
+    }
+}
+
+impl Default for DataAction {
+    fn default() -> Self {
+        DataAction::Continue
+    }
+}
+
+impl<P: HttpPlugin> Context for Stream<P> {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        crate::callout::on_http_call_response(token_id, body_size);
+    }
+}
 
 impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.enter(Phase::DecodeHeader);
-        let Some(shared) = self.shared.clone() else {
+        let inner = &self.inner;
+        inner.enter(Phase::DecodeHeader);
+        let Some(shared) = inner.shared.clone() else {
             return Action::Continue;
         };
-        self.config = Self::match_config(&shared);
-        let Some(config) = self.config.clone() else {
-            return Action::Continue;
-        };
-        let hooks = P::HOOKS;
-        let flags = &mut self.ctx.flags;
-        flags.has_request_body = !end_of_stream;
-        flags.read_request_body =
-            !end_of_stream && (hooks.request_body || hooks.streaming_request_body);
-        flags.read_response_body = hooks.response_body || hooks.streaming_response_body;
-        if flags.read_request_body || flags.read_response_body {
-            if self.ctx.is_websocket() {
-                self.ctx.flags.read_request_body = false;
-                self.ctx.flags.read_response_body = false;
-            } else if self.ctx.flags.read_request_body && self.ctx.is_binary_request_body() {
-                log::debug!("request body is binary or encoded: body hooks skipped");
-                self.ctx.flags.read_request_body = false;
-            }
+        let config = Inner::<P>::match_config(&shared);
+        let matched = config.is_some();
+        if let Ok(mut slot) = inner.config.try_borrow_mut() {
+            *slot = config;
         }
-        let action = P::on_request_headers(&mut self.ctx, &config);
-        self.header_result(action, true)
+        if !matched {
+            return Action::Continue;
+        }
+        let hooks = P::HOOKS;
+        inner.with_ctx(|c| {
+            let flags = &mut c.flags;
+            flags.has_request_body = !end_of_stream;
+            flags.read_request_body =
+                !end_of_stream && (hooks.request_body || hooks.streaming_request_body);
+            flags.read_response_body = hooks.response_body || hooks.streaming_response_body;
+            if c.flags.read_request_body || c.flags.read_response_body {
+                if c.is_websocket() {
+                    c.flags.read_request_body = false;
+                    c.flags.read_response_body = false;
+                } else if c.flags.read_request_body && c.is_binary_request_body() {
+                    log::debug!("request body is binary or encoded: body hooks skipped");
+                    c.flags.read_request_body = false;
+                }
+            }
+        });
+        inner.headers(end_of_stream, Dir::Request)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.enter(Phase::DecodeData);
-        self.body(body_size, end_of_stream, true)
+        self.inner.enter(Phase::DecodeData);
+        self.inner.body(body_size, end_of_stream, Dir::Request)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.enter(Phase::EncodeHeader);
-        let Some(config) = self.config.clone() else {
-            return Action::Continue;
-        };
-        self.ctx.flags.has_response_body = !end_of_stream;
-        if end_of_stream {
-            self.ctx.flags.read_response_body = false;
-        } else if self.ctx.flags.read_response_body && self.ctx.is_binary_response_body() {
-            log::debug!("response body is binary or encoded: body hooks skipped");
-            self.ctx.flags.read_response_body = false;
-        }
-        let action = P::on_response_headers(&mut self.ctx, &config);
-        self.header_result(action, false)
+        self.inner.enter(Phase::EncodeHeader);
+        self.inner.headers(end_of_stream, Dir::Response)
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.enter(Phase::EncodeData);
-        self.body(body_size, end_of_stream, false)
+        self.inner.enter(Phase::EncodeData);
+        self.inner.body(body_size, end_of_stream, Dir::Response)
     }
 
     fn on_log(&mut self) {
-        self.enter(Phase::Done);
-        if let Some(config) = self.config.clone() {
-            P::on_stream_done(&mut self.ctx, &config);
+        let inner = &self.inner;
+        inner.enter(Phase::Done);
+        // The stream is over: its pending futures are dropped (and their
+        // calls forgotten) before stream done runs.
+        task::cancel_owner(Owner::Stream(inner.context_id));
+        if let Some(config) = inner.config() {
+            inner.with_ctx(|c| P::on_stream_done(c, &config));
         }
+        // Stream done may have started detached work owned by the root.
+        task::run_ready();
     }
+}
+
+impl<P: HttpPlugin> Drop for Stream<P> {
+    fn drop(&mut self) {
+        // The host deleted the context (normally after `on_log`, but also on
+        // a reset): nothing may wait for it any more.
+        task::cancel_owner(Owner::Stream(self.inner.context_id));
+    }
+}
+
+impl<P: HttpPlugin> Stream<P> {
+    /// For the resume path: whether `dir` still waits (tests, leak checks).
+    #[allow(dead_code)]
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.inner.request.waiting.get() != Waiting_::Nothing
+            || self.inner.response.waiting.get() != Waiting_::Nothing
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_stream_type(d: Dir) -> StreamType {
+    d.stream()
 }

@@ -41,8 +41,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Runs a command to completion, turning a non-zero exit into an error that
-/// carries the tail of its output.
-fn run(command: &mut Command, what: &str) -> Result<Output> {
+/// carries the tail of its stderr (and of its stdout unless `quiet_stdout`,
+/// for commands whose stdout is machine-readable).
+fn run_with(command: &mut Command, what: &str, quiet_stdout: bool) -> Result<Output> {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -51,16 +52,19 @@ fn run(command: &mut Command, what: &str) -> Result<Output> {
         return Ok(output);
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let mut report = format!("{}\n---- stderr ----\n{}", output.status, tail(&stderr, 60));
+    if !quiet_stdout {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        report.push_str(&format!("\n---- stdout ----\n{}", tail(&stdout, 20)));
+    }
     Err(Error::Command {
         command: what.to_owned(),
-        output: format!(
-            "{}\n---- stderr ----\n{}\n---- stdout ----\n{}",
-            output.status,
-            tail(&stderr, 60),
-            tail(&stdout, 20)
-        ),
+        output: report,
     })
+}
+
+fn run(command: &mut Command, what: &str) -> Result<Output> {
+    run_with(command, what, false)
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -186,7 +190,11 @@ fn wasm_from_messages(stdout: &str, lib_name: &str) -> Option<PathBuf> {
         .find(|f| f.extension().is_some_and(|e| e == "wasm"))
 }
 
-static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+/// Per package: the built module, or the failure (kept so that a broken
+/// build fails every test quickly instead of being retried by each).
+type BuildCache = HashMap<String, std::result::Result<PathBuf, (String, String)>>;
+
+static BUILT: Mutex<Option<BuildCache>> = Mutex::new(None);
 
 /// Builds workspace package `package` for `wasm32-wasip1` in release mode and
 /// returns the path of its `.wasm` (`target/wasm32-wasip1/release/<lib>.wasm`,
@@ -195,13 +203,31 @@ static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
 /// Runs `cargo build --release --target wasm32-wasip1 -p <package>` from the
 /// workspace root, adding the target with rustup first if it is missing.
 /// Builds are serialized within the process and each package is built at
-/// most once per process. Cargo's own up-to-date check makes repeats cheap.
+/// most once per process (a failure is remembered too).
 pub fn wasm_module(package: &str) -> Result<PathBuf> {
     let mut built = lock(&BUILT);
     let built = built.get_or_insert_with(HashMap::new);
-    if let Some(path) = built.get(package) {
-        return Ok(path.clone());
+    match built.get(package) {
+        Some(Ok(path)) => return Ok(path.clone()),
+        Some(Err((command, output))) => {
+            return Err(Error::Command {
+                command: command.clone(),
+                output: format!("(failed earlier in this test process)\n{output}"),
+            })
+        }
+        None => {}
     }
+    let result = build_wasm(package);
+    let cached = match &result {
+        Ok(path) => Ok(path.clone()),
+        Err(Error::Command { command, output }) => Err((command.clone(), output.clone())),
+        Err(other) => Err((format!("build {package}"), other.to_string())),
+    };
+    built.insert(package.to_owned(), cached);
+    result
+}
+
+fn build_wasm(package: &str) -> Result<PathBuf> {
     ensure_wasm_target()?;
     let cargo = cargo();
     let args = [
@@ -213,9 +239,10 @@ pub fn wasm_module(package: &str) -> Result<PathBuf> {
         package,
         "--message-format=json-render-diagnostics",
     ];
-    let output = run(
+    let output = run_with(
         Command::new(&cargo).args(args).current_dir(repo_root()),
         &format!("{} {}", cargo.display(), args.join(" ")),
+        true,
     )?;
     let lib_name = package.replace('-', "_");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -231,6 +258,5 @@ pub fn wasm_module(package: &str) -> Result<PathBuf> {
             path.display()
         )));
     }
-    built.insert(package.to_owned(), path.clone());
     Ok(path)
 }

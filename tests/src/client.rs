@@ -41,8 +41,9 @@ impl Response {
 
     /// The body parsed as JSON.
     pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_slice(&self.body)
-            .map_err(|e| Error::Protocol(format!("response body is not JSON ({e}): {}", self.text())))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::Protocol(format!("response body is not JSON ({e}): {}", self.text()))
+        })
     }
 }
 
@@ -88,8 +89,12 @@ pub fn http_request_timeout(
     if !has("connection") {
         wire.extend_from_slice(b"connection: close\r\n");
     }
-    let method_has_body = matches!(method.to_ascii_uppercase().as_str(), "POST" | "PUT" | "PATCH");
-    if !has("content-length") && !has("transfer-encoding") && (!body.is_empty() || method_has_body) {
+    let method_has_body = matches!(
+        method.to_ascii_uppercase().as_str(),
+        "POST" | "PUT" | "PATCH"
+    );
+    if !has("content-length") && !has("transfer-encoding") && (!body.is_empty() || method_has_body)
+    {
         wire.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     }
     wire.extend_from_slice(b"\r\n");
@@ -108,8 +113,11 @@ pub fn http_request_timeout(
 
     let mut reader = BufReader::new(&stream);
     loop {
-        let head = http::read_head(&mut reader)?
-            .ok_or_else(|| Error::Protocol(format!("{addr} closed the connection without a response to {method} {path}")))?;
+        let head = http::read_head(&mut reader)?.ok_or_else(|| {
+            Error::Protocol(format!(
+                "{addr} closed the connection without a response to {method} {path}"
+            ))
+        })?;
         let status = parse_status(&head.start_line)?;
         if (100..200).contains(&status) && status != 101 {
             // Interim response (100 Continue and friends): the real one follows.

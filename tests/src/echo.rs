@@ -135,7 +135,11 @@ impl EchoUpstream {
 
     /// Waits until at least `count` requests have been recorded; returns
     /// them, or `None` on timeout.
-    pub fn wait_for_requests(&self, count: usize, timeout: Duration) -> Option<Vec<RecordedRequest>> {
+    pub fn wait_for_requests(
+        &self,
+        count: usize,
+        timeout: Duration,
+    ) -> Option<Vec<RecordedRequest>> {
         let deadline = Instant::now() + timeout;
         let mut requests = lock(&self.shared.requests);
         while requests.len() < count {
@@ -226,7 +230,9 @@ fn parse_mode(value: &[u8]) -> std::result::Result<Mode, String> {
                     u16::try_from(code)
                         .ok()
                         .filter(|c| (100..1000).contains(c))
-                        .ok_or_else(|| format!("{ECHO_MODE_HEADER}: bad status in {directive:?}"))?,
+                        .ok_or_else(|| {
+                            format!("{ECHO_MODE_HEADER}: bad status in {directive:?}")
+                        })?,
                 );
             }
             "body-size" => {
@@ -238,9 +244,9 @@ fn parse_mode(value: &[u8]) -> std::result::Result<Mode, String> {
             "chunked" => mode.chunked = true,
             "close" => mode.close = true,
             "header" => {
-                let (name, value) = arg
-                    .split_once('=')
-                    .ok_or_else(|| format!("{ECHO_MODE_HEADER}: expected header:<name>=<value>, got {directive:?}"))?;
+                let (name, value) = arg.split_once('=').ok_or_else(|| {
+                    format!("{ECHO_MODE_HEADER}: expected header:<name>=<value>, got {directive:?}")
+                })?;
                 mode.extra_headers
                     .push((name.trim().to_owned(), value.trim().to_owned()));
             }

@@ -65,7 +65,11 @@ pub struct PluginSpec {
 
 impl PluginSpec {
     /// A fail-closed plugin with empty root and VM ids.
-    pub fn new(name: impl Into<String>, wasm_path: impl Into<PathBuf>, configuration: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        wasm_path: impl Into<PathBuf>,
+        configuration: impl Into<String>,
+    ) -> Self {
         Self {
             name: name.into(),
             wasm_path: wasm_path.into(),
@@ -117,7 +121,11 @@ pub struct RouteSpec {
 
 impl RouteSpec {
     /// A route on every domain (`*`).
-    pub fn new(name: impl Into<String>, prefix: impl Into<String>, cluster: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        prefix: impl Into<String>,
+        cluster: impl Into<String>,
+    ) -> Self {
         Self {
             name: name.into(),
             domains: vec!["*".to_owned()],
@@ -297,7 +305,10 @@ impl GatewayBuilder {
                 "match": { "prefix": route.prefix },
                 "route": { "cluster": route.cluster },
             });
-            match vhosts.iter_mut().find(|(domains, _)| *domains == route.domains) {
+            match vhosts
+                .iter_mut()
+                .find(|(domains, _)| *domains == route.domains)
+            {
                 Some((_, list)) => list.push(entry),
                 None => vhosts.push((route.domains.clone(), vec![entry])),
             }
@@ -439,20 +450,50 @@ impl GatewayBuilder {
 
 static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Run directories older than this are deleted by the first gateway a
+/// process starts.
+const KEEP_RUNS_FOR: Duration = Duration::from_secs(24 * 60 * 60);
+
+fn prune_old_runs(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > KEEP_RUNS_FOR);
+        if old {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn run_dir(name: &str) -> Result<PathBuf> {
     let safe: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let n = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir = target_dir()
-        .join("e2e")
-        .join(format!("{safe}-{}-{n}", std::process::id()));
+    let root = target_dir().join("e2e");
+    if n == 0 {
+        prune_old_runs(&root);
+    }
+    let dir = root.join(format!("{safe}-{}-{n}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir)
             .map_err(|e| Error::io(format!("clearing {}", dir.display()), e))?;
     }
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     Ok(dir)
 }
 
@@ -474,7 +515,11 @@ impl Gateway {
         GatewayBuilder::default()
     }
 
-    fn wait_ready(&mut self, admin_path: &Path, timeout: Duration) -> std::result::Result<(), String> {
+    fn wait_ready(
+        &mut self,
+        admin_path: &Path,
+        timeout: Duration,
+    ) -> std::result::Result<(), String> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(child) = self.child.as_mut() {
@@ -490,8 +535,9 @@ impl Gateway {
                     .and_then(|text| text.trim().parse::<SocketAddr>().ok());
             }
             if let Some(admin) = self.admin {
-                let ready = http_request_timeout(admin, "GET", "/ready", &[], b"", Duration::from_secs(2))
-                    .is_ok_and(|r| r.status == 200);
+                let ready =
+                    http_request_timeout(admin, "GET", "/ready", &[], b"", Duration::from_secs(2))
+                        .is_ok_and(|r| r.status == 200);
                 if ready {
                     let listener = listener_address(admin)?;
                     self.listener = Some(listener);
@@ -563,7 +609,13 @@ impl Gateway {
     }
 
     /// Sends a request through the gateway (see [`http_request`]).
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &[u8])], body: &[u8]) -> Result<Response> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &[u8])],
+        body: &[u8],
+    ) -> Result<Response> {
         http_request(self.listener_addr(), method, path, headers, body)
     }
 
@@ -608,7 +660,10 @@ impl Gateway {
             let _ = child.kill();
             let _ = child.wait();
             // Hot-restart shared memory outlives a killed Envoy.
-            let shm = PathBuf::from(format!("/dev/shm/envoy_shared_memory_{}", u32::from(self.base_id) * 10));
+            let shm = PathBuf::from(format!(
+                "/dev/shm/envoy_shared_memory_{}",
+                u32::from(self.base_id) * 10
+            ));
             let _ = std::fs::remove_file(shm);
         }
     }

@@ -63,11 +63,15 @@ pub(crate) fn read_head(reader: &mut impl BufRead) -> Result<Option<Head>> {
             if start_line.is_none() && total == 0 {
                 return Ok(None);
             }
-            return Err(Error::Protocol("connection closed inside the HTTP head".into()));
+            return Err(Error::Protocol(
+                "connection closed inside the HTTP head".into(),
+            ));
         }
         total += n;
         if total > MAX_HEAD {
-            return Err(Error::Protocol(format!("HTTP head longer than {MAX_HEAD} bytes")));
+            return Err(Error::Protocol(format!(
+                "HTTP head longer than {MAX_HEAD} bytes"
+            )));
         }
         let line = line
             .strip_suffix(b"\n")
@@ -88,10 +92,12 @@ pub(crate) fn read_head(reader: &mut impl BufRead) -> Result<Option<Head>> {
                 }));
             }
             Some(_) => {
-                let colon = line
-                    .iter()
-                    .position(|&b| b == b':')
-                    .ok_or_else(|| Error::Protocol(format!("header line without ':': {:?}", String::from_utf8_lossy(line))))?;
+                let colon = line.iter().position(|&b| b == b':').ok_or_else(|| {
+                    Error::Protocol(format!(
+                        "header line without ':': {:?}",
+                        String::from_utf8_lossy(line)
+                    ))
+                })?;
                 let (name, value) = line.split_at(colon);
                 let value = value.get(1..).unwrap_or_default();
                 headers.push((
@@ -147,7 +153,9 @@ fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>> {
             .read_until(b'\n', &mut size_line)
             .map_err(|e| Error::io("reading a chunk size", e))?;
         if size_line.is_empty() {
-            return Err(Error::Protocol("connection closed inside a chunked body".into()));
+            return Err(Error::Protocol(
+                "connection closed inside a chunked body".into(),
+            ));
         }
         let text = String::from_utf8_lossy(&size_line);
         let hex = text.split(';').next().unwrap_or_default().trim();
@@ -178,7 +186,10 @@ fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>> {
 
 /// Reads a request body framed by `Transfer-Encoding: chunked` or
 /// `Content-Length` (no framing means no body).
-pub(crate) fn read_request_body(reader: &mut impl BufRead, headers: &[(String, Vec<u8>)]) -> Result<Vec<u8>> {
+pub(crate) fn read_request_body(
+    reader: &mut impl BufRead,
+    headers: &[(String, Vec<u8>)],
+) -> Result<Vec<u8>> {
     if is_chunked(headers) {
         return read_chunked(reader);
     }

@@ -42,6 +42,7 @@ pub use client::{http_request, http_request_timeout, Response, DEFAULT_TIMEOUT};
 pub use echo::{EchoUpstream, RecordedRequest, ECHO_MODE_HEADER};
 pub use error::{Error, Result};
 pub use gateway::{
-    ClusterSpec, FailurePolicy, Gateway, GatewayBuilder, PluginSpec, RouteSpec, DEFAULT_READY_TIMEOUT,
+    ClusterSpec, FailurePolicy, Gateway, GatewayBuilder, PluginSpec, RouteSpec,
+    DEFAULT_READY_TIMEOUT,
 };
 pub use http::Headers;

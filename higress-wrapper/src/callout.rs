@@ -1,0 +1,212 @@
+//! The SDK's own table of host calls in flight, keyed by the host's token.
+//!
+//! Every reply is routed here by its token, never by "the context proxy-wasm
+//! last entered": a Redis reply arrives on the root context, and an HTTP
+//! reply may be handed to whichever context proxy-wasm recorded, so the
+//! owner of each call is kept here. A reply whose owner is gone (the stream
+//! ended and cancelled its calls) finds no entry and is dropped: no freed
+//! state is touched and no closure leaks.
+
+use crate::task::Owner;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// What a finished host call produced, read inside the host's callback
+/// (the host's reply buffers are only valid there).
+#[derive(Debug)]
+pub(crate) enum Reply {
+    /// An HTTP callout's response. `headers` is empty when the host gave up
+    /// (timeout or reset).
+    Http {
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    },
+    /// A Redis call: `status` 0 is a reply (raw RESP bytes), anything else a
+    /// network error or timeout.
+    Redis { status: u32, data: Vec<u8> },
+}
+
+#[derive(Debug)]
+enum Slot {
+    Waiting(Option<Waker>),
+    Done(Reply),
+    Taken,
+}
+
+#[derive(Debug)]
+struct Entry {
+    owner: Owner,
+    slot: Rc<RefCell<Slot>>,
+}
+
+thread_local! {
+    static CALLS: RefCell<HashMap<u32, Entry>> = RefCell::new(HashMap::new());
+}
+
+/// A registered call; resolves to the host's reply.
+#[derive(Debug)]
+#[must_use = "a call does nothing unless awaited"]
+pub(crate) struct CallFuture {
+    token: u32,
+    slot: Rc<RefCell<Slot>>,
+}
+
+/// Registers the call the host accepted under `token`.
+pub(crate) fn register(token: u32, owner: Owner) -> CallFuture {
+    let slot = Rc::new(RefCell::new(Slot::Waiting(None)));
+    let _ = CALLS.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            c.insert(
+                token,
+                Entry {
+                    owner,
+                    slot: Rc::clone(&slot),
+                },
+            );
+        }
+    });
+    CallFuture { token, slot }
+}
+
+/// Whether a call with this token is in flight (its owner still waits).
+pub(crate) fn is_pending(token: u32) -> bool {
+    CALLS
+        .try_with(|c| c.try_borrow().is_ok_and(|c| c.contains_key(&token)))
+        .unwrap_or(false)
+}
+
+/// Delivers a reply. Returns false if nobody waits for `token` any more.
+pub(crate) fn deliver(token: u32, reply: Reply) -> bool {
+    let entry = CALLS
+        .try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.remove(&token)))
+        .ok()
+        .flatten();
+    let Some(entry) = entry else {
+        return false;
+    };
+    let waker = match entry.slot.try_borrow_mut() {
+        Ok(mut slot) => match std::mem::replace(&mut *slot, Slot::Done(reply)) {
+            Slot::Waiting(waker) => waker,
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    // Wake outside every borrow.
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+    true
+}
+
+/// Forgets every call owned by `owner`; late replies are then dropped.
+pub(crate) fn cancel_owner(owner: Owner) {
+    let removed: Vec<Entry> = CALLS
+        .try_with(|c| {
+            c.try_borrow_mut()
+                .map(|mut c| {
+                    let tokens: Vec<u32> = c
+                        .iter()
+                        .filter(|(_, e)| e.owner == owner)
+                        .map(|(t, _)| *t)
+                        .collect();
+                    tokens.iter().filter_map(|t| c.remove(t)).collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    drop(removed);
+}
+
+/// How many calls are in flight (for tests and leak checks).
+pub(crate) fn pending_calls() -> usize {
+    CALLS
+        .try_with(|c| c.try_borrow().map_or(0, |c| c.len()))
+        .unwrap_or(0)
+}
+
+impl CallFuture {
+    /// The host's token of this call.
+    pub(crate) fn token(&self) -> u32 {
+        self.token
+    }
+}
+
+impl Future for CallFuture {
+    type Output = Option<Reply>;
+
+    /// `None` means the call was cancelled (its owner ended).
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Reply>> {
+        let Ok(mut slot) = self.slot.try_borrow_mut() else {
+            return Poll::Pending;
+        };
+        match std::mem::replace(&mut *slot, Slot::Taken) {
+            Slot::Done(reply) => Poll::Ready(Some(reply)),
+            Slot::Waiting(_) => {
+                if is_pending(self.token) {
+                    *slot = Slot::Waiting(Some(cx.waker().clone()));
+                    Poll::Pending
+                } else {
+                    Poll::Ready(None)
+                }
+            }
+            Slot::Taken => Poll::Ready(None),
+        }
+    }
+}
+
+impl Drop for CallFuture {
+    fn drop(&mut self) {
+        // A future dropped before its reply (e.g. a `select`) stops waiting.
+        let still_waiting = matches!(self.slot.try_borrow().as_deref(), Ok(Slot::Waiting(_)));
+        if still_waiting {
+            let token = self.token;
+            let removed = CALLS
+                .try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.remove(&token)))
+                .ok()
+                .flatten();
+            drop(removed);
+        }
+    }
+}
+
+/// An HTTP call's reply arrived (on whichever context proxy-wasm chose):
+/// read it now, while the host's buffers are valid, and route it by token.
+pub(crate) fn on_http_call_response(token: u32, body_size: usize) {
+    use crate::host::{self, BufferType, MapType};
+    if !is_pending(token) {
+        return;
+    }
+    let headers = host::get_header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default();
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        host::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    deliver(token, Reply::Http { headers, body });
+    crate::task::run_ready();
+}
+
+/// A Redis call's reply arrived (Higress, on the root context).
+pub(crate) fn on_redis_call_response(token: u32, status: u32, response_size: usize) {
+    use crate::host::{self, BufferType};
+    if !is_pending(token) {
+        return;
+    }
+    let data = if status == 0 && response_size > 0 {
+        host::get_buffer(BufferType::RedisCallResponse, 0, response_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    deliver(token, Reply::Redis { status, data });
+    crate::task::run_ready();
+}

