@@ -60,7 +60,9 @@ impl Parse for Tick {
         }
         content.parse::<Token![,]>()?;
         let func = fn_path(content.parse()?, || {
-            format!("expected the name of the tick function here: an `on_tick` entry is {TICK_SHAPE}")
+            format!(
+                "expected the name of the tick function here: an `on_tick` entry is {TICK_SHAPE}"
+            )
         })?;
         let _ = content.parse::<Option<Token![,]>>()?;
         if !content.is_empty() {
@@ -157,7 +159,10 @@ struct Input {
 }
 
 fn twice(key: &Ident) -> syn::Error {
-    syn::Error::new(key.span(), format!("`{key}` is given twice in set_ctx!; keep one"))
+    syn::Error::new(
+        key.span(),
+        format!("`{key}` is given twice in set_ctx!; keep one"),
+    )
 }
 
 fn set_once<T>(slot: &mut Option<T>, key: &Ident, value: T) -> syn::Result<()> {
@@ -265,7 +270,10 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
     let state = input.state.map_or_else(|| quote!(()), |t| quote!(#t));
     let (plugin_vis, plugin) = match input.plugin {
         Some(PluginType { vis, name }) => (vis, name),
-        None => (Visibility::Inherited, Ident::new("Plugin", Span::call_site())),
+        None => (
+            Visibility::Inherited,
+            Ident::new("Plugin", Span::call_site()),
+        ),
     };
     let value = quote!(#krate::__private::serde_json::Value);
     let cfg_err = quote!(#krate::ConfigError);

@@ -160,7 +160,11 @@ impl NacosCluster {
 impl Cluster for NacosCluster {
     fn cluster_name(&self) -> String {
         let group = or(&self.group, "DEFAULT-GROUP").replace('_', "-");
-        let tail = if self.is_ext_registry { "nacos-ext" } else { "nacos" };
+        let tail = if self.is_ext_registry {
+            "nacos-ext"
+        } else {
+            "nacos"
+        };
         format!(
             "outbound|{}|{}|{}.{}.{}.{}",
             self.port, self.version, self.service_name, group, self.namespace_id, tail
@@ -340,20 +344,32 @@ mod tests {
             "redis.default.svc.cluster.local"
         );
         let mut nacos = NacosCluster::new("svc", "my_group", "ns1", 8080);
-        assert_eq!(nacos.cluster_name(), "outbound|8080||svc.my-group.ns1.nacos");
+        assert_eq!(
+            nacos.cluster_name(),
+            "outbound|8080||svc.my-group.ns1.nacos"
+        );
         nacos.is_ext_registry = true;
         nacos.group.clear();
-        assert_eq!(nacos.cluster_name(), "outbound|8080||svc.DEFAULT-GROUP.ns1.nacos-ext");
+        assert_eq!(
+            nacos.cluster_name(),
+            "outbound|8080||svc.DEFAULT-GROUP.ns1.nacos-ext"
+        );
         assert_eq!(
             DnsCluster::new("httpbin", "httpbin.org", 80).cluster_name(),
             "outbound|80||httpbin.dns"
         );
-        assert_eq!(DnsCluster::new("httpbin", "httpbin.org", 80).host_name(), "httpbin.org");
+        assert_eq!(
+            DnsCluster::new("httpbin", "httpbin.org", 80).host_name(),
+            "httpbin.org"
+        );
         assert_eq!(
             ConsulCluster::new("svc", "dc1", 80).cluster_name(),
             "outbound|80||svc.dc1.consul"
         );
-        assert_eq!(TargetCluster::new("auth_service", "auth").cluster_name(), "auth_service");
+        assert_eq!(
+            TargetCluster::new("auth_service", "auth").cluster_name(),
+            "auth_service"
+        );
         let mut f = FqdnCluster::new("redis.static", 6379);
         f.host = "redis.local".into();
         assert_eq!(f.host_name(), "redis.local");

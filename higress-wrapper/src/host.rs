@@ -322,9 +322,8 @@ pub(crate) fn get_property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> 
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: serialized is live; out-pointers are valid.
-    let status = unsafe {
-        proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size)
-    };
+    let status =
+        unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
     optional(status, data, size)
 }
 
@@ -399,25 +398,27 @@ pub(crate) fn call_foreign_function(
     optional(status, data, size)
 }
 
-/// The function id the SDK uses to enter a root context through
-/// proxy-wasm's dispatcher (see [`enter_root`]). Hosts never use it: real
-/// foreign-function callbacks carry ids the plugin chose when calling.
-pub(crate) const POLL_TASKS_FUNCTION_ID: u32 = 0x4869_6721;
+/// The queue id the SDK uses to enter a root context through proxy-wasm's
+/// dispatcher (see [`enter_root`]). Real queue ids come from
+/// `proxy_register_shared_queue`, which the SDK never calls.
+pub(crate) const POLL_TASKS_QUEUE_ID: u32 = 0x4869_6721;
 
 extern "C" {
     /// proxy-wasm's own export, resolved inside the module at link time (no
-    /// import): its dispatcher sets the root as the context it "entered",
-    /// then calls the root's `on_foreign_function`.
-    fn proxy_on_foreign_function(context_id: u32, function_id: u32, arguments_size: usize);
+    /// import). Its dispatcher borrows only its table of roots, makes the
+    /// root the context it "entered", then calls the root's
+    /// `on_queue_ready`.
+    fn proxy_on_queue_ready(context_id: u32, queue_id: u32);
 }
 
-/// Enters root context `root_id` through proxy-wasm's dispatcher and polls
+/// Enters root context `root_id` through proxy-wasm's dispatcher to poll
 /// the tasks a reply woke. proxy-wasm records every HTTP call dispatched
 /// while it runs under the root, which outlives the requests, so no reply
-/// can be handed to a context that is already gone.
+/// can be handed to a context that is already gone. Must not be called from
+/// inside a root entry (the SDK polls directly there).
 pub(crate) fn enter_root(root_id: u32) {
     // SAFETY: a plain call of a Rust function with a C ABI in this module.
-    unsafe { proxy_on_foreign_function(root_id, POLL_TASKS_FUNCTION_ID, 0) }
+    unsafe { proxy_on_queue_ready(root_id, POLL_TASKS_QUEUE_ID) }
 }
 
 #[link(wasm_import_module = "env")]
@@ -482,6 +483,7 @@ pub(crate) fn redis_call(service: &str, query: &[u8]) -> Result<u32, HostError> 
 /// Higress's callback for a finished Redis call. It arrives on the root
 /// context; the SDK routes it by token to whoever waits.
 #[no_mangle]
+#[allow(unreachable_pub)]
 pub extern "C" fn proxy_on_redis_call_response(
     _context_id: u32,
     token: u32,

@@ -7,9 +7,9 @@ use crate::error::HostError;
 use crate::host::{self, BufferType, MapType, StreamType};
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
-use std::rc::{Rc, Weak};
 use std::collections::HashMap;
 use std::fmt;
+use std::rc::{Rc, Weak};
 
 /// Size argument meaning "the whole buffer" (the host clamps it).
 const WHOLE: usize = i32::MAX as usize;
@@ -181,6 +181,8 @@ pub struct HttpContext<S = ()> {
     pub(crate) phase: Phase,
     pub(crate) flags: Flags,
     pub(crate) plugin_name: &'static str,
+    pub(crate) plugin_id: Option<Rc<str>>,
+    pub(crate) root_id: u32,
     scheme: OnceCell<String>,
     host: OnceCell<String>,
     path: OnceCell<String>,
@@ -208,6 +210,8 @@ impl<S: Default> HttpContext<S> {
             phase: Phase::DecodeHeader,
             flags: Flags::default(),
             plugin_name,
+            plugin_id: None,
+            root_id: 0,
             scheme: OnceCell::new(),
             host: OnceCell::new(),
             path: OnceCell::new(),
@@ -353,7 +357,11 @@ impl<S> HttpContext<S> {
     // ----- user attributes (access log and tracing) ------------------------
 
     /// Sets an attribute for the access log / trace (Go's `SetUserAttribute`).
-    pub fn set_user_attribute(&mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) {
+    pub fn set_user_attribute(
+        &mut self,
+        key: impl Into<String>,
+        value: impl Into<serde_json::Value>,
+    ) {
         self.user_attributes.insert(key.into(), value.into());
     }
 
@@ -503,7 +511,9 @@ impl<S> HttpContext<S> {
     /// The request body the host holds now (in a body hook: what was
     /// buffered so far), `None` if there is none.
     pub fn request_body(&self) -> Option<Vec<u8>> {
-        host::get_buffer(BufferType::RequestBody, 0, WHOLE).ok().flatten()
+        host::get_buffer(BufferType::RequestBody, 0, WHOLE)
+            .ok()
+            .flatten()
     }
 
     /// Replaces the request body held by the host.
@@ -522,7 +532,9 @@ impl<S> HttpContext<S> {
 
     /// The response body the host holds now.
     pub fn response_body(&self) -> Option<Vec<u8>> {
-        host::get_buffer(BufferType::ResponseBody, 0, WHOLE).ok().flatten()
+        host::get_buffer(BufferType::ResponseBody, 0, WHOLE)
+            .ok()
+            .flatten()
     }
 
     /// Replaces the response body held by the host.
@@ -633,7 +645,11 @@ impl<S> HttpContext<S> {
     }
 
     /// Writes a host property.
-    pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) -> Result<(), HostError> {
+    pub fn set_property(
+        &mut self,
+        path: &[&str],
+        value: impl AsRef<[u8]>,
+    ) -> Result<(), HostError> {
         host::set_property(path, value.as_ref())
     }
 
@@ -657,7 +673,12 @@ impl<S> HttpContext<S> {
 
     /// Answers the client directly instead of proxying. The request ends
     /// here: whatever the hook returns, the SDK holds the stream.
-    pub fn send_local_response(&mut self, status: u32, headers: &[(&str, &[u8])], body: impl AsRef<[u8]>) {
+    pub fn send_local_response(
+        &mut self,
+        status: u32,
+        headers: &[(&str, &[u8])],
+        body: impl AsRef<[u8]>,
+    ) {
         self.send_local_response_with_details(status, "", headers, body);
     }
 
@@ -682,6 +703,77 @@ impl<S> HttpContext<S> {
     /// (fail closed).
     pub fn set_error_response(&mut self, status: u32, body: impl Into<Vec<u8>>) {
         self.flags.error_response = Some((status, body.into()));
+    }
+
+    /// Runs `future` to completion even if this request ends first: it is
+    /// owned by the plugin's root context, not by the request. For work that
+    /// must happen regardless, e.g. releasing a counter in stream done (the
+    /// Go ai-load-balancer's `HINCRBY -1`). Its host calls act on the root.
+    pub fn spawn_detached(&self, future: impl std::future::Future<Output = ()> + 'static) {
+        crate::task::spawn(
+            crate::task::Owner::Root(self.root_id),
+            crate::task::TaskScope {
+                plugin_name: self.plugin_name,
+                plugin_id: self.plugin_id.clone(),
+                root_id: self.root_id,
+            },
+            Box::pin(future),
+        );
+    }
+
+    /// The callback style, for authors coming from Go: waits for `call` (a
+    /// Redis or HTTP call), then runs `callback` with this request's context
+    /// and the result; the action it returns is applied and the request
+    /// resumed by the SDK. Return it from a headers hook:
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// # use higress_wrapper::redis::RedisClient;
+    /// fn on_request_headers(ctx: &mut HttpContext, redis: &RedisClient) -> HeaderAction {
+    ///     ctx.then(redis.get("k"), |ctx, reply| {
+    ///         if let Ok(Some(v)) = reply {
+    ///             ctx.set_request_header("x-v", v);
+    ///         }
+    ///         HeaderAction::Continue
+    ///     })
+    /// }
+    /// # let _ = on_request_headers;
+    /// ```
+    pub fn then<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> crate::HeaderAction + 'static,
+    ) -> crate::HeaderAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        crate::HeaderAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(crate::HeaderAction::Continue)
+        })
+    }
+
+    /// [`then`](Self::then) for body hooks.
+    pub fn then_data<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> crate::DataAction + 'static,
+    ) -> crate::DataAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        crate::DataAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(crate::DataAction::Continue)
+        })
     }
 
     /// Whether a local response was sent for this request.
@@ -736,12 +828,6 @@ impl<S> fmt::Debug for HttpHandle<S> {
 }
 
 impl<S> HttpHandle<S> {
-    pub(crate) fn new(ctx: &Rc<RefCell<HttpContext<S>>>) -> Self {
-        HttpHandle {
-            ctx: Rc::downgrade(ctx),
-        }
-    }
-
     /// Runs `f` with the request's context (host calls then act on this
     /// request). `None` if the request has ended, or if the context is
     /// already in use further up the stack.
@@ -801,7 +887,10 @@ mod tests {
         let text = r#"{"a":"b\"c","n":1}"#;
         let escaped = escape_json_string(text);
         assert_eq!(escaped, r#"{\"a\":\"b\\\"c\",\"n\":1}"#);
-        assert_eq!(unescape_json_string(escaped.as_bytes()).as_deref(), Some(text));
+        assert_eq!(
+            unescape_json_string(escaped.as_bytes()).as_deref(),
+            Some(text)
+        );
     }
 
     #[test]

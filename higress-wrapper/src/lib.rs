@@ -55,11 +55,13 @@ pub mod cluster;
 pub mod config;
 mod error;
 mod host;
+pub mod http_client;
 mod http_context;
 mod log;
 pub(crate) mod matcher;
 mod plugin;
 mod plugin_context;
+pub mod redis;
 mod root;
 mod stream;
 mod task;
@@ -108,9 +110,13 @@ pub const AI_LOG_KEY: &str = "ai_log";
 /// The property prefix of trace span tags (Go's `TraceSpanTagPrefix`).
 pub const TRACE_SPAN_TAG_PREFIX: &str = "trace_span_tag.";
 
+/// The JSON value config parsers receive (`serde_json::Value`).
+pub use serde_json::Value as JsonValue;
+
 /// Everything a plugin usually needs.
 pub mod prelude {
     pub use crate::config::{ConfigError, RuleInput};
+    pub use crate::JsonValue;
     pub use crate::{
         ContextValue, DataAction, HeaderAction, HeaderValue, HostError, HttpContext, HttpHandle,
         HttpPlugin, Phase, PluginContext, StartError,

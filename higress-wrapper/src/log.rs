@@ -40,7 +40,11 @@ pub(crate) fn enter_root(plugin_name: &'static str, plugin_id: Option<&Rc<str>>)
 }
 
 /// Marks that the host entered HTTP context `context_id`.
-pub(crate) fn enter_stream(plugin_name: &'static str, plugin_id: Option<&Rc<str>>, context_id: u32) {
+pub(crate) fn enter_stream(
+    plugin_name: &'static str,
+    plugin_id: Option<&Rc<str>>,
+    context_id: u32,
+) {
     let _ = SCOPE.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
             s.plugin_name = plugin_name;

@@ -52,6 +52,7 @@ impl<P: HttpPlugin> Root<P> {
         let raw = host::get_buffer(BufferType::PluginConfiguration, 0, size)
             .map_err(|e| format!("cannot read the plugin configuration: {e}"))?
             .unwrap_or_default();
+        crate::redis::reset_registry();
         let ParsedConfig {
             plugin_id,
             matcher,
@@ -82,7 +83,11 @@ impl<P: HttpPlugin> Root<P> {
         log::info!(
             "plugin started: {} rule(s), {} global config",
             matcher.rule_count(),
-            if matcher.global().is_some() { "with" } else { "no" }
+            if matcher.global().is_some() {
+                "with"
+            } else {
+                "no"
+            }
         );
         self.ticks = ticks;
         self.shared = Some(Rc::new(Shared {
@@ -91,6 +96,12 @@ impl<P: HttpPlugin> Root<P> {
             matcher,
         }));
         Ok(())
+    }
+}
+
+impl<P: HttpPlugin> Drop for Root<P> {
+    fn drop(&mut self) {
+        crate::task::cancel_root(self.context_id);
     }
 }
 
@@ -103,15 +114,15 @@ impl<P: HttpPlugin> Context for Root<P> {
         _num_trailers: usize,
     ) {
         crate::log::enter_root(P::NAME, self.plugin_id());
-        crate::callout::on_http_call_response(token_id, body_size);
+        crate::task::in_root(self.context_id, || {
+            crate::callout::on_http_call_response(token_id, body_size);
+        });
     }
 
-    fn on_foreign_function(&mut self, function_id: u32, _arguments_size: usize) {
-        // The SDK's own way into this root through proxy-wasm's dispatcher:
-        // poll the tasks woken by a reply (see `task::run_ready`).
-        if function_id == crate::host::POLL_TASKS_FUNCTION_ID {
-            crate::task::poll_ready(self.context_id);
-        }
+    fn on_done(&mut self) -> bool {
+        // The plugin is going away: nothing may wait on it any more.
+        crate::task::cancel_root(self.context_id);
+        true
     }
 }
 
@@ -128,6 +139,14 @@ impl<P: HttpPlugin> RootContext for Root<P> {
                 log::error!("{message}");
                 false
             }
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        // The SDK's own way into this root through proxy-wasm's dispatcher:
+        // poll the tasks woken by a reply (see `task::run_ready`).
+        if queue_id == crate::host::POLL_TASKS_QUEUE_ID {
+            crate::task::poll_ready(self.context_id);
         }
     }
 
@@ -156,11 +175,13 @@ impl<P: HttpPlugin> RootContext for Root<P> {
         ticks.append(&mut new_ticks);
         self.ticks = ticks;
         // Tick functions may have started calls; poll what is ready.
-        crate::task::poll_ready(self.context_id);
-        crate::task::run_ready();
+        crate::task::in_root(self.context_id, crate::task::run_ready);
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn proxy_wasm::traits::HttpContext>> {
+    fn create_http_context(
+        &self,
+        context_id: u32,
+    ) -> Option<Box<dyn proxy_wasm::traits::HttpContext>> {
         Some(Box::new(Stream::<P>::new(context_id, self.shared.clone())))
     }
 

@@ -131,6 +131,8 @@ impl<P: HttpPlugin> Stream<P> {
         let ctx = Rc::new(RefCell::new(HttpContext::new(context_id, P::NAME)));
         if let Ok(mut c) = ctx.try_borrow_mut() {
             c.this = Rc::downgrade(&ctx);
+            c.plugin_id = shared.as_ref().and_then(|s| s.plugin_id.clone());
+            c.root_id = shared.as_ref().map_or(0, |s| s.root_id);
         }
         Stream {
             inner: Rc::new(Inner {
@@ -239,7 +241,9 @@ impl<P: HttpPlugin> Inner<P> {
 
     /// Turns a header hook's result into the host action, spawning a task
     /// if it must wait.
-    fn header_action(self: &Rc<Self>, action: HeaderAction, dir: Dir) -> Action {
+    /// `sent_before`: a local response had been sent before the hook ran
+    /// (then this phase is the local reply itself, which must not be held).
+    fn header_action(self: &Rc<Self>, action: HeaderAction, dir: Dir, sent_before: bool) -> Action {
         let action = match header_step(action) {
             Step::Now(a) => a,
             Step::Wait(Waiting(future)) => {
@@ -263,7 +267,7 @@ impl<P: HttpPlugin> Inner<P> {
                 }
             }
         };
-        if self.local_response_sent() {
+        if !sent_before && self.local_response_sent() {
             return Action::Pause;
         }
         match action {
@@ -364,7 +368,8 @@ impl<P: HttpPlugin> Inner<P> {
         }
     }
 
-    fn data_action(self: &Rc<Self>, action: DataAction, dir: Dir) -> Action {
+    /// `sent_before`: as in [`Inner::header_action`].
+    fn data_action(self: &Rc<Self>, action: DataAction, dir: Dir, sent_before: bool) -> Action {
         let action = match data_step(action) {
             Step::Now(a) => a,
             Step::Wait(Waiting(future)) => {
@@ -390,7 +395,7 @@ impl<P: HttpPlugin> Inner<P> {
                 }
             }
         };
-        if self.local_response_sent() {
+        if !sent_before && self.local_response_sent() {
             return Action::Pause;
         }
         match action {
@@ -408,6 +413,7 @@ impl<P: HttpPlugin> Inner<P> {
         let Some(config) = self.config() else {
             return Action::Continue;
         };
+        let sent_before = self.local_response_sent();
         let state = self.dir(dir);
         match state.waiting.get() {
             Waiting_::Headers => {
@@ -451,7 +457,7 @@ impl<P: HttpPlugin> Inner<P> {
                     log::warn!("replacing a body chunk failed: {e}");
                 }
             }
-            return self.data_action(DataAction::Continue, dir);
+            return self.data_action(DataAction::Continue, dir, sent_before);
         }
         if !buffered {
             return Action::Continue;
@@ -469,7 +475,7 @@ impl<P: HttpPlugin> Inner<P> {
             Dir::Response => P::on_response_body(c, &config, &body),
         });
         match action {
-            Some(action) => self.data_action(action, dir),
+            Some(action) => self.data_action(action, dir, sent_before),
             None => Action::Continue,
         }
     }
@@ -478,6 +484,7 @@ impl<P: HttpPlugin> Inner<P> {
         let Some(config) = self.config() else {
             return Action::Continue;
         };
+        let sent_before = self.local_response_sent();
         let action = self.with_ctx(|c| match dir {
             Dir::Request => P::on_request_headers(c, &config),
             Dir::Response => {
@@ -492,7 +499,7 @@ impl<P: HttpPlugin> Inner<P> {
             }
         });
         match action {
-            Some(action) => self.header_action(action, dir),
+            Some(action) => self.header_action(action, dir, sent_before),
             None => Action::Continue,
         }
     }

@@ -60,6 +60,8 @@ thread_local! {
     static READY: RefCell<VecDeque<u64>> = const { RefCell::new(VecDeque::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
     static RUNNING: Cell<bool> = const { Cell::new(false) };
+    /// The owner of the task being polled (calls made now belong to it).
+    static CURRENT_OWNER: Cell<Option<Owner>> = const { Cell::new(None) };
     /// The root context the executor is polling under, if any.
     static CURRENT_ROOT: Cell<Option<u32>> = const { Cell::new(None) };
 }
@@ -90,6 +92,21 @@ fn next_id() -> u64 {
     })
 }
 
+/// The owner of the task being polled; calls made outside any task belong
+/// to the root context the host is in (context 0 if unknown).
+pub(crate) fn current_owner() -> Owner {
+    CURRENT_OWNER
+        .with(Cell::get)
+        .unwrap_or(Owner::Root(CURRENT_ROOT.with(Cell::get).unwrap_or(0)))
+}
+
+fn poll_as<T>(owner: Owner, future: &mut BoxFuture<T>, cx: &mut Context<'_>) -> Poll<T> {
+    let previous = CURRENT_OWNER.with(|c| c.replace(Some(owner)));
+    let result = future.as_mut().poll(cx);
+    CURRENT_OWNER.with(|c| c.set(previous));
+    result
+}
+
 /// Polls `future` once, right now. If it completes, its output is returned
 /// and nothing was stored or queued. Otherwise it becomes a task owned by
 /// `owner`, polled again when a call it waits on completes.
@@ -102,7 +119,7 @@ pub(crate) fn run_or_spawn<T: 'static>(
     let id = next_id();
     let waker = Waker::from(Arc::new(TaskWaker(id)));
     let mut cx = Context::from_waker(&waker);
-    match future.as_mut().poll(&mut cx) {
+    match poll_as(owner, &mut future, &mut cx) {
         Poll::Ready(out) => Some(out),
         Poll::Pending => {
             let task: BoxFuture<()> = Box::pin(async move {
@@ -219,14 +236,22 @@ pub(crate) fn run_ready() {
 
 fn drop_ready_of(root: u32) {
     let ids: Vec<u64> = READY
-        .try_with(|q| q.try_borrow_mut().map(|mut q| q.drain(..).collect()).unwrap_or_default())
+        .try_with(|q| {
+            q.try_borrow_mut()
+                .map(|mut q| q.drain(..).collect())
+                .unwrap_or_default()
+        })
         .unwrap_or_default();
     let mut dropped = Vec::new();
     for id in ids {
         match take(id) {
             Some(task) if task.scope.root_id == root => dropped.push(task),
             Some(task) => {
-                let Task { owner, scope, future } = task;
+                let Task {
+                    owner,
+                    scope,
+                    future,
+                } = task;
                 insert(id, owner, scope, future);
                 let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.push_back(id)));
             }
@@ -234,6 +259,35 @@ fn drop_ready_of(root: u32) {
         }
     }
     drop(dropped);
+}
+
+/// Runs `f` knowing the host is inside root `root` (a root entry point of
+/// proxy-wasm's dispatcher, which must not be re-entered): tasks of that
+/// root are then polled directly.
+pub(crate) fn in_root(root: u32, f: impl FnOnce()) {
+    let previous = CURRENT_ROOT.with(|c| c.replace(Some(root)));
+    f();
+    CURRENT_ROOT.with(|c| c.set(previous));
+}
+
+/// Drops every task and call of a plugin root that is going away.
+pub(crate) fn cancel_root(root: u32) {
+    let dropped: Vec<Task> = TASKS
+        .try_with(|t| {
+            t.try_borrow_mut()
+                .map(|mut t| {
+                    let ids: Vec<u64> = t
+                        .iter()
+                        .filter(|(_, task)| task.scope.root_id == root)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    ids.iter().filter_map(|id| t.remove(id)).collect()
+                })
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    drop(dropped);
+    crate::callout::cancel_owner(Owner::Root(root));
 }
 
 /// Polls the ready tasks of `root`; runs inside that root's context.
@@ -251,7 +305,11 @@ pub(crate) fn poll_ready(root: u32) {
         let Some(id) = next else { break };
         let Some(mut task) = take(id) else { continue };
         if task.scope.root_id != root {
-            let Task { owner, scope, future } = task;
+            let Task {
+                owner,
+                scope,
+                future,
+            } = task;
             insert(id, owner, scope, future);
             skipped.push(id);
             continue;
@@ -264,18 +322,16 @@ pub(crate) fn poll_ready(root: u32) {
             continue;
         }
         match task.owner {
-            Owner::Stream(ctx) => crate::log::enter_stream(
-                task.scope.plugin_name,
-                task.scope.plugin_id.as_ref(),
-                ctx,
-            ),
+            Owner::Stream(ctx) => {
+                crate::log::enter_stream(task.scope.plugin_name, task.scope.plugin_id.as_ref(), ctx)
+            }
             Owner::Root(_) => {
                 crate::log::enter_root(task.scope.plugin_name, task.scope.plugin_id.as_ref())
             }
         }
         let waker = Waker::from(Arc::new(TaskWaker(id)));
         let mut cx = Context::from_waker(&waker);
-        if task.future.as_mut().poll(&mut cx).is_pending() {
+        if poll_as(task.owner, &mut task.future, &mut cx).is_pending() {
             let Task {
                 owner,
                 scope,

@@ -115,7 +115,10 @@ mod tests {
 
     #[test]
     fn path_is_nul_separated() {
-        assert_eq!(encode_path(&["xds", "route_name"]), b"xds\0route_name".to_vec());
+        assert_eq!(
+            encode_path(&["xds", "route_name"]),
+            b"xds\0route_name".to_vec()
+        );
         assert_eq!(encode_path(&["route_name"]), b"route_name".to_vec());
         assert!(encode_path(&[]).is_empty());
     }

@@ -10,7 +10,10 @@
 //! ```
 //!
 //! then read every changed `.stderr`: each error must point at the user's
-//! code and say what is expected.
+//! code and say what is expected. rustc prints a type by its bare name when
+//! that name is unique in the whole crate graph (`Value` rather than
+//! `serde_json::Value`), so adding a type to the SDK can change a snapshot
+//! without any change in meaning.
 
 #[test]
 fn ui() {

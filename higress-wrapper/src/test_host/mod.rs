@@ -1,1 +1,578 @@
-//! stub
+//! An in-process Envoy for `cargo test`: run your plugin natively, drive
+//! requests through it and assert on what the upstream and the client
+//! would have received. Go's `proxytest` / `pkg/test`, for Rust.
+//!
+//! Enable it in your plugin's `Cargo.toml`:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! higress-wrapper = { version = "0.1", features = ["test-host"] }
+//! ```
+//!
+//! ```
+//! use higress_wrapper::prelude::*;
+//! use higress_wrapper::test_host::{Action, TestHost};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Config {
+//!     greeting: String,
+//! }
+//!
+//! fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
+//!     log::info!("path {}", ctx.path());
+//!     ctx.set_request_header("x-greeting", &config.greeting);
+//!     HeaderAction::Continue
+//! }
+//!
+//! higress_wrapper::set_ctx! {
+//!     name: "greeter",
+//!     config: Config,
+//!     on_request_headers: on_request_headers,
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let host = TestHost::start::<Plugin>(r#"{"greeting": "hello"}"#)?;
+//!     let mut stream = host.http_stream();
+//!     let action = stream.send_request_headers(&[(":path", "/a"), (":authority", "example.com")], true)?;
+//!     assert_eq!(action, Action::Continue);
+//!     assert_eq!(stream.upstream_request_header("x-greeting").unwrap(), "hello");
+//!     assert_eq!(host.logs_containing("path /a").len(), 1);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # How it works
+//! The host defines, natively, every `proxy_*` function proxy-wasm 0.2.5
+//! imports (and Higress's `proxy_redis_init` / `proxy_redis_call`), and
+//! calls the plugin only through proxy-wasm's own `proxy_on_*` exports, as
+//! Envoy does. Its state is per thread, like proxy-wasm's dispatcher, so
+//! tests run in parallel without interfering. One test binary holds one
+//! SDK, and one plugin per [`TestHost`] (several hosts, even of different
+//! plugins, may live on one thread).
+//!
+//! # What it models (Envoy 1.40, `envoy.filters.http.wasm`)
+//! - **Lifecycle.** Context ids come from a per-thread counter. Start runs
+//!   `proxy_on_context_create(root, 0)`, `proxy_on_vm_start`,
+//!   `proxy_on_configure(root, size)` with the configuration readable
+//!   (buffer type 7) only during that call; a `false` is a
+//!   [`StartFailure`] carrying the logs. An HTTP context is created when its
+//!   request headers arrive; [`HttpStream::done`] runs `proxy_on_log`,
+//!   `proxy_on_done`, `proxy_on_delete`.
+//! - **Header maps**: ordered multimaps of byte values, names lowercased,
+//!   pseudo-headers first; `replace` removes every value then appends. A
+//!   map is reachable only while Envoy holds it: request headers from their
+//!   callback until they continue (then reads answer `BadArgument`), as in
+//!   Envoy where the request headers are gone in the response phase; both
+//!   maps again, read-only, in `proxy_on_log`.
+//! - **Bodies**: `proxy_set_buffer_bytes` is Envoy's `copyFrom` (start 0
+//!   drains `size` bytes then prepends; start at or past the end appends;
+//!   anything else is `BadArgument`); reads are clamped. While the plugin
+//!   answers `Pause` for a body chunk the host keeps buffering, so the next
+//!   callback's size is the total; `Continue` forwards what is buffered.
+//!   Buffering past the buffer limit (1 MiB by default) answers 413 (500
+//!   for a response), as Envoy's filter manager.
+//! - **Pausing.** A `Pause` from a headers callback is stock Envoy's
+//!   *stop all* with ABI 0.2.1: body callbacks are held ([`Action::Held`])
+//!   and delivered, in one callback, once the plugin calls
+//!   `proxy_continue_stream`. With
+//!   [`allow_on_headers_stop_iteration`](TestHostBuilder::allow_on_headers_stop_iteration)
+//!   (Envoy's option; Higress behaves so) body callbacks run, and a body
+//!   `Continue` releases the headers with the body.
+//! - **Local responses** are recorded ([`LocalResponse`]) and sent after
+//!   the callback returns: the request goes no further, and the reply
+//!   passes through this filter's response callbacks like any response
+//!   (Envoy sends local replies through the whole encoder chain). One sent
+//!   while encoding goes straight to the client.
+//! - **Properties** ([`Properties::Envoy`] or [`Properties::Higress`]),
+//!   `proxy_set_property` (readable back by one-segment paths, as Envoy's
+//!   filter state), log level and captured log lines, a controllable clock
+//!   with tick delivery at the period the plugin set, shared data, queues,
+//!   metrics, foreign functions, and recorded callouts (HTTP, gRPC, Redis).
+//! - **Panics.** Natively a panic in plugin code is caught inside the
+//!   callback, the VM is marked failed (the stream gets Envoy's 503
+//!   `wasm_fail_stream`; later callbacks are not delivered), and the panic
+//!   is resumed in the test, so `std::panic::catch_unwind` around the call
+//!   observes it.
+//!
+//! # What it does not model
+//! Callout replies (HTTP, gRPC, Redis) are recorded but not yet delivered;
+//! TCP streams; several worker threads; Envoy's `x-request-id` generation
+//! (use [`HttpStream::set_request_id`]).
+
+mod abi;
+mod driver;
+mod guard;
+mod model;
+mod stream;
+mod types;
+
+pub(crate) use guard::guard_root;
+pub use stream::HttpStream;
+pub use types::{
+    Action, Callout, CalloutKind, CalloutState, LocalResponse, LogLevel, LogRecord, MetricValue,
+    Properties, RedisInit, StartFailure, StartStage, StreamError,
+};
+
+use crate::HttpPlugin;
+use model::{with_registry, ForeignFn, HostModel, Settings, Starting, StreamModel};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The clock's default start: 2024-01-01T00:00:00Z.
+const DEFAULT_START_NANOS: u64 = 1_704_067_200_000_000_000;
+
+/// Envoy's default per-connection buffer limit: 1 MiB.
+const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
+
+/// One running plugin (a root context) in the in-process host.
+///
+/// Created by [`TestHost::start`] or [`TestHost::builder`]. All methods take
+/// `&self`: the state lives in the thread's host, and streams borrow the
+/// host. Dropping it ends the root context (`proxy_on_done`,
+/// `proxy_on_delete`). It cannot leave its thread.
+pub struct TestHost {
+    root: u32,
+    _not_send: PhantomData<Rc<()>>,
+}
+
+impl fmt::Debug for TestHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TestHost")
+            .field("root_context_id", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TestHost {
+    /// Starts plugin `P` with the JSON configuration `config` and the
+    /// default settings (Higress properties, log level trace).
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// # #[derive(serde::Deserialize)]
+    /// # struct Config { some_field: String }
+    /// # higress_wrapper::set_ctx! { name: "p", config: Config }
+    /// # fn main() {
+    /// use higress_wrapper::test_host::TestHost;
+    ///
+    /// let failure = TestHost::start::<Plugin>(r#"{"some_field": 1}"#).unwrap_err();
+    /// assert!(!failure.logs_containing("some_field").is_empty());
+    /// # }
+    /// ```
+    pub fn start<P: HttpPlugin>(config: impl AsRef<[u8]>) -> Result<TestHost, StartFailure> {
+        TestHost::builder().start::<P>(config)
+    }
+
+    /// Settings for the host before starting a plugin.
+    pub fn builder() -> TestHostBuilder {
+        TestHostBuilder::default()
+    }
+
+    /// The root context id of the plugin.
+    pub fn root_context_id(&self) -> u32 {
+        self.root
+    }
+
+    /// A new HTTP stream (its context id is allocated now; the plugin
+    /// creates its context when the request headers arrive).
+    pub fn http_stream(&self) -> HttpStream<'_> {
+        let root = self.root;
+        let id = with_registry(|r| {
+            let id = r.allocate_context(root);
+            if let Some(h) = r.hosts.get_mut(&root) {
+                h.streams.insert(id, StreamModel::default());
+            }
+            id
+        })
+        .unwrap_or(0);
+        HttpStream::new(self, id)
+    }
+
+    fn read<R: Default>(&self, f: impl FnOnce(&HostModel) -> R) -> R {
+        driver::with_host(self.root, |h| f(h)).unwrap_or_default()
+    }
+
+    fn write(&self, f: impl FnOnce(&mut HostModel)) {
+        driver::with_host(self.root, f);
+    }
+
+    // ----- logs ------------------------------------------------------------------------
+
+    /// Every line the plugin logged at or above the host's level, in order.
+    pub fn logs(&self) -> Vec<LogRecord> {
+        self.read(|h| h.logs.clone())
+    }
+
+    /// The lines containing `needle`.
+    pub fn logs_containing(&self, needle: &str) -> Vec<LogRecord> {
+        self.read(|h| {
+            h.logs
+                .iter()
+                .filter(|l| l.message.contains(needle))
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// The lines logged at exactly `level`.
+    pub fn logs_at(&self, level: LogLevel) -> Vec<LogRecord> {
+        self.read(|h| h.logs.iter().filter(|l| l.level == level).cloned().collect())
+    }
+
+    /// Forgets the lines logged so far.
+    pub fn clear_logs(&self) {
+        self.write(|h| h.logs.clear());
+    }
+
+    /// How many `proxy_log` calls were below the host's level (Envoy drops
+    /// them). The SDK checks the level first, so for it this stays 0.
+    pub fn suppressed_log_count(&self) -> usize {
+        self.read(|h| h.suppressed_logs)
+    }
+
+    /// The host's log level (`proxy_get_log_level`).
+    pub fn log_level(&self) -> LogLevel {
+        self.read(|h| h.settings.log_level)
+    }
+
+    /// Changes the host's log level, as Envoy's admin `/logging` would.
+    pub fn set_log_level(&self, level: LogLevel) {
+        self.write(|h| h.settings.log_level = level);
+    }
+
+    // ----- time ------------------------------------------------------------------------
+
+    /// The host clock (`proxy_get_current_time_nanoseconds`).
+    pub fn now(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_nanos(self.read(|h| h.now_nanos))
+    }
+
+    /// The tick period the plugin set, `None` if it set none (or 0).
+    pub fn tick_period(&self) -> Option<Duration> {
+        self.read(|h| {
+            (h.tick_period_ms > 0).then(|| Duration::from_millis(u64::from(h.tick_period_ms)))
+        })
+    }
+
+    /// Delivers one `proxy_on_tick` now, whatever the period (Go's `Tick()`).
+    pub fn tick(&self) {
+        driver::tick(self.root);
+    }
+
+    /// Moves the clock forward by `by`, delivering a tick at each period
+    /// boundary crossed on the way (the clock reads that instant during the
+    /// tick), like Envoy's tick timer.
+    pub fn advance_time(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        driver::advance_time(self.root, nanos);
+    }
+
+    // ----- what the plugin did ------------------------------------------------------------
+
+    /// Whether the VM failed (a plugin panic); the host then answers every
+    /// stream with 503 and calls the plugin no more.
+    pub fn vm_failed(&self) -> bool {
+        self.read(|h| h.vm_failed)
+    }
+
+    /// Every callout the plugin dispatched, in order.
+    pub fn callouts(&self) -> Vec<Callout> {
+        self.read(|h| h.callouts.clone())
+    }
+
+    /// The Redis clients the plugin initialized (Higress `proxy_redis_init`).
+    pub fn redis_inits(&self) -> Vec<RedisInit> {
+        self.read(|h| h.redis_inits.clone())
+    }
+
+    /// A metric the plugin defined, by name.
+    pub fn metric(&self, name: &str) -> Option<MetricValue> {
+        self.read(|h| {
+            h.metrics
+                .iter()
+                .find(|m| m.name == name)
+                .map(|m| m.value.clone())
+        })
+    }
+
+    /// A shared-data value, by key.
+    pub fn shared_data(&self, key: &str) -> Option<Vec<u8>> {
+        self.read(|h| h.shared_data.get(key).map(|(v, _)| v.clone()))
+    }
+
+    /// Sets a shared-data value, as another worker of the VM would.
+    pub fn set_shared_data(&self, key: &str, value: impl AsRef<[u8]>) {
+        self.write(|h| {
+            let _ = h.set_shared_data(key, value.as_ref(), 0);
+        });
+    }
+
+    /// Pushes `value` onto the shared queue `name` the plugin registered,
+    /// and delivers `proxy_on_queue_ready`. `false` if there is no such queue.
+    pub fn enqueue_shared_queue(&self, name: &str, value: impl AsRef<[u8]>) -> bool {
+        let queued = self.read(|h| {
+            h.resolve_queue(&h.settings.vm_id, name).ok()
+        });
+        let Some(id) = queued else {
+            return false;
+        };
+        let ok = driver::with_host(self.root, |h| h.enqueue(id, value.as_ref()).is_ok()) == Some(true);
+        driver::drain(self.root);
+        ok
+    }
+
+    /// Every `proxy_call_foreign_function` call: name and arguments.
+    pub fn foreign_function_calls(&self) -> Vec<(String, Vec<u8>)> {
+        self.read(|h| h.foreign_calls.clone())
+    }
+
+    /// Sets a host property every context reads (e.g. `["node", "id"]`).
+    pub fn set_property(&self, path: &[&str], value: impl AsRef<[u8]>) {
+        let path = path.iter().map(|p| (*p).to_owned()).collect();
+        self.write(|h| {
+            h.settings.host_properties.insert(path, value.as_ref().to_vec());
+        });
+    }
+
+    /// ABI misuses the host saw (a null pointer, a bug in the host itself).
+    /// Empty in a healthy test.
+    pub fn abi_errors(&self) -> Vec<String> {
+        self.read(|h| h.abi_errors.clone())
+    }
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let root = self.root;
+        // Never call the plugin while a test is already failing: a second
+        // panic would abort.
+        let call = !std::thread::panicking()
+            && driver::with_host(root, |h| !h.vm_failed) == Some(true);
+        if call {
+            // Contexts a leaked stream left behind.
+            let live: Vec<u32> = self.read(|h| {
+                h.streams
+                    .iter()
+                    .filter(|(_, s)| s.created && !s.deleted)
+                    .map(|(id, _)| *id)
+                    .collect()
+            });
+            for id in live {
+                driver::invoke(root, id, || abi::on_delete(id));
+            }
+            driver::invoke(root, root, || abi::on_done(root));
+            driver::invoke(root, root, || abi::on_delete(root));
+        }
+        with_registry(|r| {
+            r.hosts.remove(&root);
+            r.owners.retain(|_, owner| *owner != root);
+        });
+    }
+}
+
+/// Settings of a [`TestHost`], then [`start`](TestHostBuilder::start).
+///
+/// ```
+/// # use higress_wrapper::prelude::*;
+/// # #[derive(serde::Deserialize)]
+/// # struct Config {}
+/// # higress_wrapper::set_ctx! { name: "p", config: Config }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use higress_wrapper::test_host::{LogLevel, Properties, TestHost};
+///
+/// let host = TestHost::builder()
+///     .properties(Properties::Envoy)
+///     .log_level(LogLevel::Info)
+///     .allow_on_headers_stop_iteration(true)
+///     .start::<Plugin>("{}")?;
+/// assert_eq!(host.log_level(), LogLevel::Info);
+/// # Ok(()) }
+/// ```
+#[must_use]
+pub struct TestHostBuilder {
+    settings: Settings,
+    plugin_name: Option<String>,
+}
+
+impl fmt::Debug for TestHostBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.settings;
+        f.debug_struct("TestHostBuilder")
+            .field("properties", &s.properties)
+            .field("log_level", &s.log_level)
+            .field("allow_on_headers_stop_iteration", &s.allow_on_headers_stop_iteration)
+            .field("plugin_name", &self.plugin_name)
+            .field("root_id", &s.root_id)
+            .field("buffer_limit", &s.buffer_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TestHostBuilder {
+    fn default() -> Self {
+        TestHostBuilder {
+            settings: Settings {
+                properties: Properties::default(),
+                log_level: LogLevel::Trace,
+                allow_on_headers_stop_iteration: false,
+                plugin_name: String::new(),
+                root_id: String::new(),
+                vm_id: String::new(),
+                vm_configuration: Vec::new(),
+                host_properties: BTreeMap::new(),
+                buffer_limit: DEFAULT_BUFFER_LIMIT,
+                start_time_nanos: DEFAULT_START_NANOS,
+                clusters: None,
+                foreign_functions: BTreeMap::new(),
+            },
+            plugin_name: None,
+        }
+    }
+}
+
+impl TestHostBuilder {
+    /// Which host's properties to model (default [`Properties::Higress`]).
+    pub fn properties(mut self, properties: Properties) -> Self {
+        self.settings.properties = properties;
+        self
+    }
+
+    /// The host's log level (default trace: everything is kept).
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.settings.log_level = level;
+        self
+    }
+
+    /// Envoy's `allow_on_headers_stop_iteration` (default false, as stock
+    /// Envoy with ABI 0.2.1; Higress behaves as true): whether a `Pause`
+    /// from a headers callback lets body callbacks run.
+    pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
+        self.settings.allow_on_headers_stop_iteration = allow;
+        self
+    }
+
+    /// The `plugin_name` property (default: the plugin's `NAME`).
+    pub fn plugin_name(mut self, name: impl Into<String>) -> Self {
+        self.plugin_name = Some(name.into());
+        self
+    }
+
+    /// The `plugin_root_id` property (default empty, as Envoy's `root_id`).
+    pub fn root_id(mut self, root_id: impl Into<String>) -> Self {
+        self.settings.root_id = root_id.into();
+        self
+    }
+
+    /// The `plugin_vm_id` property (default empty).
+    pub fn vm_id(mut self, vm_id: impl Into<String>) -> Self {
+        self.settings.vm_id = vm_id.into();
+        self
+    }
+
+    /// The VM configuration (buffer type 6, `proxy_on_vm_start`'s size).
+    pub fn vm_configuration(mut self, configuration: impl Into<Vec<u8>>) -> Self {
+        self.settings.vm_configuration = configuration.into();
+        self
+    }
+
+    /// A host property every context reads, e.g. `["node", "id"]`.
+    pub fn property(mut self, path: &[&str], value: impl AsRef<[u8]>) -> Self {
+        let path = path.iter().map(|p| (*p).to_owned()).collect();
+        self.settings
+            .host_properties
+            .insert(path, value.as_ref().to_vec());
+        self
+    }
+
+    /// The per-stream buffer limit in bytes (default 1 MiB).
+    pub fn buffer_limit(mut self, bytes: usize) -> Self {
+        self.settings.buffer_limit = bytes;
+        self
+    }
+
+    /// The clock's start (default 2024-01-01T00:00:00Z).
+    pub fn start_time(mut self, time: SystemTime) -> Self {
+        let nanos = time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        self.settings.start_time_nanos = nanos;
+        self
+    }
+
+    /// Restricts the clusters callouts may target (default: any); a call to
+    /// another answers `BadArgument`, as Envoy for an unknown cluster.
+    pub fn clusters<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.settings.clusters = Some(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Registers a foreign function (`proxy_call_foreign_function`): its
+    /// result is returned to the plugin (`None`: no data).
+    pub fn foreign_function(
+        mut self,
+        name: impl Into<String>,
+        f: impl Fn(&[u8]) -> Option<Vec<u8>> + 'static,
+    ) -> Self {
+        let f: ForeignFn = Rc::new(f);
+        self.settings.foreign_functions.insert(name.into(), f);
+        self
+    }
+
+    /// Registers plugin `P` on this thread and starts it with the JSON
+    /// configuration `config`. On failure the logs explain why.
+    pub fn start<P: HttpPlugin>(self, config: impl AsRef<[u8]>) -> Result<TestHost, StartFailure> {
+        let mut settings = self.settings;
+        settings.plugin_name = self.plugin_name.unwrap_or_else(|| P::NAME.to_owned());
+        let config = config.as_ref().to_vec();
+        let vm_size = settings.vm_configuration.len();
+        let config_size = config.len();
+        crate::__private::register::<P>();
+        let root = with_registry(|r| {
+            let root = r.allocate_context(0);
+            r.hosts.insert(root, HostModel::new(settings, config));
+            root
+        });
+        let Some(root) = root else {
+            return Err(StartFailure {
+                stage: StartStage::VmStart,
+                logs: Vec::new(),
+            });
+        };
+        // From here on, dropping `host` (also while unwinding) cleans up.
+        let host = TestHost {
+            root,
+            _not_send: PhantomData,
+        };
+        driver::invoke(root, root, || abi::on_context_create(root, 0));
+        let starting = |stage| host.write(|h| h.starting = stage);
+        starting(Some(Starting::VmStart));
+        let vm_ok = driver::invoke(root, root, || abi::on_vm_start(root, vm_size));
+        starting(None);
+        if !vm_ok {
+            return Err(host.fail(StartStage::VmStart));
+        }
+        starting(Some(Starting::Configure));
+        let configured = driver::invoke(root, root, || abi::on_configure(root, config_size));
+        starting(None);
+        driver::drain(root);
+        if !configured {
+            return Err(host.fail(StartStage::Configure));
+        }
+        Ok(host)
+    }
+}
+
+impl TestHost {
+    fn fail(self, stage: StartStage) -> StartFailure {
+        let logs = self.logs();
+        drop(self);
+        StartFailure { stage, logs }
+    }
+}

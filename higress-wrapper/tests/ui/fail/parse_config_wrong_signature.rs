@@ -4,7 +4,10 @@ struct MyConfig {
 }
 
 fn parse(json: serde_json::Value) -> Result<MyConfig, String> {
-    let limit = json.get("limit").and_then(serde_json::Value::as_u64).ok_or("no limit")?;
+    let limit = json
+        .get("limit")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or("no limit")?;
     Ok(MyConfig { limit })
 }
 

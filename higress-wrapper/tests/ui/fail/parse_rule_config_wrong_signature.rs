@@ -6,7 +6,11 @@ struct MyConfig {
     limit: u64,
 }
 
-fn parse_rule(_json: &serde_json::Value, global: MyConfig, config: &mut MyConfig) -> Result<(), ConfigError> {
+fn parse_rule(
+    _json: &serde_json::Value,
+    global: MyConfig,
+    config: &mut MyConfig,
+) -> Result<(), ConfigError> {
     *config = global;
     Ok(())
 }

@@ -16,7 +16,10 @@ mod parse {
     use higress_wrapper::prelude::*;
 
     pub fn config(json: &serde_json::Value) -> Result<super::MyConfig, ConfigError> {
-        let limit = json.get("limit").and_then(serde_json::Value::as_u64).unwrap_or(10);
+        let limit = json
+            .get("limit")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(10);
         Ok(super::MyConfig { limit })
     }
 
@@ -93,6 +96,7 @@ fn main() {
     let hooks = <Everything as HttpPlugin>::HOOKS;
     assert!(hooks.request_body && hooks.streaming_request_body);
     assert!(hooks.response_body && hooks.streaming_response_body);
-    let config = <Everything as HttpPlugin>::parse_config(&serde_json::json!({ "limit": 5 })).unwrap();
+    let config =
+        <Everything as HttpPlugin>::parse_config(&serde_json::json!({ "limit": 5 })).unwrap();
     assert_eq!(config, MyConfig { limit: 5 });
 }

@@ -1,0 +1,469 @@
+//! Delivering events to the plugin the way Envoy's filter manager and wasm
+//! filter (`Context::decodeHeaders`, `decodeData`, ...) do, and applying
+//! what the plugin answered. Callbacks are delivered only from here, never
+//! from inside a host call: work a host call asks for (a local reply, a
+//! resume) is queued and runs once the callback returned, as Envoy's
+//! "after VM call" actions.
+
+use super::abi;
+use super::guard;
+use super::model::{with_registry, AfterCall, Dir, HeaderMap, HostModel, StreamModel};
+use super::types::{Action, LocalResponse, StreamError};
+
+pub(super) fn with_host<R>(root: u32, f: impl FnOnce(&mut HostModel) -> R) -> Option<R> {
+    with_registry(|r| r.hosts.get_mut(&root).map(f)).flatten()
+}
+
+/// Runs `f` on a stream and its host (the stream is taken out of the map
+/// for the duration, to borrow both).
+pub(super) fn with_stream<R>(
+    root: u32,
+    id: u32,
+    f: impl FnOnce(&mut HostModel, &mut StreamModel) -> R,
+) -> Option<R> {
+    with_host(root, |h| {
+        let mut s = h.streams.remove(&id)?;
+        let r = f(h, &mut s);
+        h.streams.insert(id, s);
+        Some(r)
+    })
+    .flatten()
+}
+
+/// Calls into the plugin with `context` effective. A panic the guard
+/// parked fails the VM (as a trap does in Envoy) and is resumed here, in
+/// the test, outside proxy-wasm's `extern "C"` frames.
+pub(super) fn invoke<R>(root: u32, context: u32, call: impl FnOnce() -> R) -> R {
+    with_registry(|r| r.effective = context);
+    let result = call();
+    with_registry(|r| r.effective = 0);
+    if let Some(payload) = guard::take_panic() {
+        with_host(root, |h| {
+            h.vm_failed = true;
+            h.actions.clear();
+            if let Some(s) = h.streams.get_mut(&context) {
+                s.fail();
+            }
+        });
+        std::panic::resume_unwind(payload);
+    }
+    result
+}
+
+fn action_of(raw: u32) -> Action {
+    if raw == 0 {
+        Action::Continue
+    } else {
+        Action::Pause
+    }
+}
+
+/// Creates the plugin's HTTP context on first use (Envoy creates it when
+/// the request headers arrive, or at access-log time).
+fn ensure_created(root: u32, id: u32) {
+    let create = with_stream(root, id, |_, s| !std::mem::replace(&mut s.created, true));
+    if create == Some(true) {
+        invoke(root, id, || abi::on_context_create(id, root));
+    }
+}
+
+fn status_of(headers: &HeaderMap) -> Option<u32> {
+    std::str::from_utf8(headers.get(":status")?).ok()?.trim().parse().ok()
+}
+
+// ----- headers, body, trailers --------------------------------------------------------
+
+pub(super) fn deliver_headers(root: u32, id: u32, dir: Dir, headers: HeaderMap, eos: bool) -> Action {
+    let count = with_stream(root, id, |h, s| {
+        if dir == Dir::Response && !s.local_reply {
+            s.response_code = status_of(&headers);
+            s.code_details = Some("via_upstream".to_owned());
+        }
+        let half = s.half(dir);
+        half.started = true;
+        half.headers = headers;
+        half.headers_live = true;
+        half.eos_in = eos;
+        let count = half.headers.len();
+        if h.vm_failed {
+            s.fail();
+            return None;
+        }
+        Some(count)
+    })
+    .flatten();
+    let Some(count) = count else {
+        return Action::Ended;
+    };
+    ensure_created(root, id);
+    let raw = invoke(root, id, || match dir {
+        Dir::Request => abi::on_request_headers(id, count, eos),
+        Dir::Response => abi::on_response_headers(id, count, eos),
+    });
+    let action = action_of(raw);
+    with_stream(root, id, |h, s| {
+        if h.ending(id) || s.reset || s.failed {
+            return;
+        }
+        let stop_all = !h.settings.allow_on_headers_stop_iteration;
+        let half = s.half(dir);
+        match action {
+            Action::Continue => half.forward_headers(),
+            _ => half.headers_held = Some(stop_all),
+        }
+    });
+    drain(root);
+    action
+}
+
+enum BodyStep {
+    Call(usize),
+    Held,
+    TooLarge,
+    Ended,
+}
+
+pub(super) fn deliver_body(root: u32, id: u32, dir: Dir, chunk: Vec<u8>, eos: bool) -> Action {
+    let step = with_stream(root, id, |h, s| {
+        if h.vm_failed {
+            s.fail();
+            return BodyStep::Ended;
+        }
+        let limit = h.buffer_limit(s, dir);
+        let half = s.half(dir);
+        half.eos_in |= eos;
+        if half.stop_all() || half.held.is_some() {
+            let held = half.held.get_or_insert_with(|| (Vec::new(), false));
+            held.0.extend_from_slice(&chunk);
+            held.1 = eos;
+            return BodyStep::Held;
+        }
+        if half.buffering && half.body.len().saturating_add(chunk.len()) > limit {
+            return BodyStep::TooLarge;
+        }
+        half.body.extend_from_slice(&chunk);
+        half.body_live = true;
+        half.body_calls += 1;
+        BodyStep::Call(half.body.len())
+    })
+    .unwrap_or(BodyStep::Ended);
+    let size = match step {
+        BodyStep::Call(size) => size,
+        BodyStep::Held => return Action::Held,
+        BodyStep::Ended => return Action::Ended,
+        BodyStep::TooLarge => {
+            // Envoy's filter manager: 413 for a request, 500 for a response.
+            let (status, body, details) = match dir {
+                Dir::Request => (413, "Payload Too Large", "request_payload_too_large"),
+                Dir::Response => (500, "Internal Server Error", "response_payload_too_large"),
+            };
+            let reply = LocalResponse {
+                status,
+                details: details.to_owned(),
+                headers: Vec::new(),
+                body: body.as_bytes().to_vec(),
+                grpc_status: None,
+            };
+            local_reply(root, id, reply, false);
+            return Action::Ended;
+        }
+    };
+    let raw = invoke(root, id, || match dir {
+        Dir::Request => abi::on_request_body(id, size, eos),
+        Dir::Response => abi::on_response_body(id, size, eos),
+    });
+    let action = action_of(raw);
+    with_stream(root, id, |h, s| {
+        if h.ending(id) || s.reset || s.failed {
+            return;
+        }
+        let half = s.half(dir);
+        match action {
+            Action::Continue => {
+                // A body Continue also releases headers held with
+                // StopIteration (allow_on_headers_stop_iteration).
+                if half.headers_sent.is_none() {
+                    half.forward_headers();
+                }
+                half.forward_body();
+            }
+            _ => half.buffering = true,
+        }
+    });
+    drain(root);
+    action
+}
+
+pub(super) fn deliver_trailers(root: u32, id: u32, dir: Dir, trailers: HeaderMap) -> Action {
+    let count = with_stream(root, id, |h, s| {
+        if h.vm_failed {
+            s.fail();
+            return None;
+        }
+        let half = s.half(dir);
+        half.eos_in = true;
+        if half.stop_all() || half.held.is_some() {
+            half.held_trailers = Some(trailers);
+            return Some(None);
+        }
+        let count = trailers.len();
+        half.trailers = Some(trailers);
+        half.trailers_live = true;
+        Some(Some(count))
+    })
+    .flatten();
+    let count = match count {
+        None => return Action::Ended,
+        Some(None) => return Action::Held,
+        Some(Some(count)) => count,
+    };
+    let raw = invoke(root, id, || match dir {
+        Dir::Request => abi::on_request_trailers(id, count),
+        Dir::Response => abi::on_response_trailers(id, count),
+    });
+    let action = action_of(raw);
+    with_stream(root, id, |h, s| {
+        if h.ending(id) || s.reset || s.failed {
+            return;
+        }
+        let half = s.half(dir);
+        match action {
+            Action::Continue => {
+                if half.headers_sent.is_none() {
+                    half.forward_headers();
+                }
+                if half.buffering {
+                    half.forward_body();
+                }
+                half.forward_trailers();
+            }
+            _ => half.trailers_held = true,
+        }
+    });
+    drain(root);
+    action
+}
+
+// ----- work queued by host calls ---------------------------------------------------------
+
+/// Runs the queued "after VM call" work until none is left.
+pub(super) fn drain(root: u32) {
+    while let Some(action) = with_host(root, |h| h.actions.pop_front()).flatten() {
+        match action {
+            AfterCall::LocalReply {
+                stream,
+                reply,
+                by_plugin,
+            } => local_reply(root, stream, reply, by_plugin),
+            AfterCall::Continue { stream, dir } => resume(root, stream, dir),
+            AfterCall::Reset { stream } => {
+                with_stream(root, stream, |_, s| {
+                    s.reset = true;
+                    s.code_details.get_or_insert_with(|| "wasm_close_stream".to_owned());
+                    for half in [&mut s.req, &mut s.resp] {
+                        half.headers_held = None;
+                        half.buffering = false;
+                        half.held = None;
+                        half.held_trailers = None;
+                        half.trailers_held = false;
+                    }
+                });
+            }
+            AfterCall::QueueReady { context, queue } => {
+                // proxy-wasm delivers queue readiness to root contexts only.
+                let deliver = with_host(root, |h| !h.vm_failed).unwrap_or(false);
+                if deliver && context == root {
+                    invoke(root, root, || abi::on_queue_ready(root, queue));
+                }
+            }
+        }
+    }
+}
+
+/// `decoder_callbacks_->continueDecoding()` / `continueEncoding()`.
+fn resume(root: u32, id: u32, dir: Dir) {
+    let next = with_stream(root, id, |_, s| {
+        // Envoy's `Context::continueStream` drops the request maps and body
+        // whichever direction resumes: the plugin cannot reach them after.
+        s.req.headers_live = false;
+        s.req.body_live = false;
+        s.req.trailers_live = false;
+        let open = match dir {
+            Dir::Request => s.request_open(),
+            Dir::Response => !s.reset && !s.failed,
+        };
+        let half = s.half(dir);
+        if !open || !half.started {
+            return None;
+        }
+        if half.headers_held.is_some() {
+            half.forward_headers();
+        }
+        if half.buffering {
+            half.forward_body();
+        }
+        if half.trailers_held {
+            half.forward_trailers();
+        }
+        Some((half.held.take(), half.held_trailers.take()))
+    })
+    .flatten();
+    if let Some((held, trailers)) = next {
+        // What arrived while stopped reaches the plugin now, in one callback.
+        if let Some((data, eos)) = held {
+            let _ = deliver_body(root, id, dir, data, eos);
+        }
+        if let Some(trailers) = trailers {
+            let _ = deliver_trailers(root, id, dir, trailers);
+        }
+    }
+}
+
+/// A local reply (the plugin's `send_local_response`, or the host's own).
+/// Raised while decoding, it travels through the whole encoder chain, this
+/// filter included (Envoy's `sendLocalReplyViaFilterChain`); raised while
+/// encoding, it goes straight downstream; once the response started
+/// downstream, the stream is reset instead.
+fn local_reply(root: u32, id: u32, reply: LocalResponse, by_plugin: bool) {
+    let next = with_stream(root, id, |h, s| {
+        if by_plugin {
+            s.local_responses.push(reply.clone());
+            if s.local_responses.len() > 1 {
+                return None;
+            }
+        } else if s.local_reply {
+            return None;
+        }
+        if s.reset || s.failed {
+            return None;
+        }
+        // The request is not proxied any further.
+        s.req.headers_held = None;
+        s.req.buffering = false;
+        s.req.held = None;
+        s.req.held_trailers = None;
+        s.req.trailers_held = false;
+        s.response_code = Some(reply.status);
+        s.code_details = Some(if by_plugin {
+            h.reply_details(&reply.details)
+        } else {
+            reply.details.clone()
+        });
+        if s.resp.headers_sent.is_some() {
+            s.reset = true;
+            return None;
+        }
+        s.local_reply = true;
+        let mut headers = HeaderMap::default();
+        headers.add(":status", reply.status.to_string().as_bytes());
+        for (name, value) in &reply.headers {
+            headers.add(name, value.as_bytes());
+        }
+        if !reply.body.is_empty() {
+            headers.set("content-length", reply.body.len().to_string().as_bytes());
+            if headers.get("content-type").is_none() {
+                headers.add("content-type", b"text/plain");
+            }
+        }
+        if s.resp.started {
+            // Raised while encoding: sent directly to the client.
+            let resp = &mut s.resp;
+            resp.headers = headers.clone();
+            resp.headers_live = false;
+            resp.headers_held = None;
+            resp.buffering = false;
+            resp.body.clear();
+            resp.body_live = false;
+            resp.held = None;
+            resp.held_trailers = None;
+            resp.trailers_held = false;
+            resp.headers_sent = Some(headers);
+            resp.sent_body = reply.body.clone();
+            resp.sent_eos = true;
+            return None;
+        }
+        Some((headers, reply.body.clone()))
+    })
+    .flatten();
+    if let Some((headers, body)) = next {
+        let eos = body.is_empty();
+        let _ = deliver_headers(root, id, Dir::Response, headers, eos);
+        if !eos {
+            let _ = deliver_body(root, id, Dir::Response, body, true);
+        }
+    }
+}
+
+// ----- stream end, ticks ---------------------------------------------------------------------
+
+/// The stream ends: `proxy_on_log` (access-log phase), then
+/// `proxy_on_done` and `proxy_on_delete`, as Envoy's stream destruction.
+pub(super) fn done(root: u32, id: u32) -> Result<(), StreamError> {
+    let call = with_stream(root, id, |h, s| {
+        if s.done {
+            return Err(StreamError::Done);
+        }
+        s.done = true;
+        for half in [&mut s.req, &mut s.resp] {
+            half.headers_live = false;
+            half.body_live = false;
+            half.trailers_live = false;
+        }
+        Ok(!h.vm_failed)
+    })
+    .ok_or(StreamError::Gone)??;
+    if !call {
+        return Ok(());
+    }
+    ensure_created(root, id);
+    with_stream(root, id, |_, s| s.access_log = true);
+    invoke(root, id, || abi::on_log(id));
+    with_stream(root, id, |_, s| s.access_log = false);
+    drain(root);
+    invoke(root, id, || abi::on_done(id));
+    invoke(root, id, || abi::on_delete(id));
+    with_host(root, |h| {
+        if let Some(s) = h.streams.get_mut(&id) {
+            s.deleted = true;
+        }
+        h.actions.retain(|a| match a {
+            AfterCall::LocalReply { stream, .. }
+            | AfterCall::Continue { stream, .. }
+            | AfterCall::Reset { stream } => *stream != id,
+            AfterCall::QueueReady { .. } => true,
+        });
+    });
+    Ok(())
+}
+
+pub(super) fn tick(root: u32) {
+    if with_host(root, |h| !h.vm_failed) == Some(true) {
+        invoke(root, root, || abi::on_tick(root));
+        drain(root);
+    }
+}
+
+/// Moves the clock forward, firing the tick timer at each period boundary
+/// on the way (with the clock set to that instant).
+pub(super) fn advance_time(root: u32, by_nanos: u64) {
+    let Some(target) = with_host(root, |h| h.now_nanos.saturating_add(by_nanos)) else {
+        return;
+    };
+    loop {
+        let due = with_host(root, |h| match h.next_tick_nanos {
+            Some(at) if at <= target && !h.vm_failed => {
+                h.now_nanos = at;
+                let period = u64::from(h.tick_period_ms).saturating_mul(1_000_000).max(1);
+                h.next_tick_nanos = Some(at.saturating_add(period));
+                true
+            }
+            _ => false,
+        });
+        if due != Some(true) {
+            break;
+        }
+        invoke(root, root, || abi::on_tick(root));
+        drain(root);
+    }
+    with_host(root, |h| h.now_nanos = h.now_nanos.max(target));
+}
