@@ -26,7 +26,8 @@
 //!         }
 //!     })
 //! }
-//! # let _ = on_request_headers;
+//! # let auth = HttpClient::new(&TargetCluster::new("auth_service", "auth.local"));
+//! # let _ = (on_request_headers, auth);
 //! ```
 
 use crate::callout::{self, CallFuture, Reply};

@@ -96,9 +96,9 @@ pub use plugin_context::PluginContext;
 /// | `on_response_body: f` | `ProcessResponseBody` | as request body |
 /// | `on_streaming_response_body: f` | `ProcessStreamingResponseBody` | as streaming request body |
 /// | `on_stream_done: f` | `ProcessStreamDone` | `fn(&mut HttpContext<MyState>, &MyConfig)` |
-/// | `plugin: Ident` | | the name of the generated plugin type (default `Plugin`), for tests |
+/// | `plugin: Name` / `plugin: pub Name` | | the generated type's name (default `Plugin`), private to the calling module unless given a visibility (then config and state must be `pub` too) |
 ///
-/// It defines `pub struct Plugin` implementing [`HttpPlugin`] and, on wasm,
+/// It defines `struct Plugin` implementing [`HttpPlugin`] and, on wasm,
 /// the module's `_initialize` entry. A wrong signature or an unknown key is
 /// a compile error pointing at your code.
 pub use higress_wrapper_macros::set_ctx;

@@ -19,7 +19,7 @@ use std::future::Future;
 /// |---|---|
 /// | stock Envoy, ABI 0.2.1 (default) | becomes *stop all*: the headers **and the body** are held; body hooks do not run until the stream is resumed (by the SDK when a waited-on future completes, or by [`HttpContext::resume_request`]). A request paused by hand to read its body first **hangs**. |
 /// | stock Envoy with `allow_on_headers_stop_iteration: true` | headers are held, body hooks run; the headers leave once a body hook returns `Continue` at end of stream, so a header set after reading the body reaches the upstream. |
-/// | Higress (ABI 0.2.100 host semantics) | same as the previous row. |
+/// | Higress | the host picks the semantics from the ABI the module exports. This SDK exports `proxy_abi_version_0_2_1`, so it is the first row (stop all); only modules exporting `0_2_100` keep `StopIteration` (this SDK does not offer that). |
 ///
 /// In every case a local response ([`HttpContext::send_local_response`])
 /// ends the request, whatever the hook returns.
@@ -231,6 +231,9 @@ impl From<ConfigError> for StartError {
 ///         HeaderAction::Continue
 ///     }
 /// }
+/// # let config = AddHeader::parse_config(&serde_json::json!({"header": "v"}));
+/// # assert_eq!(config.map(|c| c.header).ok().as_deref(), Some("v"));
+/// # let _ = AddHeader;
 /// ```
 pub trait HttpPlugin: Sized + 'static {
     /// The plugin name, the first part of every log line: `[name] [id] [request-id] ...`.

@@ -35,11 +35,17 @@ pub(crate) struct Root<P: HttpPlugin> {
 pub(crate) fn register<P: HttpPlugin>() {
     crate::log::install();
     proxy_wasm::set_root_context(|context_id| -> Box<dyn RootContext> {
-        Box::new(Root::<P> {
+        let root = Box::new(Root::<P> {
             context_id,
             shared: None,
             ticks: Vec::new(),
-        })
+        });
+        // Natively under the test host, a panic in plugin code must not
+        // unwind out of proxy-wasm's `extern "C"` exports (that aborts the
+        // test binary): the host catches it inside and re-raises it.
+        #[cfg(all(any(test, feature = "test-host"), not(target_arch = "wasm32")))]
+        let root = crate::test_host::guard_root(root);
+        root
     });
 }
 

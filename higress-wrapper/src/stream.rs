@@ -546,6 +546,9 @@ impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
         }
         let hooks = P::HOOKS;
         inner.with_ctx(|c| {
+            // Envoy drops the request headers once they continue: read the
+            // request line now, so `scheme()`..`method()` answer in every phase.
+            let _ = (c.scheme(), c.host(), c.path(), c.method());
             let flags = &mut c.flags;
             flags.has_request_body = !end_of_stream;
             flags.read_request_body =
@@ -566,7 +569,12 @@ impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.inner.enter(Phase::DecodeData);
-        self.inner.body(body_size, end_of_stream, Dir::Request)
+        let action = self.inner.body(body_size, end_of_stream, Dir::Request);
+        if action == Action::Continue {
+            // Continuing here releases whatever was held: nothing to resume.
+            self.inner.set_paused(Dir::Request, false);
+        }
+        action
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -576,7 +584,11 @@ impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.inner.enter(Phase::EncodeData);
-        self.inner.body(body_size, end_of_stream, Dir::Response)
+        let action = self.inner.body(body_size, end_of_stream, Dir::Response);
+        if action == Action::Continue {
+            self.inner.set_paused(Dir::Response, false);
+        }
+        action
     }
 
     fn on_log(&mut self) {

@@ -30,12 +30,16 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bench;
 mod build;
 mod client;
+pub mod deploy;
+pub mod dev;
 mod echo;
 mod error;
 mod gateway;
 mod http;
+pub mod surface;
 
 pub use build::{envoy_binary, repo_root, target_dir, wasm_module, WASM_TARGET};
 pub use client::{http_request, http_request_timeout, Response, DEFAULT_TIMEOUT};

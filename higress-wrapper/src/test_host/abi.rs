@@ -14,6 +14,8 @@
 //! - hands buffers back through the module's `proxy_on_memory_allocate`,
 //!   because the SDK frees them with `Vec::from_raw_parts(ptr, len, len)`.
 #![allow(unsafe_code)]
+// The ABI fixes the arity of `proxy_http_call` & co.
+#![allow(clippy::too_many_arguments)]
 
 use super::model::{with_registry, Foreign, HostModel, HostResult, Status};
 use super::types::CalloutState;
@@ -223,7 +225,7 @@ fn with_current<T>(f: impl FnOnce(&mut HostModel, u32, Option<u32>) -> HostResul
 // ----- logging, time ------------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32 {
+unsafe extern "C" fn proxy_log(level: u32, message_data: *const u8, message_size: usize) -> u32 {
     host_call("proxy_log", || {
         // SAFETY: proxy-wasm passes the message it owns for the call.
         let message = unsafe { bytes("proxy_log", message_data, message_size) }?;
@@ -240,7 +242,7 @@ pub unsafe extern "C" fn proxy_log(level: u32, message_data: *const u8, message_
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_log_level(return_level: *mut u32) -> u32 {
+unsafe extern "C" fn proxy_get_log_level(return_level: *mut u32) -> u32 {
     host_call("proxy_get_log_level", || {
         let level = with_registry(|r| match r.current() {
             Some((host, _, _)) => host.settings.log_level.raw(),
@@ -253,7 +255,7 @@ pub unsafe extern "C" fn proxy_get_log_level(return_level: *mut u32) -> u32 {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32 {
+unsafe extern "C" fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32 {
     host_call("proxy_get_current_time_nanoseconds", || {
         let now = with_current(|host, _, _| Ok(host.now_nanos))?;
         // SAFETY: the address of a `u64` local.
@@ -262,7 +264,7 @@ pub unsafe extern "C" fn proxy_get_current_time_nanoseconds(return_time: *mut u6
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_tick_period_milliseconds(period: u32) -> u32 {
+unsafe extern "C" fn proxy_set_tick_period_milliseconds(period: u32) -> u32 {
     host_call("proxy_set_tick_period_milliseconds", || {
         // Envoy sets the timer of the calling context's root.
         with_current(|host, _, _| {
@@ -275,7 +277,7 @@ pub unsafe extern "C" fn proxy_set_tick_period_milliseconds(period: u32) -> u32 
 // ----- buffers ------------------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_buffer_bytes(
+unsafe extern "C" fn proxy_get_buffer_bytes(
     buffer_type: u32,
     start: usize,
     max_size: usize,
@@ -297,7 +299,7 @@ pub unsafe extern "C" fn proxy_get_buffer_bytes(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_buffer_bytes(
+unsafe extern "C" fn proxy_set_buffer_bytes(
     buffer_type: u32,
     start: usize,
     size: usize,
@@ -314,7 +316,7 @@ pub unsafe extern "C" fn proxy_set_buffer_bytes(
 // ----- header maps --------------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_header_map_pairs(
+unsafe extern "C" fn proxy_get_header_map_pairs(
     map_type: u32,
     return_map_data: *mut *mut u8,
     return_map_size: *mut usize,
@@ -327,7 +329,7 @@ pub unsafe extern "C" fn proxy_get_header_map_pairs(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32 {
+unsafe extern "C" fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32 {
     host_call("proxy_set_header_map_pairs", || {
         // SAFETY: the plugin's serialized map, valid for the call.
         let data = unsafe { bytes("proxy_set_header_map_pairs", map_data, map_size) }?;
@@ -336,7 +338,7 @@ pub unsafe extern "C" fn proxy_set_header_map_pairs(map_type: u32, map_data: *co
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_header_map_value(
+unsafe extern "C" fn proxy_get_header_map_value(
     map_type: u32,
     key_data: *const u8,
     key_size: usize,
@@ -353,7 +355,7 @@ pub unsafe extern "C" fn proxy_get_header_map_value(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_replace_header_map_value(
+unsafe extern "C" fn proxy_replace_header_map_value(
     map_type: u32,
     key_data: *const u8,
     key_size: usize,
@@ -373,7 +375,7 @@ pub unsafe extern "C" fn proxy_replace_header_map_value(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32 {
+unsafe extern "C" fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32 {
     host_call("proxy_remove_header_map_value", || {
         // SAFETY: the plugin's key, valid for the call.
         let key = unsafe { text("proxy_remove_header_map_value", key_data, key_size) }?;
@@ -382,7 +384,7 @@ pub unsafe extern "C" fn proxy_remove_header_map_value(map_type: u32, key_data: 
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_add_header_map_value(
+unsafe extern "C" fn proxy_add_header_map_value(
     map_type: u32,
     key_data: *const u8,
     key_size: usize,
@@ -404,7 +406,7 @@ pub unsafe extern "C" fn proxy_add_header_map_value(
 // ----- properties ---------------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_property(
+unsafe extern "C" fn proxy_get_property(
     path_data: *const u8,
     path_size: usize,
     return_value_data: *mut *mut u8,
@@ -424,7 +426,7 @@ pub unsafe extern "C" fn proxy_get_property(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_property(
+unsafe extern "C" fn proxy_set_property(
     path_data: *const u8,
     path_size: usize,
     value_data: *const u8,
@@ -445,7 +447,7 @@ pub unsafe extern "C" fn proxy_set_property(
 // ----- shared data and queues -------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_shared_data(
+unsafe extern "C" fn proxy_get_shared_data(
     key_data: *const u8,
     key_size: usize,
     return_value_data: *mut *mut u8,
@@ -465,7 +467,7 @@ pub unsafe extern "C" fn proxy_get_shared_data(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_shared_data(
+unsafe extern "C" fn proxy_set_shared_data(
     key_data: *const u8,
     key_size: usize,
     value_data: *const u8,
@@ -485,7 +487,7 @@ pub unsafe extern "C" fn proxy_set_shared_data(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_register_shared_queue(name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32 {
+unsafe extern "C" fn proxy_register_shared_queue(name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32 {
     host_call("proxy_register_shared_queue", || {
         // SAFETY: the plugin's name, valid for the call.
         let name = unsafe { text("proxy_register_shared_queue", name_data, name_size) }?;
@@ -496,7 +498,7 @@ pub unsafe extern "C" fn proxy_register_shared_queue(name_data: *const u8, name_
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_resolve_shared_queue(
+unsafe extern "C" fn proxy_resolve_shared_queue(
     vm_id_data: *const u8,
     vm_id_size: usize,
     name_data: *const u8,
@@ -518,7 +520,7 @@ pub unsafe extern "C" fn proxy_resolve_shared_queue(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_dequeue_shared_queue(
+unsafe extern "C" fn proxy_dequeue_shared_queue(
     queue_id: u32,
     return_value_data: *mut *mut u8,
     return_value_size: *mut usize,
@@ -531,7 +533,7 @@ pub unsafe extern "C" fn proxy_dequeue_shared_queue(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32 {
+unsafe extern "C" fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32 {
     host_call("proxy_enqueue_shared_queue", || {
         // SAFETY: the plugin's value, valid for the call.
         let value = unsafe { bytes("proxy_enqueue_shared_queue", value_data, value_size) }?;
@@ -542,21 +544,21 @@ pub unsafe extern "C" fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *
 // ----- stream flow ------------------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_continue_stream(stream_type: u32) -> u32 {
+unsafe extern "C" fn proxy_continue_stream(stream_type: u32) -> u32 {
     host_call("proxy_continue_stream", || {
         with_current(|host, _, stream| host.continue_stream(stream, stream_type))
     })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_close_stream(stream_type: u32) -> u32 {
+unsafe extern "C" fn proxy_close_stream(stream_type: u32) -> u32 {
     host_call("proxy_close_stream", || {
         with_current(|host, _, stream| host.close_stream(stream, stream_type))
     })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_send_local_response(
+unsafe extern "C" fn proxy_send_local_response(
     status_code: u32,
     status_code_details_data: *const u8,
     status_code_details_size: usize,
@@ -584,7 +586,7 @@ pub unsafe extern "C" fn proxy_send_local_response(
 // ----- callouts -----------------------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_http_call(
+unsafe extern "C" fn proxy_http_call(
     upstream_data: *const u8,
     upstream_size: usize,
     headers_data: *const u8,
@@ -615,7 +617,7 @@ pub unsafe extern "C" fn proxy_http_call(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_grpc_call(
+unsafe extern "C" fn proxy_grpc_call(
     upstream_data: *const u8,
     upstream_size: usize,
     service_name_data: *const u8,
@@ -649,7 +651,7 @@ pub unsafe extern "C" fn proxy_grpc_call(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_grpc_stream(
+unsafe extern "C" fn proxy_grpc_stream(
     upstream_data: *const u8,
     upstream_size: usize,
     service_name_data: *const u8,
@@ -679,7 +681,7 @@ pub unsafe extern "C" fn proxy_grpc_stream(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_grpc_send(
+unsafe extern "C" fn proxy_grpc_send(
     token: u32,
     message_ptr: *const u8,
     message_len: usize,
@@ -699,21 +701,21 @@ pub unsafe extern "C" fn proxy_grpc_send(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_grpc_cancel(token_id: u32) -> u32 {
+unsafe extern "C" fn proxy_grpc_cancel(token_id: u32) -> u32 {
     host_call("proxy_grpc_cancel", || {
         with_current(|host, _, _| host.grpc_end(token_id, CalloutState::Cancelled))
     })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_grpc_close(token_id: u32) -> u32 {
+unsafe extern "C" fn proxy_grpc_close(token_id: u32) -> u32 {
     host_call("proxy_grpc_close", || {
         with_current(|host, _, _| host.grpc_end(token_id, CalloutState::Closed))
     })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_status(
+unsafe extern "C" fn proxy_get_status(
     return_code: *mut u32,
     return_message_data: *mut *mut u8,
     return_message_size: *mut usize,
@@ -730,7 +732,7 @@ pub unsafe extern "C" fn proxy_get_status(
 
 /// Higress: initializes the Redis client of `service` (on the root).
 #[no_mangle]
-pub unsafe extern "C" fn proxy_redis_init(
+unsafe extern "C" fn proxy_redis_init(
     service_ptr: *const u8,
     service_size: usize,
     username_ptr: *const u8,
@@ -758,7 +760,7 @@ pub unsafe extern "C" fn proxy_redis_init(
 /// Higress: sends a RESP command to `service`; the reply arrives later
 /// through `proxy_on_redis_call_response`.
 #[no_mangle]
-pub unsafe extern "C" fn proxy_redis_call(
+unsafe extern "C" fn proxy_redis_call(
     service_ptr: *const u8,
     service_size: usize,
     query_ptr: *const u8,
@@ -782,7 +784,7 @@ pub unsafe extern "C" fn proxy_redis_call(
 // ----- contexts, foreign functions ------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_set_effective_context(context_id: u32) -> u32 {
+unsafe extern "C" fn proxy_set_effective_context(context_id: u32) -> u32 {
     host_call("proxy_set_effective_context", || {
         with_registry(|r| {
             // Only contexts of the running plugin's host, still alive.
@@ -806,7 +808,7 @@ pub unsafe extern "C" fn proxy_set_effective_context(context_id: u32) -> u32 {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_call_foreign_function(
+unsafe extern "C" fn proxy_call_foreign_function(
     function_name_data: *const u8,
     function_name_size: usize,
     arguments_data: *const u8,
@@ -845,7 +847,7 @@ pub unsafe extern "C" fn proxy_call_foreign_function(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_done() -> u32 {
+unsafe extern "C" fn proxy_done() -> u32 {
     host_call("proxy_done", || {
         with_current(|host, _, _| {
             host.done_calls += 1;
@@ -857,7 +859,7 @@ pub unsafe extern "C" fn proxy_done() -> u32 {
 // ----- metrics ------------------------------------------------------------------------------------
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_define_metric(
+unsafe extern "C" fn proxy_define_metric(
     metric_type: u32,
     name_data: *const u8,
     name_size: usize,
@@ -873,7 +875,7 @@ pub unsafe extern "C" fn proxy_define_metric(
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32 {
+unsafe extern "C" fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32 {
     host_call("proxy_get_metric", || {
         let value = with_current(|host, _, _| host.get_metric(metric_id))?;
         // SAFETY: out-pointer of a local.
@@ -882,14 +884,14 @@ pub unsafe extern "C" fn proxy_get_metric(metric_id: u32, return_value: *mut u64
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_record_metric(metric_id: u32, value: u64) -> u32 {
+unsafe extern "C" fn proxy_record_metric(metric_id: u32, value: u64) -> u32 {
     host_call("proxy_record_metric", || {
         with_current(|host, _, _| host.record_metric(metric_id, value))
     })
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32 {
+unsafe extern "C" fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32 {
     host_call("proxy_increment_metric", || {
         with_current(|host, _, _| host.increment_metric(metric_id, offset))
     })

@@ -636,7 +636,11 @@ impl HostModel {
     /// the test's host properties, the built-in attributes, then what the
     /// plugin set (a one-segment path only, like Envoy's filter state).
     pub(super) fn property(&self, stream: Option<u32>, path: &[String]) -> Option<Vec<u8>> {
-        let s = self.stream(stream);
+        self.property_with(self.stream(stream), path)
+    }
+
+    /// [`property`](Self::property) for a stream at hand.
+    pub(super) fn property_with(&self, s: Option<&StreamModel>, path: &[String]) -> Option<Vec<u8>> {
         if let Some(v) = s.and_then(|s| s.properties.get(path)) {
             return Some(v.clone());
         }

@@ -1,0 +1,95 @@
+//! The benchmark's two candidates do the same observable work:
+//! `examples/my-plugin` (SDK) and `tests/plugins/probe-raw` (the same
+//! behaviour on raw proxy-wasm) send the same headers upstream and write the
+//! same log lines at the same levels, byte for byte, for the same request.
+//! (The SDK also writes debug lines, e.g. which config matched; those are
+//! below the info level the benchmark runs at.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod e2e_common;
+
+use std::time::Duration;
+
+use e2e_common::{exchange, start};
+use higress_e2e::{wasm_module, ClusterSpec, EchoUpstream, Gateway, PluginSpec};
+
+/// Plugin log lines of one request at info level and above, as
+/// `(level, message)` with the request id replaced by `<id>`.
+fn lines_of(gateway: &Gateway, request_id: &str) -> Vec<(String, String)> {
+    gateway
+        .logs()
+        .lines()
+        .filter(|l| l.contains("wasm log") && l.contains(request_id))
+        .filter_map(|l| {
+            let level = ["[info]", "[warning]", "[error]", "[critical]"]
+                .into_iter()
+                .find(|lvl| l.contains(lvl))?;
+            let message = l.split_once("wasm log ")?.1.split_once(": ")?.1;
+            Some((level.to_owned(), message.replace(request_id, "<id>")))
+        })
+        .collect()
+}
+
+/// Runs `package` with `config`, sends the same requests, returns for each
+/// what the upstream got (`x-custom-header`, `x-user-id`) and the log lines.
+type Seen = Vec<(Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, String)>)>;
+
+fn run(package: &str, config: &str) -> Seen {
+    let upstream = EchoUpstream::start().unwrap();
+    let wasm = wasm_module(package).unwrap_or_else(|e| panic!("building {package}: {e}"));
+    let gateway = start(
+        Gateway::builder()
+            .name(format!("twin-{package}"))
+            .log_level("wasm:info")
+            .plugin(PluginSpec::new("twin", wasm, config))
+            .cluster(ClusterSpec::new("echo", upstream.port())),
+    );
+    let user_ids: [Option<&[u8]>; 3] = [Some(b"alice"), None, Some(b"caf\xc3\xa9 \xff")];
+    let mut seen = Vec::new();
+    for user in user_ids {
+        let headers: Vec<(&str, &[u8])> = user.map(|u| ("x-user-id", u)).into_iter().collect();
+        let x = exchange(&gateway, &upstream, "GET", "/twin", &headers, b"");
+        assert_eq!(x.response.status, 200, "{package}: {}", x.response.text());
+        let request = x.upstream.unwrap();
+        let request_id = request.header_str("x-request-id").unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut lines = lines_of(&gateway, &request_id);
+        while lines.len() < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(25));
+            lines = lines_of(&gateway, &request_id);
+        }
+        seen.push((
+            request.header("x-custom-header").map(<[u8]>::to_vec),
+            request.header("x-user-id").map(<[u8]>::to_vec),
+            lines,
+        ));
+    }
+    seen
+}
+
+#[test]
+fn sdk_and_raw_plugins_do_the_same_observable_work() {
+    let config = r#"{"some_field": "twin \"value\" é"}"#;
+    let sdk = run("my-plugin", config);
+    let raw = run("e2e-probe-raw", config);
+    assert_eq!(sdk, raw, "SDK and raw differ");
+
+    // And what they do is what my-plugin promises.
+    let (header, user, lines) = &sdk[0];
+    assert_eq!(header.as_deref(), Some("twin \"value\" é".as_bytes()));
+    assert_eq!(user.as_deref(), Some(&b"alice"[..]));
+    assert_eq!(
+        lines,
+        &vec![
+            ("[info]".to_owned(), "[my-plugin] [nil] [<id>] request received".to_owned()),
+            ("[info]".to_owned(), "[my-plugin] [nil] [<id>] x-user-id: alice".to_owned()),
+        ]
+    );
+    assert_eq!(sdk[1].2[1].1, "[my-plugin] [nil] [<id>] x-user-id: (none)");
+    assert_eq!(sdk[2].2[1].1, "[my-plugin] [nil] [<id>] x-user-id: café \u{fffd}");
+}
