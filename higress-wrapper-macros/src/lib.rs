@@ -280,21 +280,21 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
 
     let parse_config = match &input.parse_config {
         Some(f) => quote_spanned! {f.span()=>
-            let f: fn(&#value) -> ::core::result::Result<#config, #cfg_err> = #f;
-            f(json)
+            let __hw_f: fn(&#value) -> ::core::result::Result<#config, #cfg_err> = #f;
+            __hw_f(__hw_json)
         },
         None => quote_spanned! {config.span()=>
-            #krate::__private::from_json::<#config>(json)
+            #krate::__private::from_json::<#config>(__hw_json)
         },
     };
     let parse_rule_config = input.parse_rule_config.as_ref().map(|f| {
         quote_spanned! {f.span()=>
             fn parse_rule_config(
-                rule: &#krate::RuleInput<'_, #config>,
+                __hw_rule: &#krate::RuleInput<'_, #config>,
             ) -> ::core::result::Result<#config, #cfg_err> {
-                let f: fn(&#value, ::core::option::Option<&#config>)
+                let __hw_f: fn(&#value, ::core::option::Option<&#config>)
                     -> ::core::result::Result<#config, #cfg_err> = #f;
-                f(rule.rule_json(), rule.global())
+                __hw_f(__hw_rule.rule_json(), __hw_rule.global())
             }
         }
     });
@@ -304,16 +304,16 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         let period = &t.period;
         let func = &t.func;
         let period = quote_spanned! {period.span()=>
-            let period: ::core::time::Duration = #period;
+            let __hw_period: ::core::time::Duration = #period;
         };
         let func = quote_spanned! {func.span()=>
-            let f: fn(&mut #krate::PluginContext<'_, #config>) = #func;
+            let __hw_f: fn(&mut #krate::PluginContext<'_, #config>) = #func;
         };
         quote! {
             {
                 #period
                 #func
-                ctx.register_tick(period, f);
+                __hw_ctx.register_tick(__hw_period, __hw_f);
             }
         }
     });
@@ -322,9 +322,9 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         |f| {
             quote_spanned! {f.span()=>
                 {
-                    let f: fn(&mut #krate::PluginContext<'_, #config>)
+                    let __hw_f: fn(&mut #krate::PluginContext<'_, #config>)
                         -> ::core::result::Result<(), #krate::StartError> = #f;
-                    f(ctx)
+                    __hw_f(__hw_ctx)
                 }
             }
         },
@@ -333,7 +333,7 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
     let on_plugin_start = has_start.then(|| {
         quote! {
             fn on_plugin_start(
-                ctx: &mut #krate::PluginContext<'_, #config>,
+                __hw_ctx: &mut #krate::PluginContext<'_, #config>,
             ) -> ::core::result::Result<(), #krate::StartError> {
                 #(#ticks)*
                 #start
@@ -348,33 +348,33 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         let sp = f.span();
         let method = match key.to_string().as_str() {
             "on_request_headers" | "on_response_headers" => quote_spanned! {sp=>
-                fn #key(ctx: #ctx_ty, config: &#config) -> #krate::HeaderAction {
-                    let f: fn(#ctx_ty, &#config) -> #krate::HeaderAction = #f;
-                    f(ctx, config)
+                fn #key(__hw_ctx: #ctx_ty, __hw_config: &#config) -> #krate::HeaderAction {
+                    let __hw_f: fn(#ctx_ty, &#config) -> #krate::HeaderAction = #f;
+                    __hw_f(__hw_ctx, __hw_config)
                 }
             },
             "on_request_body" | "on_response_body" => quote_spanned! {sp=>
-                fn #key(ctx: #ctx_ty, config: &#config, body: &[u8]) -> #krate::DataAction {
-                    let f: fn(#ctx_ty, &#config, &[u8]) -> #krate::DataAction = #f;
-                    f(ctx, config, body)
+                fn #key(__hw_ctx: #ctx_ty, __hw_config: &#config, __hw_body: &[u8]) -> #krate::DataAction {
+                    let __hw_f: fn(#ctx_ty, &#config, &[u8]) -> #krate::DataAction = #f;
+                    __hw_f(__hw_ctx, __hw_config, __hw_body)
                 }
             },
             "on_streaming_request_body" | "on_streaming_response_body" => quote_spanned! {sp=>
                 fn #key(
-                    ctx: #ctx_ty,
-                    config: &#config,
-                    chunk: &[u8],
-                    end_of_stream: bool,
+                    __hw_ctx: #ctx_ty,
+                    __hw_config: &#config,
+                    __hw_chunk: &[u8],
+                    __hw_end_of_stream: bool,
                 ) -> ::core::option::Option<::std::vec::Vec<u8>> {
-                    let f: fn(#ctx_ty, &#config, &[u8], bool)
+                    let __hw_f: fn(#ctx_ty, &#config, &[u8], bool)
                         -> ::core::option::Option<::std::vec::Vec<u8>> = #f;
-                    f(ctx, config, chunk, end_of_stream)
+                    __hw_f(__hw_ctx, __hw_config, __hw_chunk, __hw_end_of_stream)
                 }
             },
             _ => quote_spanned! {sp=>
-                fn #key(ctx: #ctx_ty, config: &#config) {
-                    let f: fn(#ctx_ty, &#config) = #f;
-                    f(ctx, config)
+                fn #key(__hw_ctx: #ctx_ty, __hw_config: &#config) {
+                    let __hw_f: fn(#ctx_ty, &#config) = #f;
+                    __hw_f(__hw_ctx, __hw_config)
                 }
             },
         };
@@ -396,6 +396,7 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         #[allow(dead_code)]
         #plugin_vis struct #plugin;
 
+        #[allow(clippy::type_complexity)]
         impl #krate::HttpPlugin for #plugin {
             const NAME: &'static str = #name;
             const HOOKS: #krate::Hooks = #krate::Hooks {
@@ -407,7 +408,7 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
             type Config = #config;
             type State = #state;
 
-            fn parse_config(json: &#value) -> ::core::result::Result<#config, #cfg_err> {
+            fn parse_config(__hw_json: &#value) -> ::core::result::Result<#config, #cfg_err> {
                 #parse_config
             }
 

@@ -128,13 +128,6 @@ pub(crate) fn pending_calls() -> usize {
         .unwrap_or(0)
 }
 
-impl CallFuture {
-    /// The host's token of this call.
-    pub(crate) fn token(&self) -> u32 {
-        self.token
-    }
-}
-
 impl Future for CallFuture {
     type Output = Option<Reply>;
 

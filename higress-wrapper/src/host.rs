@@ -19,11 +19,10 @@ use std::ptr::null_mut;
 /// Which header map a call addresses (proxy-wasm `MapType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
+#[allow(clippy::enum_variant_names)]
 pub(crate) enum MapType {
     RequestHeaders = 0,
-    RequestTrailers = 1,
     ResponseHeaders = 2,
-    ResponseTrailers = 3,
     HttpCallResponseHeaders = 6,
 }
 

@@ -183,6 +183,9 @@ pub struct HttpContext<S = ()> {
     pub(crate) plugin_name: &'static str,
     pub(crate) plugin_id: Option<Rc<str>>,
     pub(crate) root_id: u32,
+    /// `x-request-id`, read once at request headers (Envoy drops the request
+    /// headers once they continue).
+    pub(crate) request_id: Option<Rc<str>>,
     scheme: OnceCell<String>,
     host: OnceCell<String>,
     path: OnceCell<String>,
@@ -212,6 +215,7 @@ impl<S: Default> HttpContext<S> {
             plugin_name,
             plugin_id: None,
             root_id: 0,
+            request_id: None,
             scheme: OnceCell::new(),
             host: OnceCell::new(),
             path: OnceCell::new(),
@@ -644,6 +648,16 @@ impl<S> HttpContext<S> {
         host::get_property(path).ok().flatten()
     }
 
+    /// Calls a host foreign function by name (e.g. Higress's
+    /// `get_log_level`, Envoy's `compress`); returns its result bytes.
+    pub fn call_foreign_function(
+        &self,
+        name: &str,
+        arguments: &[u8],
+    ) -> Result<Option<Vec<u8>>, HostError> {
+        host::call_foreign_function(name, arguments)
+    }
+
     /// Writes a host property.
     pub fn set_property(
         &mut self,
@@ -665,8 +679,7 @@ impl<S> HttpContext<S> {
 
     /// The `x-request-id` of the request, if any.
     pub fn request_id(&self) -> Option<String> {
-        self.request_header("x-request-id")
-            .map(|v| v.to_str_lossy().into_owned())
+        self.request_id.as_deref().map(str::to_owned)
     }
 
     // ----- flow ---------------------------------------------------------------------
@@ -716,6 +729,7 @@ impl<S> HttpContext<S> {
                 plugin_name: self.plugin_name,
                 plugin_id: self.plugin_id.clone(),
                 root_id: self.root_id,
+                request_id: self.request_id.clone(),
             },
             Box::pin(future),
         );

@@ -18,8 +18,8 @@ struct Scope {
     plugin_id: Option<Rc<str>>,
     /// The HTTP context being served, if any.
     stream: Option<u32>,
-    /// `x-request-id` of `stream`, read on the first emitted line.
-    request_id: Option<(u32, String)>,
+    /// `x-request-id` of `stream` (read once at request headers).
+    request_id: Option<Rc<str>>,
 }
 
 thread_local! {
@@ -35,6 +35,7 @@ pub(crate) fn enter_root(plugin_name: &'static str, plugin_id: Option<&Rc<str>>)
             s.plugin_name = plugin_name;
             s.plugin_id = plugin_id.cloned();
             s.stream = None;
+            s.request_id = None;
         }
     });
 }
@@ -44,12 +45,14 @@ pub(crate) fn enter_stream(
     plugin_name: &'static str,
     plugin_id: Option<&Rc<str>>,
     context_id: u32,
+    request_id: Option<&Rc<str>>,
 ) {
     let _ = SCOPE.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
             s.plugin_name = plugin_name;
             s.plugin_id = plugin_id.cloned();
             s.stream = Some(context_id);
+            s.request_id = request_id.cloned();
         }
     });
 }
@@ -75,21 +78,8 @@ pub(crate) fn host_enabled(level: LogLevel) -> bool {
 fn write_line(level: LogLevel, args: &std::fmt::Arguments<'_>) {
     let mut line = String::with_capacity(96);
     let _ = SCOPE.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            let request_id = match (s.stream, &s.request_id) {
-                (Some(id), Some((cached, rid))) if *cached == id => rid.clone(),
-                (Some(id), _) => {
-                    let rid = host::get_header(host::MapType::RequestHeaders, "x-request-id")
-                        .ok()
-                        .flatten()
-                        .map(|v| String::from_utf8_lossy(&v).into_owned())
-                        .filter(|v| !v.is_empty())
-                        .unwrap_or_else(|| "nil".to_owned());
-                    s.request_id = Some((id, rid.clone()));
-                    rid
-                }
-                (None, _) => "nil".to_owned(),
-            };
+        if let Ok(s) = s.try_borrow() {
+            let request_id = s.request_id.as_deref().unwrap_or("nil");
             let _ = write!(
                 line,
                 "[{}] [{}] [{}] ",

@@ -29,10 +29,12 @@ use std::future::Future;
 /// it completes without waiting), otherwise pauses the request and resumes
 /// it exactly once when the future completes, applying its result. User code
 /// never calls resume by hand.
+#[derive(Default)]
 #[non_exhaustive]
 #[must_use]
 pub enum HeaderAction {
     /// Let the headers continue to the next filter.
+    #[default]
     Continue,
     /// Hold the headers (see the table above for what resumes them).
     StopIteration,
@@ -41,10 +43,12 @@ pub enum HeaderAction {
 }
 
 /// What a body hook tells the host.
+#[derive(Default)]
 #[non_exhaustive]
 #[must_use]
 pub enum DataAction {
     /// Let the data continue.
+    #[default]
     Continue,
     /// Hold the data and keep buffering until resumed.
     StopIterationAndBuffer,

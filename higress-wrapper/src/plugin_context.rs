@@ -71,6 +71,15 @@ impl<C> PluginContext<'_, C> {
         });
     }
 
+    /// Calls a host foreign function by name; returns its result bytes.
+    pub fn call_foreign_function(
+        &self,
+        name: &str,
+        arguments: &[u8],
+    ) -> Result<Option<Vec<u8>>, crate::HostError> {
+        crate::host::call_foreign_function(name, arguments)
+    }
+
     /// Any host property by path.
     pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         crate::host::get_property(path).ok().flatten()

@@ -57,6 +57,8 @@ struct DirState {
     waiting: Cell<Waiting_>,
     /// Body data held while a headers hook waited: `(body_size, end_of_stream)`.
     held_body: Cell<Option<(usize, bool)>>,
+    /// The body hooks saw the end of the body.
+    body_ended: Cell<bool>,
 }
 
 impl DirState {
@@ -64,6 +66,7 @@ impl DirState {
         DirState {
             waiting: Cell::new(Waiting_::Nothing),
             held_body: Cell::new(None),
+            body_ended: Cell::new(false),
         }
     }
 }
@@ -163,7 +166,17 @@ impl<P: HttpPlugin> Inner<P> {
         if let Ok(mut ctx) = self.ctx.try_borrow_mut() {
             ctx.phase = phase;
         }
-        crate::log::enter_stream(P::NAME, self.plugin_id(), self.context_id);
+        let request_id = self
+            .ctx
+            .try_borrow()
+            .ok()
+            .and_then(|c| c.request_id.clone());
+        crate::log::enter_stream(
+            P::NAME,
+            self.plugin_id(),
+            self.context_id,
+            request_id.as_ref(),
+        );
     }
 
     fn config(&self) -> Option<Rc<P::Config>> {
@@ -236,6 +249,11 @@ impl<P: HttpPlugin> Inner<P> {
             plugin_name: P::NAME,
             plugin_id: self.plugin_id().cloned(),
             root_id: self.shared.as_ref().map_or(0, |s| s.root_id),
+            request_id: self
+                .ctx
+                .try_borrow()
+                .ok()
+                .and_then(|c| c.request_id.clone()),
         }
     }
 
@@ -424,6 +442,9 @@ impl<P: HttpPlugin> Inner<P> {
             Waiting_::Body => return Action::Pause,
             Waiting_::Nothing => {}
         }
+        if end_of_stream {
+            state.body_ended.set(true);
+        }
         let hooks = P::HOOKS;
         let flags = self.with_ctx(|c| match dir {
             Dir::Request => (c.flags.read_request_body, c.flags.buffer_request_body),
@@ -480,6 +501,24 @@ impl<P: HttpPlugin> Inner<P> {
         }
     }
 
+    /// Trailers end the body: body hooks that did not see an end of stream
+    /// get it now (buffered: the whole body; streaming: an empty last chunk).
+    fn trailers(self: &Rc<Self>, dir: Dir) -> Action {
+        let state = self.dir(dir);
+        if state.waiting.get() != Waiting_::Nothing {
+            return Action::Pause;
+        }
+        if state.body_ended.get() || self.config().is_none() {
+            return Action::Continue;
+        }
+        const WHOLE: usize = i32::MAX as usize;
+        let action = self.body(WHOLE, true, dir);
+        if action == Action::Continue {
+            self.set_paused(dir, false);
+        }
+        action
+    }
+
     fn headers(self: &Rc<Self>, end_of_stream: bool, dir: Dir) -> Action {
         let Some(config) = self.config() else {
             return Action::Continue;
@@ -505,18 +544,6 @@ impl<P: HttpPlugin> Inner<P> {
     }
 }
 
-impl Default for HeaderAction {
-    fn default() -> Self {
-        HeaderAction::Continue
-    }
-}
-
-impl Default for DataAction {
-    fn default() -> Self {
-        DataAction::Continue
-    }
-}
-
 impl<P: HttpPlugin> Context for Stream<P> {
     fn on_http_call_response(
         &mut self,
@@ -532,6 +559,15 @@ impl<P: HttpPlugin> Context for Stream<P> {
 impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let inner = &self.inner;
+        // The request id tags every log line of this request (Envoy sets
+        // `x-request-id`; the `request.id` property is the fallback).
+        let request_id = host::get_header(MapType::RequestHeaders, "x-request-id")
+            .ok()
+            .flatten()
+            .or_else(|| host::get_property(&["request", "id"]).ok().flatten())
+            .filter(|v| !v.is_empty())
+            .map(|v| Rc::from(String::from_utf8_lossy(&v).as_ref()));
+        inner.with_ctx(|c| c.request_id = request_id);
         inner.enter(Phase::DecodeHeader);
         let Some(shared) = inner.shared.clone() else {
             return Action::Continue;
@@ -549,6 +585,7 @@ impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
             // Envoy drops the request headers once they continue: read the
             // request line now, so `scheme()`..`method()` answer in every phase.
             let _ = (c.scheme(), c.host(), c.path(), c.method());
+
             let flags = &mut c.flags;
             flags.has_request_body = !end_of_stream;
             flags.read_request_body =
@@ -589,6 +626,16 @@ impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
             self.inner.set_paused(Dir::Response, false);
         }
         action
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.inner.enter(Phase::DecodeData);
+        self.inner.trailers(Dir::Request)
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.inner.enter(Phase::EncodeData);
+        self.inner.trailers(Dir::Response)
     }
 
     fn on_log(&mut self) {

@@ -47,6 +47,8 @@ pub(crate) struct TaskScope {
     pub(crate) plugin_id: Option<Rc<str>>,
     /// The plugin's root context, through which the task is polled.
     pub(crate) root_id: u32,
+    /// `x-request-id` of the request that spawned it, for the log prefix.
+    pub(crate) request_id: Option<Rc<str>>,
 }
 
 struct Task {
@@ -322,9 +324,12 @@ pub(crate) fn poll_ready(root: u32) {
             continue;
         }
         match task.owner {
-            Owner::Stream(ctx) => {
-                crate::log::enter_stream(task.scope.plugin_name, task.scope.plugin_id.as_ref(), ctx)
-            }
+            Owner::Stream(ctx) => crate::log::enter_stream(
+                task.scope.plugin_name,
+                task.scope.plugin_id.as_ref(),
+                ctx,
+                task.scope.request_id.as_ref(),
+            ),
             Owner::Root(_) => {
                 crate::log::enter_root(task.scope.plugin_name, task.scope.plugin_id.as_ref())
             }

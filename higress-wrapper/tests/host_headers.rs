@@ -27,7 +27,11 @@ fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
         ctx.set_request_header(name, value);
     }
     if let Some(bin) = ctx.request_header("x-bin") {
-        log::info!("x-bin is {bin} ({} bytes, utf8: {})", bin.as_bytes().len(), bin.to_str().is_some());
+        log::info!(
+            "x-bin is {bin} ({} bytes, utf8: {})",
+            bin.as_bytes().len(),
+            bin.to_str().is_some()
+        );
         ctx.set_request_header("x-bin-copy", bin.as_bytes());
     }
     ctx.add_request_header("x-multi", "added");
@@ -49,7 +53,10 @@ fn on_response_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
     // The request line was read at request headers and is still known.
     let line = format!("{} {} {}", ctx.method(), ctx.host(), ctx.path());
     ctx.set_response_header("x-request-line", line);
-    let status = ctx.response_header(":status").map(|v| v.to_string()).unwrap_or_default();
+    let status = ctx
+        .response_header(":status")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     ctx.set_response_header("x-status-seen", status);
     ctx.set_response_header("x-resp-set", "v");
     ctx.add_response_header("x-resp-multi", "b");
@@ -81,15 +88,26 @@ fn request_line_getters() {
     s.set_authority("example.com:8080");
     let action = s
         .send_request_headers(
-            &[(":method", "POST"), (":scheme", "https"), (":path", "/a/b?x=1&y=2"), (":authority", "ignored")],
+            &[
+                (":method", "POST"),
+                (":scheme", "https"),
+                (":path", "/a/b?x=1&y=2"),
+                (":authority", "ignored"),
+            ],
             true,
         )
         .unwrap();
     assert_eq!(action, Action::Continue);
     assert_eq!(s.upstream_request_header("x-scheme").unwrap(), "https");
-    assert_eq!(s.upstream_request_header("x-host").unwrap(), "example.com:8080");
+    assert_eq!(
+        s.upstream_request_header("x-host").unwrap(),
+        "example.com:8080"
+    );
     assert_eq!(s.upstream_request_header("x-path").unwrap(), "/a/b?x=1&y=2");
-    assert_eq!(s.upstream_request_header("x-path-no-query").unwrap(), "/a/b");
+    assert_eq!(
+        s.upstream_request_header("x-path-no-query").unwrap(),
+        "/a/b"
+    );
     assert_eq!(s.upstream_request_header("x-method").unwrap(), "POST");
 }
 
@@ -108,27 +126,42 @@ fn request_header_set_add_remove() {
     let host = host();
     let mut s = host.http_stream();
     s.send_request_headers(
-        &[(":path", "/"), ("X-Multi", "one"), ("x-remove-me", "1"), ("x-remove-me", "2")],
+        &[
+            (":path", "/"),
+            ("X-Multi", "one"),
+            ("x-remove-me", "1"),
+            ("x-remove-me", "2"),
+        ],
         true,
     )
     .unwrap();
     // Names are lowercased, the added value is kept next to the first.
-    let multi: Vec<String> = s.request_header_values("x-multi").iter().map(|v| v.to_string()).collect();
+    let multi: Vec<String> = s
+        .request_header_values("x-multi")
+        .iter()
+        .map(|v| v.to_string())
+        .collect();
     assert_eq!(multi, ["one", "added"]);
     assert!(s.upstream_request_header("x-remove-me").is_none());
     // 2 headers left of the 4 + 5 request-line headers set before counting,
     // + 1 added.
     assert_eq!(s.upstream_request_header("x-count").unwrap(), "8");
     let upstream = s.upstream_request_headers().unwrap();
-    assert_eq!(upstream[0].0, ":path", "pseudo-headers stay first: {upstream:?}");
+    assert_eq!(
+        upstream[0].0, ":path",
+        "pseudo-headers stay first: {upstream:?}"
+    );
 }
 
 #[test]
 fn set_request_headers_replaces_the_whole_map() {
     let host = host();
     let mut s = host.http_stream();
-    s.send_request_headers(&[(":path", "/orig"), ("x-replace-all", "1"), ("x-other", "o")], true)
-        .unwrap();
+    s.send_request_headers(
+        &[(":path", "/orig"), ("x-replace-all", "1"), ("x-other", "o")],
+        true,
+    )
+    .unwrap();
     let upstream = s.upstream_request_headers().unwrap();
     let names: Vec<&str> = upstream.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, [":path", "x-only"]);
@@ -141,18 +174,32 @@ fn header_values_with_high_bytes_never_panic() {
     let host = host();
     let all_high: Vec<u8> = (0x80..=0xff).collect();
     let mut s = host.http_stream();
-    s.send_request_headers(&[(":path", &b"/\xc3\x28"[..]), ("x-bin", &all_high[..]), ("x-user", b"\xfe")], true)
-        .unwrap();
-    assert_eq!(s.upstream_request_header("x-bin-copy").unwrap().as_bytes(), &all_high[..]);
+    s.send_request_headers(
+        &[
+            (":path", &b"/\xc3\x28"[..]),
+            ("x-bin", &all_high[..]),
+            ("x-user", b"\xfe"),
+        ],
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        s.upstream_request_header("x-bin-copy").unwrap().as_bytes(),
+        &all_high[..]
+    );
     let line = &host.logs_containing("x-bin is")[0].message;
     assert!(line.ends_with("(128 bytes, utf8: false)"), "{line}");
     // Lossy everywhere text is needed.
     assert_eq!(s.upstream_request_header("x-path").unwrap(), "/\u{fffd}(");
     let mut s2 = host.http_stream();
-    s2.send_request_headers(&[(":path", "/"), ("x-user", "u")], true).unwrap();
+    s2.send_request_headers(&[(":path", "/"), ("x-user", "u")], true)
+        .unwrap();
     s2.send_response_headers(&[(":status", &b"200"[..]), ("x-bin", &all_high[..])], true)
         .unwrap();
-    assert_eq!(s2.client_response_header("x-bin").unwrap().as_bytes(), &all_high[..]);
+    assert_eq!(
+        s2.client_response_header("x-bin").unwrap().as_bytes(),
+        &all_high[..]
+    );
     assert!(host.abi_errors().is_empty());
 }
 
@@ -160,10 +207,25 @@ fn header_values_with_high_bytes_never_panic() {
 fn response_header_set_add_remove() {
     let host = host();
     let mut s = host.http_stream();
-    s.send_request_headers(&[(":method", "GET"), (":authority", "h.com"), (":path", "/p"), ("x-user", "u1")], true)
-        .unwrap();
+    s.send_request_headers(
+        &[
+            (":method", "GET"),
+            (":authority", "h.com"),
+            (":path", "/p"),
+            ("x-user", "u1"),
+        ],
+        true,
+    )
+    .unwrap();
     let action = s
-        .send_response_headers(&[(":status", "200"), ("server", "upstream"), ("x-resp-multi", "a")], false)
+        .send_response_headers(
+            &[
+                (":status", "200"),
+                ("server", "upstream"),
+                ("x-resp-multi", "a"),
+            ],
+            false,
+        )
         .unwrap();
     assert_eq!(action, Action::Continue);
     assert_eq!(s.client_response_status(), Some(200));
@@ -171,8 +233,18 @@ fn response_header_set_add_remove() {
     assert_eq!(s.client_response_header("x-resp-set").unwrap(), "v");
     assert!(s.client_response_header("server").is_none());
     let sent = s.client_response_headers().unwrap();
-    let multi: Vec<&HeaderValue> = sent.iter().filter(|(n, _)| n == "x-resp-multi").map(|(_, v)| v).collect();
-    assert_eq!(multi, [&HeaderValue::from(b"a".to_vec()), &HeaderValue::from(b"b".to_vec())]);
+    let multi: Vec<&HeaderValue> = sent
+        .iter()
+        .filter(|(n, _)| n == "x-resp-multi")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(
+        multi,
+        [
+            &HeaderValue::from(b"a".to_vec()),
+            &HeaderValue::from(b"b".to_vec())
+        ]
+    );
     // :status, x-resp-multi x2, x-request-header-now, x-request-line,
     // x-status-seen, x-resp-set.
     assert_eq!(s.client_response_header("x-resp-count").unwrap(), "7");
@@ -182,14 +254,29 @@ fn response_header_set_add_remove() {
 fn request_headers_are_gone_in_the_response_phase_but_the_request_line_is_cached() {
     let host = host();
     let mut s = host.http_stream();
-    s.send_request_headers(&[(":method", "GET"), (":authority", "h.com"), (":path", "/p?q"), ("x-user", "u1")], true)
+    s.send_request_headers(
+        &[
+            (":method", "GET"),
+            (":authority", "h.com"),
+            (":path", "/p?q"),
+            ("x-user", "u1"),
+        ],
+        true,
+    )
+    .unwrap();
+    s.send_response_headers(&[(":status", "204")], true)
         .unwrap();
-    s.send_response_headers(&[(":status", "204")], true).unwrap();
     // As in Envoy: after the request headers continued, the plugin cannot
     // read them any more...
-    assert_eq!(s.client_response_header("x-request-header-now").unwrap(), "absent");
+    assert_eq!(
+        s.client_response_header("x-request-header-now").unwrap(),
+        "absent"
+    );
     // ...but the SDK read the request line while it could.
-    assert_eq!(s.client_response_header("x-request-line").unwrap(), "GET h.com /p?q");
+    assert_eq!(
+        s.client_response_header("x-request-line").unwrap(),
+        "GET h.com /p?q"
+    );
 }
 
 #[test]
@@ -197,9 +284,15 @@ fn set_response_headers_replaces_the_whole_map() {
     let host = host();
     let mut s = host.http_stream();
     s.send_request_headers(&[(":path", "/")], true).unwrap();
-    s.send_response_headers(&[(":status", "200"), ("x-replace-all", "1")], true).unwrap();
+    s.send_response_headers(&[(":status", "200"), ("x-replace-all", "1")], true)
+        .unwrap();
     assert_eq!(s.client_response_status(), Some(201));
-    let names: Vec<String> = s.client_response_headers().unwrap().into_iter().map(|(n, _)| n).collect();
+    let names: Vec<String> = s
+        .client_response_headers()
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, [":status", "x-only"]);
 }
 
@@ -210,6 +303,9 @@ fn header_maps_keep_the_last_state_at_the_filter() {
     s.send_request_headers(&[(":path", "/x")], true).unwrap();
     // The map at the filter and what left are the same here.
     assert_eq!(s.request_header("x-path").unwrap(), "/x");
-    assert_eq!(s.request_headers().len(), s.upstream_request_headers().unwrap().len());
+    assert_eq!(
+        s.request_headers().len(),
+        s.upstream_request_headers().unwrap().len()
+    );
     assert!(s.upstream_request_complete());
 }

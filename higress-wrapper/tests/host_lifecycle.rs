@@ -29,7 +29,11 @@ fn on_plugin_start(ctx: &mut PluginContext<'_, Config>) -> Result<(), StartError
     if config.refuse {
         return Err(StartError::new("refused by the plugin"));
     }
-    log::info!("started {} with {} rule(s)", ctx.plugin_name(), ctx.rule_count());
+    log::info!(
+        "started {} with {} rule(s)",
+        ctx.plugin_name(),
+        ctx.rule_count()
+    );
     log::debug!("a debug line\nwith a newline");
     Ok(())
 }
@@ -73,10 +77,16 @@ fn start_runs_plugin_start_and_logs_with_the_prefix() {
     let started = host.logs_containing("started lifecycle");
     assert_eq!(started.len(), 1, "{:?}", host.logs());
     assert_eq!(started[0].level, LogLevel::Info);
-    assert_eq!(started[0].message, "[lifecycle] [pid-1] [nil] started lifecycle with 0 rule(s)");
+    assert_eq!(
+        started[0].message,
+        "[lifecycle] [pid-1] [nil] started lifecycle with 0 rule(s)"
+    );
     // Newlines are escaped so a record stays on one line.
     let debug = host.logs_containing("a debug line");
-    assert_eq!(debug[0].message, "[lifecycle] [pid-1] [nil] a debug line\\nwith a newline");
+    assert_eq!(
+        debug[0].message,
+        "[lifecycle] [pid-1] [nil] a debug line\\nwith a newline"
+    );
     assert!(host.abi_errors().is_empty());
 }
 
@@ -107,7 +117,10 @@ fn a_bad_config_fails_start_with_the_reason_in_the_logs() {
     assert_eq!(failure.stage, StartStage::Configure);
     let lines = failure.logs_containing("refuse");
     assert!(!lines.is_empty(), "{failure}");
-    assert!(lines.iter().all(|l| l.level == LogLevel::Error), "{failure}");
+    assert!(
+        lines.iter().all(|l| l.level == LogLevel::Error),
+        "{failure}"
+    );
     // The configured value itself is not echoed.
     assert!(!failure.to_string().contains("\"yes\""), "{failure}");
 }
@@ -125,7 +138,10 @@ fn invalid_json_and_unknown_fields_fail_start() {
 fn a_start_error_from_the_plugin_fails_start() {
     let failure = TestHost::start::<Plugin>(r#"{"refuse": true}"#).unwrap_err();
     assert_eq!(failure.stage, StartStage::Configure);
-    assert!(!failure.logs_containing("refused by the plugin").is_empty(), "{failure}");
+    assert!(
+        !failure.logs_containing("refused by the plugin").is_empty(),
+        "{failure}"
+    );
     assert!(failure.to_string().contains("refused by the plugin"));
 }
 
@@ -136,7 +152,10 @@ fn tick_functions_run_at_their_periods() {
     assert_eq!(host.tick_period(), Some(Duration::from_millis(50)));
     let t0 = host.now();
     host.advance_time(Duration::from_millis(1000));
-    assert_eq!(host.now().duration_since(t0).unwrap(), Duration::from_millis(1000));
+    assert_eq!(
+        host.now().duration_since(t0).unwrap(),
+        Duration::from_millis(1000)
+    );
     // Ticks at 50, 100, ..., 1000 ms; every function also runs on the first.
     assert_eq!(count(&host, "tick fast"), 10); // 50, 150, ..., 950
     assert_eq!(count(&host, "tick slow"), 4); // 50, 300, 550, 800
@@ -164,7 +183,10 @@ fn a_stream_runs_stream_done_once_and_on_drop() {
         let mut s = host.http_stream();
         let id = s.context_id();
         assert_ne!(id, host.root_context_id());
-        assert_eq!(s.send_request_headers(&[(":path", "/")], true).unwrap(), Action::Continue);
+        assert_eq!(
+            s.send_request_headers(&[(":path", "/")], true).unwrap(),
+            Action::Continue
+        );
         assert_eq!(count(&host, &format!("request on context {id}")), 1);
         s.done().unwrap();
         assert_eq!(s.done(), Err(higress_wrapper::test_host::StreamError::Done));
@@ -197,7 +219,9 @@ fn a_panic_in_a_hook_is_logged_critical_and_fails_the_vm() {
     let critical = host.logs_at(LogLevel::Critical);
     assert_eq!(critical.len(), 1, "{:?}", host.logs());
     assert!(
-        critical[0].message.starts_with("[lifecycle] [nil] [rid-7] panicked: "),
+        critical[0]
+            .message
+            .starts_with("[lifecycle] [nil] [rid-7] panicked: "),
         "{}",
         critical[0].message
     );
@@ -205,10 +229,16 @@ fn a_panic_in_a_hook_is_logged_critical_and_fails_the_vm() {
     // Envoy fails the stream closed and the VM stays failed.
     assert!(host.vm_failed());
     assert_eq!(s.client_response_status(), Some(503));
-    assert_eq!(s.property(&["response", "code_details"]).unwrap(), b"wasm_fail_stream");
+    assert_eq!(
+        s.property(&["response", "code_details"]).unwrap(),
+        b"wasm_fail_stream"
+    );
     assert!(s.upstream_request_headers().is_none());
     let mut next = host.http_stream();
-    assert_eq!(next.send_request_headers(&[(":path", "/")], true).unwrap(), Action::Ended);
+    assert_eq!(
+        next.send_request_headers(&[(":path", "/")], true).unwrap(),
+        Action::Ended
+    );
     assert_eq!(next.client_response_status(), Some(503));
     host.tick(); // not delivered, no panic
     assert_eq!(count(&host, "tick fast"), 0);
@@ -216,7 +246,8 @@ fn a_panic_in_a_hook_is_logged_critical_and_fails_the_vm() {
 
 #[test]
 fn a_panic_in_plugin_start_reaches_the_test() {
-    let result = catch_unwind(|| TestHost::start::<Plugin>(r#"{"panic_in_start": true}"#).map(drop));
+    let result =
+        catch_unwind(|| TestHost::start::<Plugin>(r#"{"panic_in_start": true}"#).map(drop));
     let payload = result.unwrap_err();
     assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom in start"));
     // The thread's host is still usable afterwards.

@@ -418,8 +418,47 @@ pub struct BuiltModule {
     pub size: u64,
     /// How long the build took.
     pub elapsed: Duration,
-    /// Number of compiler warnings printed.
-    pub warnings: usize,
+    /// Compiler warnings about the plugin's own sources (rendered). Warnings
+    /// in its dependencies are left out.
+    pub warnings: Vec<String>,
+}
+
+/// Splits cargo's rendered diagnostics into one block per `warning`/`error`,
+/// leaving out cargo's summary lines (`... generated N warnings`).
+fn diagnostic_blocks(text: &str) -> Vec<String> {
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let starts_block = line.starts_with("warning") || line.starts_with("error");
+        if starts_block {
+            blocks.push(String::new());
+        }
+        if let Some(block) = blocks.last_mut() {
+            block.push_str(line);
+            block.push('\n');
+        }
+    }
+    blocks
+        .into_iter()
+        .filter(|b| !(b.lines().count() == 1 && b.contains("generated")))
+        .collect()
+}
+
+/// Whether a rendered diagnostic points (`--> path:line:col`) into `dir`.
+fn diagnostic_in(block: &str, dir: &Path) -> bool {
+    block.lines().any(|line| {
+        line.trim_start()
+            .strip_prefix("--> ")
+            .and_then(|location| location.split(':').next())
+            .is_some_and(|path| {
+                let path = Path::new(path);
+                let path = if path.is_absolute() {
+                    path.to_path_buf()
+                } else {
+                    repo_root().join(path)
+                };
+                path.starts_with(dir)
+            })
+    })
 }
 
 fn cargo() -> PathBuf {
@@ -469,7 +508,10 @@ pub fn ensure_wasm_target() -> Result<bool> {
 /// cached: every call runs cargo (which is quick when nothing changed).
 /// A failed build is [`Error::Command`] whose `output` is the compiler's
 /// diagnostics.
-pub fn build_plugin(package: &PluginPackage, progress: &mut dyn FnMut(&str)) -> Result<BuiltModule> {
+pub fn build_plugin(
+    package: &PluginPackage,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BuiltModule> {
     let started = Instant::now();
     let cargo = cargo();
     let args = [
@@ -502,7 +544,6 @@ pub fn build_plugin(package: &PluginPackage, progress: &mut dyn FnMut(&str)) -> 
         text
     });
     let mut diagnostics = String::new();
-    let mut warnings = 0usize;
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { break };
@@ -519,9 +560,6 @@ pub fn build_plugin(package: &PluginPackage, progress: &mut dyn FnMut(&str)) -> 
                 || trimmed.starts_with("Downloading ")
             {
                 continue;
-            }
-            if line.starts_with("warning:") && !line.contains("generated") {
-                warnings += 1;
             }
             diagnostics.push_str(&line);
             diagnostics.push('\n');
@@ -543,8 +581,17 @@ pub fn build_plugin(package: &PluginPackage, progress: &mut dyn FnMut(&str)) -> 
             .join("release")
             .join(format!("{}.wasm", package.lib_name))
     });
+    let warnings = diagnostic_blocks(&diagnostics)
+        .into_iter()
+        .filter(|b| b.starts_with("warning") && diagnostic_in(b, &package.dir))
+        .collect();
     let size = std::fs::metadata(&path)
-        .map_err(|e| Error::io(format!("cargo built {} but {}", package.name, path.display()), e))?
+        .map_err(|e| {
+            Error::io(
+                format!("cargo built {} but {}", package.name, path.display()),
+                e,
+            )
+        })?
         .len();
     Ok(BuiltModule {
         path,
@@ -671,7 +718,10 @@ pub fn parse_log_line(line: &str, plugin_name: &str) -> Option<LogLine> {
         let (request_id, message) = match leading_brackets(message, 3) {
             Some((ids, text)) => {
                 let id = ids.get(2).copied().filter(|id| *id != "nil");
-                (id.map(str::to_owned), text.strip_prefix(' ').unwrap_or(text))
+                (
+                    id.map(str::to_owned),
+                    text.strip_prefix(' ').unwrap_or(text),
+                )
             }
             None => (None, message),
         };
@@ -843,8 +893,8 @@ pub fn choose_port(wanted: Option<u16>) -> Result<u16> {
     } else if port_is_free(DEFAULT_PORT) {
         return Ok(DEFAULT_PORT);
     }
-    let listener = TcpListener::bind(("127.0.0.1", 0))
-        .map_err(|e| Error::io("finding a free port", e))?;
+    let listener =
+        TcpListener::bind(("127.0.0.1", 0)).map_err(|e| Error::io("finding a free port", e))?;
     listener
         .local_addr()
         .map(|a| a.port())
@@ -893,7 +943,11 @@ fn find_child_pid(marker: &Path) -> Option<u32> {
     let marker = marker.to_string_lossy().into_owned();
     let entries = std::fs::read_dir("/proc").ok()?;
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
@@ -970,7 +1024,12 @@ impl SampleExchange {
         upstream
             .headers
             .iter()
-            .map(|(n, v)| (n.to_ascii_lowercase(), String::from_utf8_lossy(v).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.to_ascii_lowercase(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
             .filter(|(name, value)| {
                 !ENVOY_ADDED.contains(&name.as_str())
                     && name != "host"
@@ -1071,6 +1130,8 @@ pub struct VerifyReport {
     pub routes: Vec<RouteInfo>,
     /// The plugin's last log lines (most recent last).
     pub last_logs: Vec<LogLine>,
+    /// The last `plugin started: ...` line, if any.
+    pub started: Option<LogLine>,
 }
 
 impl VerifyReport {
@@ -1220,7 +1281,10 @@ pub fn routes_in_dump(dump: &Value) -> Vec<RouteInfo> {
                     .and_then(Value::as_str)
                     .unwrap_or("(unnamed)")
                     .to_owned();
-                if routes.iter().any(|r| r.name == name && r.domains == domains) {
+                if routes
+                    .iter()
+                    .any(|r| r.name == name && r.domains == domains)
+                {
                     continue;
                 }
                 let matcher = route
@@ -1345,6 +1409,7 @@ pub fn verify(target: &VerifyTarget, last_n: usize) -> Result<VerifyReport> {
         configuration: None,
         routes: Vec::new(),
         last_logs: Vec::new(),
+        started: None,
     };
 
     let ready = admin_get(target.admin, "/ready")?;
@@ -1411,8 +1476,10 @@ pub fn verify(target: &VerifyTarget, last_n: usize) -> Result<VerifyReport> {
     )
     .unwrap_or(0);
     let log = std::fs::read(&target.log_path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let log_missing = log.is_none();
+    let log = log.unwrap_or_default();
     let lines = plugin_log_lines(&log, &target.plugin_name);
     let vm_errors: Vec<&LogLine> = lines
         .iter()
@@ -1431,9 +1498,9 @@ pub fn verify(target: &VerifyTarget, last_n: usize) -> Result<VerifyReport> {
                 vm_errors.len(),
                 last.message
             ),
-            (Some(n), None) if n > 0 && reload_failures == 0 => format!(
-                "Wasm VM: {n} active (wasm.envoy.wasm.runtime.v8.active), no VM failures"
-            ),
+            (Some(n), None) if n > 0 && reload_failures == 0 => {
+                format!("Wasm VM: {n} active (wasm.envoy.wasm.runtime.v8.active), no VM failures")
+            }
             (Some(n), None) => {
                 format!("Wasm VM: {n} active, {reload_failures} reload failure(s)")
             }
@@ -1446,20 +1513,29 @@ pub fn verify(target: &VerifyTarget, last_n: usize) -> Result<VerifyReport> {
         .iter()
         .filter(|l| !l.from_envoy && l.message.starts_with("plugin started"))
         .collect();
+    report.started = started.last().map(|l| (*l).clone());
     checks.push(match started.last() {
         Some(line) => Check {
             status: CheckStatus::Ok,
             message: format!(
-                "plugin started: {:?} at {} ({} time(s): the root context and each worker)",
+                "plugin started: {:?} at {} (logged {} time(s): once per Wasm VM)",
                 line.message,
                 line.time,
                 started.len()
             ),
         },
+        None if log_missing => Check {
+            status: CheckStatus::Warn,
+            message: format!(
+                "plugin started: cannot tell, no log at {:?} (pass the gateway's log with --log)",
+                target.log_path.display().to_string()
+            ),
+        },
         None => Check {
             status: CheckStatus::Fail,
             message: "plugin started: no `plugin started` line in the log: on_configure did not \
-                      succeed, or the module was not built with this SDK"
+                      succeed, the module was not built with this SDK, or the log level hides \
+                      info lines of the wasm component"
                 .into(),
         },
     });
@@ -1524,6 +1600,7 @@ pub fn failed_start_report(plugin_name: &str, error: &Error, last_n: usize) -> V
         configuration: None,
         routes: Vec::new(),
         last_logs: lines.into_iter().skip(skip).collect(),
+        started: None,
     }
 }
 
@@ -1531,12 +1608,13 @@ pub fn failed_start_report(plugin_name: &str, error: &Error, last_n: usize) -> V
 // State file: lets `dev verify` find the running dev gateway.
 // ---------------------------------------------------------------------------
 
-fn state_path(package: &str) -> PathBuf {
-    target_dir().join("dev").join(package).join("gateway.json")
+fn state_dir(package: &str) -> PathBuf {
+    target_dir().join("dev").join(package)
 }
 
 fn write_state(package: &str, gateway: &DevGateway) {
-    let path = state_path(package);
+    let dir = state_dir(package);
+    let path = dir.join(format!("gateway-{}.json", std::process::id()));
     let state = serde_json::json!({
         "pid": std::process::id(),
         "envoy_pid": gateway.envoy_pid(),
@@ -1545,34 +1623,86 @@ fn write_state(package: &str, gateway: &DevGateway) {
         "log_path": gateway.gateway().log_path().display().to_string(),
         "plugin_name": gateway.spec().plugin_name,
     });
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
+    let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(&path, state.to_string());
 }
 
-/// The gateway a running `dev` loop serves `package` on, if there is one
-/// (its process is alive and its admin interface answers).
-pub fn running_dev_gateway(package: &str) -> Option<VerifyTarget> {
-    let text = std::fs::read_to_string(state_path(package)).ok()?;
-    let state: Value = serde_json::from_str(&text).ok()?;
-    let pid = state.get("pid").and_then(Value::as_u64)?;
-    if !Path::new(&format!("/proc/{pid}")).exists() {
-        return None;
-    }
-    let admin: SocketAddr = state.get("admin").and_then(Value::as_str)?.parse().ok()?;
-    let ready = http_request_timeout(admin, "GET", "/ready", &[], b"", Duration::from_secs(2))
-        .ok()?
-        .status
-        == 200;
-    if !ready {
-        return None;
-    }
-    Some(VerifyTarget {
-        admin,
-        log_path: PathBuf::from(state.get("log_path").and_then(Value::as_str)?),
-        plugin_name: state.get("plugin_name").and_then(Value::as_str)?.to_owned(),
+/// Whether process `pid` runs (exists and is not a zombie).
+fn process_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
     })
+}
+
+/// The gateway a running `dev` loop serves `package` on, if there is one
+/// (its process is alive and its admin interface answers); with `port`,
+/// only the one listening on that port. The most recently (re)started one
+/// wins. State files of dead loops are removed.
+pub fn running_dev_gateway(package: &str, port: Option<u16>) -> Option<VerifyTarget> {
+    let entries = std::fs::read_dir(state_dir(package)).ok()?;
+    let mut found: Vec<(SystemTime, VerifyTarget)> = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_state = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("gateway-") && n.ends_with(".json"));
+        if !is_state {
+            continue;
+        }
+        let Some(state) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        else {
+            continue;
+        };
+        let Some(pid) = state.get("pid").and_then(Value::as_u64) else {
+            continue;
+        };
+        if !process_alive(pid) {
+            let _ = std::fs::remove_file(&path);
+            continue;
+        }
+        let listener: Option<SocketAddr> = state
+            .get("listener")
+            .and_then(Value::as_str)
+            .and_then(|l| l.parse().ok());
+        if port.is_some() && listener.map(|l| l.port()) != port {
+            continue;
+        }
+        let admin: Option<SocketAddr> = state
+            .get("admin")
+            .and_then(Value::as_str)
+            .and_then(|a| a.parse().ok());
+        let (Some(admin), Some(log_path), Some(plugin_name)) = (
+            admin,
+            state.get("log_path").and_then(Value::as_str),
+            state.get("plugin_name").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let ready = http_request_timeout(admin, "GET", "/ready", &[], b"", Duration::from_secs(2))
+            .is_ok_and(|r| r.status == 200);
+        if !ready {
+            continue;
+        }
+        let modified = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        found.push((
+            modified,
+            VerifyTarget {
+                admin,
+                log_path: PathBuf::from(log_path),
+                plugin_name: plugin_name.to_owned(),
+            },
+        ));
+    }
+    found.sort_by_key(|(modified, _)| *modified);
+    found.pop().map(|(_, target)| target)
 }
 
 // ---------------------------------------------------------------------------
@@ -1594,6 +1724,12 @@ pub struct DevOptions {
     pub sample: bool,
     /// How many log lines `verify` shows.
     pub log_lines: usize,
+    /// `verify` only: check the Envoy with this admin address (any Envoy,
+    /// e.g. a Higress gateway behind `kubectl port-forward`) instead of a
+    /// dev gateway.
+    pub admin: Option<SocketAddr>,
+    /// `verify` with `admin`: that Envoy's log (e.g. saved `kubectl logs`).
+    pub log_file: Option<PathBuf>,
 }
 
 impl Default for DevOptions {
@@ -1605,6 +1741,8 @@ impl Default for DevOptions {
             once: false,
             sample: true,
             log_lines: 10,
+            admin: None,
+            log_file: None,
         }
     }
 }
@@ -1652,10 +1790,7 @@ fn kib(bytes: u64) -> String {
 /// Builds with a live status line: current crate and elapsed time.
 fn build_with_progress(ui: &Ui, package: &PluginPackage) -> Result<BuiltModule> {
     let started = Instant::now();
-    let label = format!(
-        "==> building {} for {WASM_TARGET} (release)",
-        package.name
-    );
+    let label = format!("==> building {} for {WASM_TARGET} (release)", package.name);
     ui.status(&format!("{label} ..."));
     // A ticker thread refreshes the elapsed time while cargo is silent
     // (linking with LTO takes a while without output).
@@ -1692,10 +1827,10 @@ fn build_with_progress(ui: &Ui, package: &PluginPackage) -> Result<BuiltModule> 
     let _ = ticker.join();
     match &result {
         Ok(built) => {
-            let warnings = match built.warnings {
+            let warnings = match built.warnings.len() {
                 0 => String::new(),
-                1 => ", 1 warning".into(),
-                n => format!(", {n} warnings"),
+                1 => ", 1 warning in the plugin".into(),
+                n => format!(", {n} warnings in the plugin"),
             };
             ui.line(&format!(
                 "{label}: done in {} -> {} ({}{warnings})",
@@ -1703,6 +1838,11 @@ fn build_with_progress(ui: &Ui, package: &PluginPackage) -> Result<BuiltModule> 
                 display_path(&built.path),
                 kib(built.size)
             ));
+            for block in &built.warnings {
+                for line in block.lines() {
+                    ui.line(&format!("    {line}"));
+                }
+            }
         }
         Err(_) => ui.line(&format!(
             "{label}: FAILED after {}",
@@ -1749,8 +1889,12 @@ impl Session {
             "{}.{}.wasm",
             self.package.lib_name, self.generation
         ));
-        std::fs::copy(built, &copy)
-            .map_err(|e| Error::io(format!("copying {} to {}", built.display(), copy.display()), e))?;
+        std::fs::copy(built, &copy).map_err(|e| {
+            Error::io(
+                format!("copying {} to {}", built.display(), copy.display()),
+                e,
+            )
+        })?;
         // Keep the running module and the new one; drop older copies.
         let keep: Vec<PathBuf> = self
             .current
@@ -1795,7 +1939,9 @@ impl Session {
                 self.ui.line(&format!("    {parsed}"));
             }
         }
-        write_state(&self.package.name, &gateway);
+        if !self.options.once {
+            write_state(&self.package.name, &gateway);
+        }
         self.tail = Some(tail);
         self.gateway = Some(gateway);
         self.current = Some((wasm.to_path_buf(), config.clone()));
@@ -1828,11 +1974,7 @@ impl Session {
         let g = gateway.gateway();
         let listener = g.listener_addr();
         let (name, value) = SAMPLE_HEADER;
-        let watched: Vec<String> = self
-            .watch_roots()
-            .iter()
-            .map(|p| display_path(p))
-            .collect();
+        let watched: Vec<String> = self.watch_roots().iter().map(|p| display_path(p)).collect();
         let lines = [
             String::new(),
             format!("{} is running in Envoy on http://{listener}", self.package.name),
@@ -1931,7 +2073,8 @@ impl Session {
                     .ui
                     .line("    the upstream received it with no header added by the plugin"),
                 (Some(_), false) => {
-                    self.ui.line("    the plugin added/changed, as seen by the upstream:");
+                    self.ui
+                        .line("    the plugin added/changed, as seen by the upstream:");
                     for (n, v) in changed {
                         self.ui.line(&format!("      {n}: {v}"));
                     }
@@ -1995,7 +2138,7 @@ impl Session {
                     }
                 },
                 Err(e) => {
-                    print_build_error(&self.ui, &e);
+                    print_build_error(&self.ui, &self.package, &e);
                     self.ui.line(if self.gateway.is_some() {
                         "    build failed: the previous build keeps running; fix and save to retry"
                     } else {
@@ -2033,7 +2176,8 @@ impl Session {
                 match previous {
                     Some((old_wasm, old_config)) => match self.start(&old_wasm, &old_config) {
                         Ok(()) => self.ui.line(
-                            "    the previous version is running again; fix and save to retry",
+                            "    the previous version (module and config) is running again; \
+                             fix and save to retry",
                         ),
                         Err(e) => self.ui.line(&format!(
                             "    could not restart the previous version either: {e}"
@@ -2046,10 +2190,22 @@ impl Session {
     }
 }
 
-fn print_build_error(ui: &Ui, error: &Error) {
+/// Prints a failed build: every error, and the warnings about the plugin's
+/// own sources (warnings in its dependencies are noise here).
+fn print_build_error(ui: &Ui, package: &PluginPackage, error: &Error) {
     match error {
         Error::Command { output, .. } => {
-            for line in output.lines() {
+            let blocks = diagnostic_blocks(output);
+            let shown: Vec<&String> = blocks
+                .iter()
+                .filter(|b| !b.starts_with("warning") || diagnostic_in(b, &package.dir))
+                .collect();
+            let text = if shown.is_empty() {
+                output.clone()
+            } else {
+                shown.into_iter().map(String::as_str).collect::<String>()
+            };
+            for line in text.trim_end().lines() {
                 ui.line(&format!("    {line}"));
             }
         }
@@ -2090,10 +2246,13 @@ fn print_short_verify(ui: &Ui, report: &VerifyReport) {
     }
     if report.passed() {
         let started = report
-            .check("plugin started")
-            .map(|c| c.message.clone())
+            .started
+            .as_ref()
+            .map(|l| format!(", started ({:?})", l.message))
             .unwrap_or_default();
-        ui.line(&format!("    verify: loaded and {started}"));
+        ui.line(&format!(
+            "    verify: ok: plugin loaded, Wasm VM active{started}"
+        ));
     }
 }
 
@@ -2123,6 +2282,27 @@ fn prepare(ui: &Ui) -> Result<PathBuf> {
     Ok(envoy)
 }
 
+/// Where this process keeps copies of the modules it serves:
+/// `target/dev/<package>/run-<pid>/`. Directories of processes that are gone
+/// are removed.
+fn module_dir(package: &str) -> PathBuf {
+    let root = state_dir(package);
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let dead = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("run-"))
+                .and_then(|pid| pid.parse::<u64>().ok())
+                .is_some_and(|pid| !process_alive(pid));
+            if dead {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    root.join(format!("run-{}", std::process::id()))
+}
+
 /// Runs the dev loop (or, with `once`, one round). Returns the process exit
 /// code; only returns at all for `once` or when the first build or start
 /// fails and nothing can be watched.
@@ -2135,7 +2315,7 @@ pub fn run(options: DevOptions) -> Result<i32> {
     let upstream = EchoUpstream::start()?;
     let mut session = Session {
         ui,
-        dev_dir: target_dir().join("dev").join(&package.name),
+        dev_dir: module_dir(&package.name),
         options,
         package,
         config,
@@ -2163,9 +2343,12 @@ pub fn run(options: DevOptions) -> Result<i32> {
                 Err(e) => {
                     print_start_error(&session.ui, &session.package.name, &e);
                     if session.options.once {
-                        let report =
-                            failed_start_report(&session.package.name, &e, session.options.log_lines);
-                        session.ui.line(&report.to_string());
+                        let report = failed_start_report(
+                            &session.package.name,
+                            &e,
+                            session.options.log_lines,
+                        );
+                        session.ui.line(report.to_string().trim_end());
                         return Ok(1);
                     }
                     false
@@ -2173,7 +2356,7 @@ pub fn run(options: DevOptions) -> Result<i32> {
             }
         }
         Err(e) => {
-            print_build_error(&session.ui, &e);
+            print_build_error(&session.ui, &session.package, &e);
             if session.options.once {
                 return Ok(1);
             }
@@ -2187,10 +2370,10 @@ pub fn run(options: DevOptions) -> Result<i32> {
         let report = session.short_verify();
         if let Some(report) = &report {
             session.ui.line("");
-            session.ui.line(&report.to_string());
+            session.ui.line(report.to_string().trim_end());
         }
         session.stop();
-        let _ = std::fs::remove_file(state_path(&session.package.name));
+        let _ = std::fs::remove_dir_all(&session.dev_dir);
         let ok = sent && report.is_some_and(|r| r.passed());
         return Ok(if ok { 0 } else { 1 });
     }
@@ -2214,7 +2397,9 @@ pub fn run(options: DevOptions) -> Result<i32> {
             if !gateway.is_running() && !reported_exit {
                 reported_exit = true;
                 let log = gateway.gateway().logs();
-                session.ui.line("==> Envoy exited unexpectedly; its last lines:");
+                session
+                    .ui
+                    .line("==> Envoy exited unexpectedly; its last lines:");
                 for line in crate::error::tail(&log, 10).lines() {
                     session.ui.line(&format!("    {line}"));
                 }
@@ -2250,13 +2435,27 @@ fn compact_json(text: &str) -> String {
 /// stops it. Prints the checklist; returns the exit code (0: all passed).
 pub fn run_verify(options: DevOptions) -> Result<i32> {
     let ui = Ui::new();
-    if let Some(target) = running_dev_gateway(&options.package) {
+    if let Some(admin) = options.admin {
+        let target = VerifyTarget {
+            admin,
+            log_path: options.log_file.clone().unwrap_or_default(),
+            plugin_name: options.package.clone(),
+        };
+        ui.line(&format!(
+            "==> checking plugin {} on the Envoy with admin http://{admin}",
+            options.package
+        ));
+        let report = verify(&target, options.log_lines)?;
+        ui.line(report.to_string().trim_end());
+        return Ok(if report.passed() { 0 } else { 1 });
+    }
+    if let Some(target) = running_dev_gateway(&options.package, options.port) {
         ui.line(&format!(
             "==> checking the running dev gateway of {} (admin http://{})",
             options.package, target.admin
         ));
         let report = verify(&target, options.log_lines)?;
-        ui.line(&report.to_string());
+        ui.line(report.to_string().trim_end());
         return Ok(if report.passed() { 0 } else { 1 });
     }
     ui.line(&format!(
@@ -2274,7 +2473,7 @@ pub fn run_verify(options: DevOptions) -> Result<i32> {
     let built = match build_with_progress(&ui, &package) {
         Ok(built) => built,
         Err(e) => {
-            print_build_error(&ui, &e);
+            print_build_error(&ui, &package, &e);
             return Ok(1);
         }
     };
@@ -2292,7 +2491,7 @@ pub fn run_verify(options: DevOptions) -> Result<i32> {
         Ok(gateway) => gateway,
         Err(e) => {
             let report = failed_start_report(&package.name, &e, options.log_lines);
-            ui.line(&report.to_string());
+            ui.line(report.to_string().trim_end());
             return Ok(1);
         }
     };
@@ -2309,7 +2508,7 @@ pub fn run_verify(options: DevOptions) -> Result<i32> {
     }
     std::thread::sleep(Duration::from_millis(50));
     let report = verify(&gateway.verify_target(), options.log_lines)?;
-    ui.line(&report.to_string());
+    ui.line(report.to_string().trim_end());
     gateway.stop();
     Ok(if report.passed() { 0 } else { 1 })
 }
@@ -2332,7 +2531,10 @@ mod tests {
         let vm = "[2026-11-25 15:36:26.260][2515][error][wasm] [source/extensions/common/wasm/wasm.cc:104] Wasm VM failed Failed to configure base Wasm plugin";
         let line = parse_log_line(vm, "my-plugin").unwrap();
         assert!(line.from_envoy);
-        assert_eq!(line.to_string(), "15:36:26.260 error [envoy] Wasm VM failed Failed to configure base Wasm plugin");
+        assert_eq!(
+            line.to_string(),
+            "15:36:26.260 error [envoy] Wasm VM failed Failed to configure base Wasm plugin"
+        );
 
         let other = "[2026-11-25 15:36:26.260][2515][info][wasm] [source/x.cc:1] wasm log other-plugin: [other] [nil] [nil] hi";
         assert_eq!(parse_log_line(other, "my-plugin"), None);
@@ -2350,20 +2552,34 @@ mod tests {
         std::fs::write(&path, "a\nb").unwrap();
         let mut tail = LogTail::new(&path);
         assert_eq!(tail.read_new(), vec!["a"]);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(b"c\nd\n").unwrap();
         assert_eq!(tail.read_new(), vec!["bc", "d"]);
         assert!(tail.read_new().is_empty());
     }
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "higress-dev-unit-{name}-{}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("higress-dev-unit-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    #[test]
+    fn warnings_are_kept_only_for_the_plugin() {
+        let text = "warning: unused x\n  --> higress-wrapper/src/a.rs:1:2\n   |\n\n\
+                    warning: unused y\n  --> examples/p/src/lib.rs:3:4\n\n\
+                    warning: `p` (lib) generated 1 warning\n";
+        let blocks = diagnostic_blocks(text);
+        assert_eq!(blocks.len(), 2, "{blocks:?}");
+        let dir = repo_root().join("examples").join("p");
+        let mine: Vec<&String> = blocks.iter().filter(|b| diagnostic_in(b, &dir)).collect();
+        assert_eq!(mine.len(), 1);
+        assert!(mine[0].contains("unused y"));
     }
 
     #[test]

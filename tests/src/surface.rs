@@ -52,7 +52,10 @@ impl ModuleSurface {
 /// Parses a module's import and export sections.
 pub fn inspect_bytes(path: &Path, bytes: &[u8]) -> Result<ModuleSurface> {
     let bad = |e: wasmparser::BinaryReaderError| {
-        Error::Protocol(format!("{} is not a valid Wasm module: {e}", path.display()))
+        Error::Protocol(format!(
+            "{} is not a valid Wasm module: {e}",
+            path.display()
+        ))
     };
     let mut imports = Vec::new();
     let mut exports = Vec::new();
@@ -102,7 +105,12 @@ fn ensure_wasm_target() -> Result<()> {
         .output()
         .map_err(|e| Error::io("could not run rustc --print sysroot", e))?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    if sysroot.join("lib").join("rustlib").join(WASM_TARGET).is_dir() {
+    if sysroot
+        .join("lib")
+        .join("rustlib")
+        .join(WASM_TARGET)
+        .is_dir()
+    {
         return Ok(());
     }
     let status = Command::new("rustup")

@@ -42,11 +42,17 @@ fn refused(name: &str, configuration: &str, policy: FailurePolicy) -> (Vec<Strin
         .collect();
     assert!(!lines.is_empty(), "no error line from the plugin:\n{log}");
     for line in &lines {
-        assert!(line.contains(&format!("{PROBE_PREFIX} [nil] [nil] invalid plugin config: ")), "{line}");
+        assert!(
+            line.contains(&format!(
+                "{PROBE_PREFIX} [nil] [nil] invalid plugin config: "
+            )),
+            "{line}"
+        );
     }
     // And Envoy says why it stopped.
     assert!(
-        log.contains("Unable to create Wasm HTTP filter") || log.contains("Unable to create Wasm plugin"),
+        log.contains("Unable to create Wasm HTTP filter")
+            || log.contains("Unable to create Wasm plugin"),
         "Envoy did not report the refused plugin:\n{log}"
     );
     (lines, log)
@@ -69,8 +75,15 @@ fn a_configured_string_value_never_reaches_the_log() {
         r#"{"tag": "t", "buffer_limit": "hunter2-secret"}"#,
         FailurePolicy::FailClosed,
     );
-    assert!(lines[0].contains("buffer_limit: invalid type: string"), "{}", lines[0]);
-    assert!(!log.contains("hunter2-secret"), "the value leaked into the log:\n{log}");
+    assert!(
+        lines[0].contains("buffer_limit: invalid type: string"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        !log.contains("hunter2-secret"),
+        "the value leaked into the log:\n{log}"
+    );
 }
 
 #[test]
@@ -87,9 +100,17 @@ fn a_bad_rule_is_refused_naming_the_rule() {
 
 #[test]
 fn unknown_fields_and_missing_fields_are_refused() {
-    let (lines, _) = refused("unknown-field", r#"{"tag": "t", "tga": "x"}"#, FailurePolicy::FailClosed);
+    let (lines, _) = refused(
+        "unknown-field",
+        r#"{"tag": "t", "tga": "x"}"#,
+        FailurePolicy::FailClosed,
+    );
     assert!(lines[0].contains("unknown field `tga`"), "{}", lines[0]);
-    let (lines, _) = refused("missing-field", r#"{"buffer_limit": 5}"#, FailurePolicy::FailClosed);
+    let (lines, _) = refused(
+        "missing-field",
+        r#"{"buffer_limit": 5}"#,
+        FailurePolicy::FailClosed,
+    );
     assert!(lines[0].contains("missing field `tag`"), "{}", lines[0]);
 }
 

@@ -43,7 +43,11 @@ fn panic_in(gateway: &Gateway, upstream: &EchoUpstream, phase: &str, hook: &str)
     let before = exchange(gateway, upstream, "GET", "/before", &[], b"");
     assert_eq!(before.response.status, 200);
     assert_eq!(
-        before.upstream.unwrap().header_str("x-probe-tag").as_deref(),
+        before
+            .upstream
+            .unwrap()
+            .header_str("x-probe-tag")
+            .as_deref(),
         Some("alive")
     );
 
@@ -57,7 +61,10 @@ fn panic_in(gateway: &Gateway, upstream: &EchoUpstream, phase: &str, hook: &str)
         upstream,
         method,
         "/panic",
-        &[("x-probe-panic", phase.as_bytes()), ("x-probe-stream-req", b"count")],
+        &[
+            ("x-probe-panic", phase.as_bytes()),
+            ("x-probe-stream-req", b"count"),
+        ],
         body,
     );
     assert_eq!(x.response.status, 503, "{}", x.response.text());
@@ -66,12 +73,18 @@ fn panic_in(gateway: &Gateway, upstream: &EchoUpstream, phase: &str, hook: &str)
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = &lines[0];
     assert!(line.contains("[critical]"), "not critical: {line}");
-    assert!(line.contains(&format!("{PROBE_PREFIX} [nil] [")), "no plugin prefix: {line}");
+    assert!(
+        line.contains(&format!("{PROBE_PREFIX} [nil] [")),
+        "no plugin prefix: {line}"
+    );
     assert!(
         line.contains(&format!("probe panic requested in {hook}")),
         "no panic message: {line}"
     );
-    assert!(line.contains("tests/plugins/probe/src/lib.rs"), "no location: {line}");
+    assert!(
+        line.contains("tests/plugins/probe/src/lib.rs"),
+        "no location: {line}"
+    );
     let log = gateway.logs();
     assert!(
         log.contains("Uncaught RuntimeError: unreachable"),
@@ -100,7 +113,9 @@ fn fail_closed_after_a_panic_in_a_body_hook() {
     let upstream = EchoUpstream::start().unwrap();
     let gateway = gateway("fail-closed-body", FailurePolicy::FailClosed, &upstream);
     panic_in(&gateway, &upstream, "body", "request body");
-    assert!(gateway.logs().contains("Function: proxy_on_request_body failed"));
+    assert!(gateway
+        .logs()
+        .contains("Function: proxy_on_request_body failed"));
     let x = exchange(&gateway, &upstream, "GET", "/after", &[], b"");
     assert_eq!(x.response.status, 503);
     assert!(x.upstream.is_none());
@@ -113,7 +128,14 @@ fn fail_open_passes_requests_without_the_plugin_after_a_panic() {
     panic_in(&gateway, &upstream, "headers", "request headers");
     for i in 0..3 {
         let path = format!("/after/{i}");
-        let x = exchange(&gateway, &upstream, "GET", &path, &[("x-probe-set-req", b"x-set=1")], b"");
+        let x = exchange(
+            &gateway,
+            &upstream,
+            "GET",
+            &path,
+            &[("x-probe-set-req", b"x-set=1")],
+            b"",
+        );
         assert_eq!(x.response.status, 200, "request {i} after the panic");
         let seen = x.upstream.expect("FAIL_OPEN must let the request through");
         // ... without the plugin.
@@ -140,7 +162,10 @@ fn fail_reload_recreates_the_vm_after_a_panic() {
         if x.response.status == 200 {
             let seen = x.upstream.unwrap();
             assert_eq!(seen.header_str("x-probe-tag").as_deref(), Some("alive"));
-            assert_eq!(x.response.header_str("x-probe-tag").as_deref(), Some("alive"));
+            assert_eq!(
+                x.response.header_str("x-probe-tag").as_deref(),
+                Some("alive")
+            );
             break;
         }
         assert_eq!(x.response.status, 503, "{}", x.response.text());

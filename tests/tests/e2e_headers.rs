@@ -11,9 +11,7 @@ mod e2e_common;
 
 use std::time::Duration;
 
-use e2e_common::{
-    exchange, plugin_lines, probe, start, wait_plugin_line, PROBE_PREFIX,
-};
+use e2e_common::{exchange, plugin_lines, probe, start, wait_plugin_line, PROBE_PREFIX};
 use higress_e2e::{ClusterSpec, EchoUpstream, FailurePolicy, Gateway, PluginSpec, RouteSpec};
 
 #[test]
@@ -46,14 +44,21 @@ fn sets_request_and_response_headers_and_logs_each_phase() {
         x.response.header_str("x-added-resp").as_deref(),
         Some("resp-value")
     );
-    assert_eq!(x.response.header_str("x-probe-tag").as_deref(), Some("hdr-tag"));
+    assert_eq!(
+        x.response.header_str("x-probe-tag").as_deref(),
+        Some("hdr-tag")
+    );
     // The upstream's answer came through: the echo lists our request header.
     let echo = x.response.json().unwrap();
     assert_eq!(echo["headers"]["x-added-req"], "req-value");
 
     // One line per phase, each with the SDK's prefix and Envoy's request id.
     let request_id = seen.header_str("x-request-id").expect("no x-request-id");
-    wait_plugin_line(&gateway, "probe stream done: GET /headers?q=1", Duration::from_secs(5));
+    wait_plugin_line(
+        &gateway,
+        "probe stream done: GET /headers?q=1",
+        Duration::from_secs(5),
+    );
     let log = gateway.logs();
     for needle in [
         "probe request headers: GET /headers?q=1",
@@ -63,7 +68,11 @@ fn sets_request_and_response_headers_and_logs_each_phase() {
         let lines = plugin_lines(&log, needle);
         assert_eq!(lines.len(), 1, "{needle:?}:\n{log}");
         let prefix = format!("{PROBE_PREFIX} [nil] [{request_id}] {needle}");
-        assert!(lines[0].contains(&prefix), "{:?} lacks {prefix:?}", lines[0]);
+        assert!(
+            lines[0].contains(&prefix),
+            "{:?} lacks {prefix:?}",
+            lines[0]
+        );
         assert!(lines[0].contains("[info]"), "{:?} is not at info", lines[0]);
     }
     // No body hook ran: the request had no body and the probe asked for none.
@@ -109,10 +118,7 @@ fn non_utf8_header_values_pass_through_and_the_vm_survives() {
         "the probe's copy of the raw bytes differs"
     );
     // `name=value` was read lossily: the 0xFF became U+FFFD, sent as UTF-8.
-    assert_eq!(
-        x.response.header("x-resp-bin"),
-        Some("\u{fffd}".as_bytes())
-    );
+    assert_eq!(x.response.header("x-resp-bin"), Some("\u{fffd}".as_bytes()));
     // The log line carries the value lossily decoded.
     let lines = wait_plugin_line(&gateway, "probe copies x-bin: ", Duration::from_secs(5));
     assert!(lines[0].contains('\u{fffd}'), "{}", lines[0]);
@@ -136,7 +142,10 @@ fn plugin_reads_route_and_cluster_names_on_stock_envoy() {
         Gateway::builder()
             .name("props")
             .plugin(probe(r#"{"tag": "props"}"#))
-            .cluster(ClusterSpec::new("outbound|80||svc-a.static", upstream.port()))
+            .cluster(ClusterSpec::new(
+                "outbound|80||svc-a.static",
+                upstream.port(),
+            ))
             .cluster(ClusterSpec::new("plain", upstream.port()))
             .route(RouteSpec::new("route-a", "/a", "outbound|80||svc-a.static"))
             .route(RouteSpec::new("fallback", "/", "plain")),
@@ -145,13 +154,28 @@ fn plugin_reads_route_and_cluster_names_on_stock_envoy() {
         ("/a/x", "route-a", "outbound|80||svc-a.static"),
         ("/other", "fallback", "plain"),
     ] {
-        let x = exchange(&gateway, &upstream, "GET", path, &[("x-probe-props", b"1")], b"");
+        let x = exchange(
+            &gateway,
+            &upstream,
+            "GET",
+            path,
+            &[("x-probe-props", b"1")],
+            b"",
+        );
         assert_eq!(x.response.status, 200);
         let seen = x.upstream.unwrap();
         // Stock Envoy has no `route_name`/`cluster_name`; the SDK falls back
         // to `xds.route_name`/`xds.cluster_name`.
-        assert_eq!(seen.header_str("x-probe-route").as_deref(), Some(route), "{path}");
-        assert_eq!(seen.header_str("x-probe-cluster").as_deref(), Some(cluster), "{path}");
+        assert_eq!(
+            seen.header_str("x-probe-route").as_deref(),
+            Some(route),
+            "{path}"
+        );
+        assert_eq!(
+            seen.header_str("x-probe-cluster").as_deref(),
+            Some(cluster),
+            "{path}"
+        );
     }
 }
 
@@ -170,21 +194,39 @@ fn local_response_from_request_headers_reaches_the_client_only() {
             &upstream,
             method,
             "/reply",
-            &[("x-probe-reply", b"418"), ("x-probe-set-resp", b"x-on-reply=1")],
+            &[
+                ("x-probe-reply", b"418"),
+                ("x-probe-set-resp", b"x-on-reply=1"),
+            ],
             body,
         );
         assert_eq!(x.response.status, 418, "{method}: {}", x.response.text());
         assert_eq!(x.response.text(), "probe reply 418\n");
-        assert_eq!(x.response.header_str("x-probe-reply").as_deref(), Some("headers"));
+        assert_eq!(
+            x.response.header_str("x-probe-reply").as_deref(),
+            Some("headers")
+        );
         // The local reply passes the plugin's own response hook.
-        assert_eq!(x.response.header_str("x-probe-tag").as_deref(), Some("reply"));
+        assert_eq!(
+            x.response.header_str("x-probe-tag").as_deref(),
+            Some("reply")
+        );
         assert_eq!(x.response.header_str("x-on-reply").as_deref(), Some("1"));
-        assert!(x.upstream.is_none(), "{method}: the upstream saw the request");
+        assert!(
+            x.upstream.is_none(),
+            "{method}: the upstream saw the request"
+        );
     }
     assert!(upstream.requests().is_empty());
     let log = gateway.logs();
-    assert_eq!(plugin_lines(&log, "probe replying 418 from the headers hook").len(), 2);
-    assert_eq!(plugin_lines(&log, "probe response headers: status 418").len(), 2);
+    assert_eq!(
+        plugin_lines(&log, "probe replying 418 from the headers hook").len(),
+        2
+    );
+    assert_eq!(
+        plugin_lines(&log, "probe response headers: status 418").len(),
+        2
+    );
 }
 
 #[test]
@@ -210,9 +252,19 @@ fn local_response_from_the_request_body_hook() {
     );
     assert_eq!(x.response.status, 403, "{}", x.response.text());
     assert_eq!(x.response.text(), "probe reply 403\n");
-    assert_eq!(x.response.header_str("x-probe-reply").as_deref(), Some("body"));
+    assert_eq!(
+        x.response.header_str("x-probe-reply").as_deref(),
+        Some("body")
+    );
     assert!(x.upstream.is_none(), "the upstream saw the request");
     let log = gateway.logs();
-    assert_eq!(plugin_lines(&log, "probe request body: 16 bytes").len(), 1, "{log}");
-    assert_eq!(plugin_lines(&log, "probe replying 403 from the body hook").len(), 1);
+    assert_eq!(
+        plugin_lines(&log, "probe request body: 16 bytes").len(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        plugin_lines(&log, "probe replying 403 from the body hook").len(),
+        1
+    );
 }

@@ -31,7 +31,12 @@ fn tags(
         &[("host", host.as_bytes()), ("x-probe-props", b"1")],
         b"",
     );
-    assert_eq!(x.response.status, 200, "{host}{path}: {}", x.response.text());
+    assert_eq!(
+        x.response.status,
+        200,
+        "{host}{path}: {}",
+        x.response.text()
+    );
     let seen = x.upstream.unwrap();
     (
         seen.header_str("x-probe-tag"),
@@ -60,25 +65,59 @@ fn rules_match_real_route_names_domains_and_services() {
         Gateway::builder()
             .name("rules")
             .plugin(probe(config))
-            .cluster(ClusterSpec::new("outbound|8080||users.default.svc.cluster.local", port))
-            .cluster(ClusterSpec::new("outbound|80||users.default.svc.cluster.local", port))
+            .cluster(ClusterSpec::new(
+                "outbound|8080||users.default.svc.cluster.local",
+                port,
+            ))
+            .cluster(ClusterSpec::new(
+                "outbound|80||users.default.svc.cluster.local",
+                port,
+            ))
             .cluster(ClusterSpec::new("outbound|80||payments.static", port))
             .cluster(ClusterSpec::new("outbound|80|v1|payments.static", port))
             .cluster(ClusterSpec::new("echo", port))
             .route(RouteSpec::new("route-orders", "/orders", "echo"))
-            .route(RouteSpec::new("route-users", "/users", "outbound|8080||users.default.svc.cluster.local"))
-            .route(RouteSpec::new("route-users-80", "/users80", "outbound|80||users.default.svc.cluster.local"))
-            .route(RouteSpec::new("route-pay", "/pay", "outbound|80||payments.static"))
-            .route(RouteSpec::new("route-pay-v1", "/v1pay", "outbound|80|v1|payments.static"))
+            .route(RouteSpec::new(
+                "route-users",
+                "/users",
+                "outbound|8080||users.default.svc.cluster.local",
+            ))
+            .route(RouteSpec::new(
+                "route-users-80",
+                "/port80-users",
+                "outbound|80||users.default.svc.cluster.local",
+            ))
+            .route(RouteSpec::new(
+                "route-pay",
+                "/pay",
+                "outbound|80||payments.static",
+            ))
+            .route(RouteSpec::new(
+                "route-pay-v1",
+                "/v1pay",
+                "outbound|80|v1|payments.static",
+            ))
             .route(RouteSpec::new("api-v2-items", "/v2/items", "echo"))
             .route(RouteSpec::new("api-v3-items", "/v3/items", "echo"))
             .route(RouteSpec::new("default", "/", "echo")),
     );
     let cases = [
         // (host, path, expected tag, route seen, cluster seen)
-        ("x.example.com", "/orders/7", "by-route", "route-orders", "echo"),
+        (
+            "x.example.com",
+            "/orders/7",
+            "by-route",
+            "route-orders",
+            "echo",
+        ),
         // A domain rule comes after the route rule: the route rule wins.
-        ("shop.example.com", "/orders", "by-route", "route-orders", "echo"),
+        (
+            "shop.example.com",
+            "/orders",
+            "by-route",
+            "route-orders",
+            "echo",
+        ),
         ("shop.example.com", "/", "by-domain", "default", "echo"),
         ("shop.example.com:8443", "/", "by-domain", "default", "echo"),
         ("a.wild.example.com", "/", "by-wildcard", "default", "echo"),
@@ -93,23 +132,55 @@ fn rules_match_real_route_names_domains_and_services() {
         // Same service, another port: the fqdn:port rule does not match.
         (
             "x.example.com",
-            "/users80",
+            "/port80-users",
             "global",
             "route-users-80",
             "outbound|80||users.default.svc.cluster.local",
         ),
-        ("x.example.com", "/pay", "by-service", "route-pay", "outbound|80||payments.static"),
+        (
+            "x.example.com",
+            "/pay",
+            "by-service",
+            "route-pay",
+            "outbound|80||payments.static",
+        ),
         // A subset in the cluster name does not hide the fqdn.
-        ("x.example.com", "/v1pay", "by-service", "route-pay-v1", "outbound|80|v1|payments.static"),
-        ("x.example.com", "/v2/items", "by-route-prefix", "api-v2-items", "echo"),
-        ("x.example.com", "/v3/items", "global", "api-v3-items", "echo"),
+        (
+            "x.example.com",
+            "/v1pay",
+            "by-service",
+            "route-pay-v1",
+            "outbound|80|v1|payments.static",
+        ),
+        (
+            "x.example.com",
+            "/v2/items",
+            "by-route-prefix",
+            "api-v2-items",
+            "echo",
+        ),
+        (
+            "x.example.com",
+            "/v3/items",
+            "global",
+            "api-v3-items",
+            "echo",
+        ),
         ("x.example.com", "/", "global", "default", "echo"),
     ];
     for (host, path, tag, route, cluster) in cases {
         let (at_upstream, at_client, route_seen, cluster_seen) =
             tags(&gateway, &upstream, host, path);
-        assert_eq!(at_upstream.as_deref(), Some(tag), "{host}{path} at the upstream");
-        assert_eq!(at_client.as_deref(), Some(tag), "{host}{path} at the client");
+        assert_eq!(
+            at_upstream.as_deref(),
+            Some(tag),
+            "{host}{path} at the upstream"
+        );
+        assert_eq!(
+            at_client.as_deref(),
+            Some(tag),
+            "{host}{path} at the client"
+        );
         assert_eq!(route_seen, route, "{host}{path}: route name");
         assert_eq!(cluster_seen, cluster, "{host}{path}: cluster name");
     }
@@ -151,7 +222,10 @@ fn without_a_global_config_unmatched_requests_skip_the_plugin() {
     assert_eq!(seen.header("x-set"), None);
     assert_eq!(x.response.header("x-probe-tag"), None);
     let log = gateway.logs();
-    assert!(plugin_lines(&log, "probe request headers: GET /that").is_empty(), "{log}");
+    assert!(
+        plugin_lines(&log, "probe request headers: GET /that").is_empty(),
+        "{log}"
+    );
     assert_eq!(
         plugin_lines(&log, "no rule matched and there is no global config").len(),
         1,

@@ -25,8 +25,8 @@ mod e2e_common;
 use std::time::{Duration, Instant};
 
 use e2e_common::{
-    exchange, lower_text, plugin_lines, probe, start, try_exchange, wait_plugin_line,
-    TextUpstream, SEQ_HEADER,
+    exchange, lower_text, plugin_lines, probe, start, try_exchange, wait_plugin_line, TextUpstream,
+    SEQ_HEADER,
 };
 use higress_e2e::{ClusterSpec, EchoUpstream, Gateway, PluginSpec, RouteSpec};
 
@@ -61,12 +61,18 @@ fn with_the_flag_a_header_set_after_the_body_reaches_the_upstream() {
     );
     assert_eq!(x.response.status, 200, "{}", x.response.text());
     let seen = x.upstream.unwrap();
-    assert_eq!(seen.header_str("x-probe-body-len").as_deref(), Some("100000"));
+    assert_eq!(
+        seen.header_str("x-probe-body-len").as_deref(),
+        Some("100000")
+    );
     assert!(seen.body == body, "the body changed on the way");
     let log = gateway.logs();
     // The buffered hook ran once, with the whole body.
     assert_eq!(plugin_lines(&log, "probe request body: ").len(), 1, "{log}");
-    assert_eq!(plugin_lines(&log, "probe request body: 100000 bytes").len(), 1);
+    assert_eq!(
+        plugin_lines(&log, "probe request body: 100000 bytes").len(),
+        1
+    );
 
     // The same on the response side: the client gets the header.
     let x = exchange(
@@ -74,11 +80,17 @@ fn with_the_flag_a_header_set_after_the_body_reaches_the_upstream() {
         &upstream,
         "GET",
         "/text/echo-len",
-        &[("x-probe-resp-body", b"echo-len"), ("x-text-size", b"200000")],
+        &[
+            ("x-probe-resp-body", b"echo-len"),
+            ("x-text-size", b"200000"),
+        ],
         b"",
     );
     assert_eq!(x.response.status, 200);
-    assert_eq!(x.response.header_str("x-probe-body-len").as_deref(), Some("200000"));
+    assert_eq!(
+        x.response.header_str("x-probe-body-len").as_deref(),
+        Some("200000")
+    );
     assert_eq!(x.response.body.len(), 200_000);
 }
 
@@ -98,7 +110,10 @@ fn without_the_flag_a_paused_request_hangs_and_the_body_hook_never_runs() {
         Duration::from_secs(2),
     );
     match result {
-        Err(e) => assert!(started.elapsed() >= Duration::from_secs(2), "failed early: {e}"),
+        Err(e) => assert!(
+            started.elapsed() >= Duration::from_secs(2),
+            "failed early: {e}"
+        ),
         Ok(x) => panic!(
             "expected a hang, got {} {}",
             x.response.status,
@@ -106,17 +121,22 @@ fn without_the_flag_a_paused_request_hangs_and_the_body_hook_never_runs() {
         ),
     }
     let log = gateway.logs();
-    assert_eq!(plugin_lines(&log, "probe request headers: POST /echo-len").len(), 1, "{log}");
+    assert_eq!(
+        plugin_lines(&log, "probe request headers: POST /echo-len").len(),
+        1,
+        "{log}"
+    );
     assert!(plugin_lines(&log, "probe request body").is_empty(), "{log}");
     assert!(
-        upstream
-            .requests()
-            .iter()
-            .all(|r| r.path != "/echo-len"),
+        upstream.requests().iter().all(|r| r.path != "/echo-len"),
         "the upstream saw the paused request"
     );
     // The client gave up; the stream ends without the body hook.
-    wait_plugin_line(&gateway, "probe stream done: POST /echo-len", Duration::from_secs(5));
+    wait_plugin_line(
+        &gateway,
+        "probe stream done: POST /echo-len",
+        Duration::from_secs(5),
+    );
     assert!(plugin_lines(&gateway.logs(), "probe request body").is_empty());
 
     // The worker itself is fine.
@@ -139,10 +159,21 @@ fn without_the_flag_a_paused_response_hangs() {
         b"",
         Duration::from_secs(2),
     );
-    assert!(result.is_err(), "expected a hang, got {:?}", result.map(|x| x.response.status));
+    assert!(
+        result.is_err(),
+        "expected a hang, got {:?}",
+        result.map(|x| x.response.status)
+    );
     let log = gateway.logs();
-    assert_eq!(plugin_lines(&log, "probe response headers: status 200").len(), 1, "{log}");
-    assert!(plugin_lines(&log, "probe response body").is_empty(), "{log}");
+    assert_eq!(
+        plugin_lines(&log, "probe response headers: status 200").len(),
+        1,
+        "{log}"
+    );
+    assert!(
+        plugin_lines(&log, "probe response body").is_empty(),
+        "{log}"
+    );
 }
 
 #[test]

@@ -86,10 +86,19 @@ fn sdk_and_raw_plugins_do_the_same_observable_work() {
     assert_eq!(
         lines,
         &vec![
-            ("[info]".to_owned(), "[my-plugin] [nil] [<id>] request received".to_owned()),
-            ("[info]".to_owned(), "[my-plugin] [nil] [<id>] x-user-id: alice".to_owned()),
+            (
+                "[info]".to_owned(),
+                "[my-plugin] [nil] [<id>] request received".to_owned()
+            ),
+            (
+                "[info]".to_owned(),
+                "[my-plugin] [nil] [<id>] x-user-id: alice".to_owned()
+            ),
         ]
     );
     assert_eq!(sdk[1].2[1].1, "[my-plugin] [nil] [<id>] x-user-id: (none)");
-    assert_eq!(sdk[2].2[1].1, "[my-plugin] [nil] [<id>] x-user-id: café \u{fffd}");
+    assert_eq!(
+        sdk[2].2[1].1,
+        "[my-plugin] [nil] [<id>] x-user-id: café \u{fffd}"
+    );
 }

@@ -38,7 +38,9 @@ fn serve(mut stream: TcpStream) {
         }
     }
     let response = match authorization.as_str() {
-        "Bearer good" => "HTTP/1.1 200 OK\r\nx-user: alice\r\ncontent-length: 2\r\n\r\nok".to_owned(),
+        "Bearer good" => {
+            "HTTP/1.1 200 OK\r\nx-user: alice\r\ncontent-length: 2\r\n\r\nok".to_owned()
+        }
         "Bearer slow" => {
             thread::sleep(Duration::from_secs(2));
             "HTTP/1.1 200 OK\r\nx-user: slowpoke\r\ncontent-length: 2\r\n\r\nok".to_owned()
@@ -82,8 +84,7 @@ fn gateway(upstream: &EchoUpstream, auth_port: u16, config: &str) -> Gateway {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-const CONFIG: &str =
-    r#"{"cluster": "auth_service", "authority": "auth.local", "path": "/check", "timeout_ms": 500}"#;
+const CONFIG: &str = r#"{"cluster": "auth_service", "authority": "auth.local", "path": "/check", "timeout_ms": 500}"#;
 
 #[test]
 fn allows_with_header_and_denies_with_403() {
@@ -95,20 +96,36 @@ fn allows_with_header_and_denies_with_403() {
         .get("/allowed", &[("authorization", b"Bearer good")])
         .unwrap();
     assert_eq!(ok.status, 200, "{}\n{}", ok.text(), gw.logs());
-    let seen = upstream.last_request().expect("upstream got the allowed request");
+    let seen = upstream
+        .last_request()
+        .expect("upstream got the allowed request");
     assert_eq!(seen.path, "/allowed");
     assert_eq!(seen.header_str("x-auth-user").as_deref(), Some("alice"));
 
     let before = upstream.requests().len();
-    let denied = gw.get("/denied", &[("authorization", b"Bearer bad")]).unwrap();
+    let denied = gw
+        .get("/denied", &[("authorization", b"Bearer bad")])
+        .unwrap();
     assert_eq!(denied.status, 403);
     assert_eq!(denied.text(), "forbidden");
-    assert_eq!(upstream.requests().len(), before, "a denied request must not reach the upstream");
-    assert!(gw.wait_for_log("auth denied: status 401", Duration::from_secs(5)), "{}", gw.logs());
+    assert_eq!(
+        upstream.requests().len(),
+        before,
+        "a denied request must not reach the upstream"
+    );
+    assert!(
+        gw.wait_for_log("auth denied: status 401", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
 
     // Many requests in a row: each is resumed exactly once and none hangs.
     for i in 0..20 {
-        let token: &[u8] = if i % 2 == 0 { b"Bearer good" } else { b"Bearer nope" };
+        let token: &[u8] = if i % 2 == 0 {
+            b"Bearer good"
+        } else {
+            b"Bearer nope"
+        };
         let r = gw.get("/many", &[("authorization", token)]).unwrap();
         assert_eq!(r.status, if i % 2 == 0 { 200 } else { 403 });
     }
@@ -121,22 +138,42 @@ fn fails_closed_when_auth_is_down_slow_or_unknown() {
 
     // Down: the cluster points at a closed port.
     let down = gateway(&upstream, closed_port(), CONFIG);
-    let r = down.get("/x", &[("authorization", b"Bearer good")]).unwrap();
+    let r = down
+        .get("/x", &[("authorization", b"Bearer good")])
+        .unwrap();
     assert_eq!(r.status, 403, "{}\n{}", r.text(), down.logs());
     assert_eq!(r.text(), "auth unavailable");
-    assert!(down.wait_for_log("request hook failed", Duration::from_secs(5)), "{}", down.logs());
+    assert!(
+        down.wait_for_log("request hook failed", Duration::from_secs(5)),
+        "{}",
+        down.logs()
+    );
     assert!(upstream.requests().is_empty());
     drop(down);
 
     // Slow: the auth service answers after 2 s, the timeout is 500 ms.
     let slow = gateway(&upstream, auth.port, CONFIG);
     let started = Instant::now();
-    let r = slow.get("/x", &[("authorization", b"Bearer slow")]).unwrap();
+    let r = slow
+        .get("/x", &[("authorization", b"Bearer slow")])
+        .unwrap();
     assert_eq!(r.status, 403, "{}\n{}", r.text(), slow.logs());
-    assert!(started.elapsed() < Duration::from_millis(1900), "the 500 ms timeout applied");
-    assert!(slow.wait_for_log("timed out after 500 ms", Duration::from_secs(5)), "{}", slow.logs());
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "the 500 ms timeout applied"
+    );
+    assert!(
+        slow.wait_for_log("timed out after 500 ms", Duration::from_secs(5)),
+        "{}",
+        slow.logs()
+    );
     // The gateway still works afterwards.
-    assert_eq!(slow.get("/y", &[("authorization", b"Bearer good")]).unwrap().status, 200);
+    assert_eq!(
+        slow.get("/y", &[("authorization", b"Bearer good")])
+            .unwrap()
+            .status,
+        200
+    );
     drop(slow);
 
     // Unknown cluster: refused by the host when dispatched; named in the log.
@@ -145,12 +182,18 @@ fn fails_closed_when_auth_is_down_slow_or_unknown() {
         auth.port,
         r#"{"cluster": "no_such_cluster", "path": "/check"}"#,
     );
-    let r = unknown.get("/x", &[("authorization", b"Bearer good")]).unwrap();
+    let r = unknown
+        .get("/x", &[("authorization", b"Bearer good")])
+        .unwrap();
     assert_eq!(r.status, 403, "{}\n{}", r.text(), unknown.logs());
     assert!(
         unknown.wait_for_log("no cluster `no_such_cluster`", Duration::from_secs(5)),
         "{}",
         unknown.logs()
     );
-    assert_eq!(upstream.requests().len(), 1, "only the good request after the slow one passed");
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "only the good request after the slow one passed"
+    );
 }

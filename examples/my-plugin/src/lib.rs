@@ -22,6 +22,8 @@ fn on_request_headers(ctx: &mut HttpContext, config: &MyConfig) -> HeaderAction 
 
 higress_wrapper::set_ctx! {
     name: "my-plugin",
+    // Public so that tests (`tests/native.rs`) can start it in the test host.
+    plugin: pub Plugin,
     config: MyConfig,
     on_request_headers: on_request_headers,
 }

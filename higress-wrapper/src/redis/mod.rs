@@ -360,16 +360,13 @@ impl RedisClient {
     /// `MONITOR`, `HELLO 3`, `MULTI`/`EXEC` across calls) fail with
     /// [`RedisError::Unsupported`].
     pub fn command<A: AsRef<[u8]>>(&self, args: &[A]) -> RedisFuture<Value> {
-        let mut b = resp::CommandBuilder::new();
-        for a in args {
-            b.arg(a);
-        }
+        let refs: Vec<&[u8]> = args.iter().map(AsRef::as_ref).collect();
         let unsupported = args
             .first()
             .and_then(|first| unsupported(first.as_ref(), args.get(1).map(AsRef::as_ref)));
         match unsupported {
             Some(err) => RedisFuture::failed(err),
-            None => self.send(b.finish(), convert_value),
+            None => self.send(resp::encode_command(&refs), convert_value),
         }
     }
 

@@ -177,7 +177,12 @@ unsafe fn put<T>(what: &str, ptr: *mut T, value: T) -> HostResult<()> {
 ///
 /// # Safety
 /// As [`put`], for both out-pointers.
-unsafe fn give(what: &str, data: &[u8], ptr_out: *mut *mut u8, size_out: *mut usize) -> HostResult<()> {
+unsafe fn give(
+    what: &str,
+    data: &[u8],
+    ptr_out: *mut *mut u8,
+    size_out: *mut usize,
+) -> HostResult<()> {
     if ptr_out.is_null() || size_out.is_null() {
         abi_error(format!("{what}: null out-pointer"));
         return Err(Status::BadArgument);
@@ -213,7 +218,9 @@ fn host_call(name: &'static str, body: impl FnOnce() -> HostResult<()>) -> u32 {
 }
 
 /// Runs `f` on the host of the effective context: `(host, context, stream)`.
-fn with_current<T>(f: impl FnOnce(&mut HostModel, u32, Option<u32>) -> HostResult<T>) -> HostResult<T> {
+fn with_current<T>(
+    f: impl FnOnce(&mut HostModel, u32, Option<u32>) -> HostResult<T>,
+) -> HostResult<T> {
     with_registry(|r| match r.current() {
         Some((host, context, stream)) => f(host, context, stream),
         // No plugin is running on this thread (e.g. called outside a callback).
@@ -290,7 +297,12 @@ unsafe extern "C" fn proxy_get_buffer_bytes(
         match data {
             // SAFETY: out-pointers of a `*mut u8` and a `usize` local.
             Some(data) => unsafe {
-                give("proxy_get_buffer_bytes", &data, return_buffer_data, return_buffer_size)
+                give(
+                    "proxy_get_buffer_bytes",
+                    &data,
+                    return_buffer_data,
+                    return_buffer_size,
+                )
             },
             // Nothing to return: cpp-host leaves the out-pointers untouched.
             None => Ok(()),
@@ -324,12 +336,23 @@ unsafe extern "C" fn proxy_get_header_map_pairs(
     host_call("proxy_get_header_map_pairs", || {
         let data = with_current(|host, _, stream| host.header_pairs(stream, map_type))?;
         // SAFETY: out-pointers of locals.
-        unsafe { give("proxy_get_header_map_pairs", &data, return_map_data, return_map_size) }
+        unsafe {
+            give(
+                "proxy_get_header_map_pairs",
+                &data,
+                return_map_data,
+                return_map_size,
+            )
+        }
     })
 }
 
 #[no_mangle]
-unsafe extern "C" fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32 {
+unsafe extern "C" fn proxy_set_header_map_pairs(
+    map_type: u32,
+    map_data: *const u8,
+    map_size: usize,
+) -> u32 {
     host_call("proxy_set_header_map_pairs", || {
         // SAFETY: the plugin's serialized map, valid for the call.
         let data = unsafe { bytes("proxy_set_header_map_pairs", map_data, map_size) }?;
@@ -350,7 +373,14 @@ unsafe extern "C" fn proxy_get_header_map_value(
         let key = unsafe { text("proxy_get_header_map_value", key_data, key_size) }?;
         let value = with_current(|host, _, stream| host.header_value(stream, map_type, &key))?;
         // SAFETY: out-pointers of locals.
-        unsafe { give("proxy_get_header_map_value", &value, return_value_data, return_value_size) }
+        unsafe {
+            give(
+                "proxy_get_header_map_value",
+                &value,
+                return_value_data,
+                return_value_size,
+            )
+        }
     })
 }
 
@@ -375,7 +405,11 @@ unsafe extern "C" fn proxy_replace_header_map_value(
 }
 
 #[no_mangle]
-unsafe extern "C" fn proxy_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32 {
+unsafe extern "C" fn proxy_remove_header_map_value(
+    map_type: u32,
+    key_data: *const u8,
+    key_size: usize,
+) -> u32 {
     host_call("proxy_remove_header_map_value", || {
         // SAFETY: the plugin's key, valid for the call.
         let key = unsafe { text("proxy_remove_header_map_value", key_data, key_size) }?;
@@ -419,9 +453,17 @@ unsafe extern "C" fn proxy_get_property(
             .split(|b| *b == 0)
             .map(|p| String::from_utf8_lossy(p).into_owned())
             .collect();
-        let value = with_current(|host, _, stream| host.property(stream, &path).ok_or(Status::NotFound))?;
+        let value =
+            with_current(|host, _, stream| host.property(stream, &path).ok_or(Status::NotFound))?;
         // SAFETY: out-pointers of locals.
-        unsafe { give("proxy_get_property", &value, return_value_data, return_value_size) }
+        unsafe {
+            give(
+                "proxy_get_property",
+                &value,
+                return_value_data,
+                return_value_size,
+            )
+        }
     })
 }
 
@@ -460,7 +502,12 @@ unsafe extern "C" fn proxy_get_shared_data(
         let (value, cas) = with_current(|host, _, _| host.get_shared_data(&key))?;
         // SAFETY: out-pointers of locals.
         unsafe {
-            give("proxy_get_shared_data", &value, return_value_data, return_value_size)?;
+            give(
+                "proxy_get_shared_data",
+                &value,
+                return_value_data,
+                return_value_size,
+            )?;
             put("proxy_get_shared_data", return_cas, cas)
         }
     })
@@ -487,7 +534,11 @@ unsafe extern "C" fn proxy_set_shared_data(
 }
 
 #[no_mangle]
-unsafe extern "C" fn proxy_register_shared_queue(name_data: *const u8, name_size: usize, return_id: *mut u32) -> u32 {
+unsafe extern "C" fn proxy_register_shared_queue(
+    name_data: *const u8,
+    name_size: usize,
+    return_id: *mut u32,
+) -> u32 {
     host_call("proxy_register_shared_queue", || {
         // SAFETY: the plugin's name, valid for the call.
         let name = unsafe { text("proxy_register_shared_queue", name_data, name_size) }?;
@@ -528,12 +579,23 @@ unsafe extern "C" fn proxy_dequeue_shared_queue(
     host_call("proxy_dequeue_shared_queue", || {
         let value = with_current(|host, _, _| host.dequeue(queue_id))?;
         // SAFETY: out-pointers of locals.
-        unsafe { give("proxy_dequeue_shared_queue", &value, return_value_data, return_value_size) }
+        unsafe {
+            give(
+                "proxy_dequeue_shared_queue",
+                &value,
+                return_value_data,
+                return_value_size,
+            )
+        }
     })
 }
 
 #[no_mangle]
-unsafe extern "C" fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32 {
+unsafe extern "C" fn proxy_enqueue_shared_queue(
+    queue_id: u32,
+    value_data: *const u8,
+    value_size: usize,
+) -> u32 {
     host_call("proxy_enqueue_shared_queue", || {
         // SAFETY: the plugin's value, valid for the call.
         let value = unsafe { bytes("proxy_enqueue_shared_queue", value_data, value_size) }?;
@@ -572,7 +634,11 @@ unsafe extern "C" fn proxy_send_local_response(
         // SAFETY: the plugin's buffers, valid for the call.
         let (details, body, headers) = unsafe {
             (
-                bytes("proxy_send_local_response", status_code_details_data, status_code_details_size)?,
+                bytes(
+                    "proxy_send_local_response",
+                    status_code_details_data,
+                    status_code_details_size,
+                )?,
                 bytes("proxy_send_local_response", body_data, body_size)?,
                 bytes("proxy_send_local_response", headers_data, headers_size)?,
             )
@@ -638,12 +704,18 @@ unsafe extern "C" fn proxy_grpc_call(
                 bytes("proxy_grpc_call", upstream_data, upstream_size)?,
                 bytes("proxy_grpc_call", service_name_data, service_name_size)?,
                 bytes("proxy_grpc_call", method_name_data, method_name_size)?,
-                bytes("proxy_grpc_call", initial_metadata_data, initial_metadata_size)?,
+                bytes(
+                    "proxy_grpc_call",
+                    initial_metadata_data,
+                    initial_metadata_size,
+                )?,
                 bytes("proxy_grpc_call", message_data_data, message_data_size)?,
             )
         };
         let token = with_current(|host, context, _| {
-            host.grpc_call(context, upstream, service, method, metadata, message, timeout, false)
+            host.grpc_call(
+                context, upstream, service, method, metadata, message, timeout, false,
+            )
         })?;
         // SAFETY: out-pointer of a local.
         unsafe { put("proxy_grpc_call", return_callout_id, token) }
@@ -669,7 +741,11 @@ unsafe extern "C" fn proxy_grpc_stream(
                 bytes("proxy_grpc_stream", upstream_data, upstream_size)?,
                 bytes("proxy_grpc_stream", service_name_data, service_name_size)?,
                 bytes("proxy_grpc_stream", method_name_data, method_name_size)?,
-                bytes("proxy_grpc_stream", initial_metadata_data, initial_metadata_size)?,
+                bytes(
+                    "proxy_grpc_stream",
+                    initial_metadata_data,
+                    initial_metadata_size,
+                )?,
             )
         };
         let token = with_current(|host, context, _| {
@@ -725,7 +801,12 @@ unsafe extern "C" fn proxy_get_status(
         // SAFETY: out-pointers of locals.
         unsafe {
             put("proxy_get_status", return_code, code)?;
-            give("proxy_get_status", &message, return_message_data, return_message_size)
+            give(
+                "proxy_get_status",
+                &message,
+                return_message_data,
+                return_message_size,
+            )
         }
     })
 }
@@ -820,8 +901,16 @@ unsafe extern "C" fn proxy_call_foreign_function(
         // SAFETY: the plugin's buffers, valid for the call.
         let (name, args) = unsafe {
             (
-                text("proxy_call_foreign_function", function_name_data, function_name_size)?,
-                bytes("proxy_call_foreign_function", arguments_data, arguments_size)?,
+                text(
+                    "proxy_call_foreign_function",
+                    function_name_data,
+                    function_name_size,
+                )?,
+                bytes(
+                    "proxy_call_foreign_function",
+                    arguments_data,
+                    arguments_size,
+                )?,
             )
         };
         let result = match with_current(|host, _, _| host.foreign(&name, args))? {
@@ -839,7 +928,12 @@ unsafe extern "C" fn proxy_call_foreign_function(
         match result {
             // SAFETY: out-pointers of locals.
             Some(data) => unsafe {
-                give("proxy_call_foreign_function", &data, results_data, results_size)
+                give(
+                    "proxy_call_foreign_function",
+                    &data,
+                    results_data,
+                    results_size,
+                )
             },
             None => Ok(()),
         }

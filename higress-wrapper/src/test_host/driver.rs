@@ -68,12 +68,22 @@ fn ensure_created(root: u32, id: u32) {
 }
 
 fn status_of(headers: &HeaderMap) -> Option<u32> {
-    std::str::from_utf8(headers.get(":status")?).ok()?.trim().parse().ok()
+    std::str::from_utf8(headers.get(":status")?)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 // ----- headers, body, trailers --------------------------------------------------------
 
-pub(super) fn deliver_headers(root: u32, id: u32, dir: Dir, headers: HeaderMap, eos: bool) -> Action {
+pub(super) fn deliver_headers(
+    root: u32,
+    id: u32,
+    dir: Dir,
+    headers: HeaderMap,
+    eos: bool,
+) -> Action {
     let count = with_stream(root, id, |h, s| {
         if dir == Dir::Response && !s.local_reply {
             s.response_code = status_of(&headers);
@@ -259,7 +269,8 @@ pub(super) fn drain(root: u32) {
             AfterCall::Reset { stream } => {
                 with_stream(root, stream, |_, s| {
                     s.reset = true;
-                    s.code_details.get_or_insert_with(|| "wasm_close_stream".to_owned());
+                    s.code_details
+                        .get_or_insert_with(|| "wasm_close_stream".to_owned());
                     for half in [&mut s.req, &mut s.resp] {
                         half.headers_held = None;
                         half.buffering = false;

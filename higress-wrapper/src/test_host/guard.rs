@@ -62,26 +62,46 @@ struct FailedHttp;
 /// trait methods are helpers the dispatcher never calls.
 macro_rules! context_callbacks {
     () => {
-        fn on_http_call_response(&mut self, token_id: u32, num_headers: usize, body_size: usize, num_trailers: usize) {
-            catch((), || self.0.on_http_call_response(token_id, num_headers, body_size, num_trailers))
+        fn on_http_call_response(
+            &mut self,
+            token_id: u32,
+            num_headers: usize,
+            body_size: usize,
+            num_trailers: usize,
+        ) {
+            catch((), || {
+                self.0
+                    .on_http_call_response(token_id, num_headers, body_size, num_trailers)
+            })
         }
         fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
-            catch((), || self.0.on_grpc_call_response(token_id, status_code, response_size))
+            catch((), || {
+                self.0
+                    .on_grpc_call_response(token_id, status_code, response_size)
+            })
         }
         fn on_grpc_stream_initial_metadata(&mut self, token_id: u32, num_elements: u32) {
-            catch((), || self.0.on_grpc_stream_initial_metadata(token_id, num_elements))
+            catch((), || {
+                self.0
+                    .on_grpc_stream_initial_metadata(token_id, num_elements)
+            })
         }
         fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
             catch((), || self.0.on_grpc_stream_message(token_id, message_size))
         }
         fn on_grpc_stream_trailing_metadata(&mut self, token_id: u32, num_elements: u32) {
-            catch((), || self.0.on_grpc_stream_trailing_metadata(token_id, num_elements))
+            catch((), || {
+                self.0
+                    .on_grpc_stream_trailing_metadata(token_id, num_elements)
+            })
         }
         fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
             catch((), || self.0.on_grpc_stream_close(token_id, status_code))
         }
         fn on_foreign_function(&mut self, function_id: u32, arguments_size: usize) {
-            catch((), || self.0.on_foreign_function(function_id, arguments_size))
+            catch((), || {
+                self.0.on_foreign_function(function_id, arguments_size)
+            })
         }
         fn on_done(&mut self) -> bool {
             catch(true, || self.0.on_done())
@@ -131,22 +151,34 @@ impl Context for GuardedHttp {
 
 impl HttpContext for GuardedHttp {
     fn on_http_request_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
-        catch(Action::Pause, || self.0.on_http_request_headers(num_headers, end_of_stream))
+        catch(Action::Pause, || {
+            self.0.on_http_request_headers(num_headers, end_of_stream)
+        })
     }
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        catch(Action::Pause, || self.0.on_http_request_body(body_size, end_of_stream))
+        catch(Action::Pause, || {
+            self.0.on_http_request_body(body_size, end_of_stream)
+        })
     }
     fn on_http_request_trailers(&mut self, num_trailers: usize) -> Action {
-        catch(Action::Pause, || self.0.on_http_request_trailers(num_trailers))
+        catch(Action::Pause, || {
+            self.0.on_http_request_trailers(num_trailers)
+        })
     }
     fn on_http_response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
-        catch(Action::Pause, || self.0.on_http_response_headers(num_headers, end_of_stream))
+        catch(Action::Pause, || {
+            self.0.on_http_response_headers(num_headers, end_of_stream)
+        })
     }
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        catch(Action::Pause, || self.0.on_http_response_body(body_size, end_of_stream))
+        catch(Action::Pause, || {
+            self.0.on_http_response_body(body_size, end_of_stream)
+        })
     }
     fn on_http_response_trailers(&mut self, num_trailers: usize) -> Action {
-        catch(Action::Pause, || self.0.on_http_response_trailers(num_trailers))
+        catch(Action::Pause, || {
+            self.0.on_http_response_trailers(num_trailers)
+        })
     }
     fn on_log(&mut self) {
         catch((), || self.0.on_log())

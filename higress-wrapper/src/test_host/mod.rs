@@ -76,16 +76,17 @@
 //!   and delivered, in one callback, once the plugin calls
 //!   `proxy_continue_stream`. With
 //!   [`allow_on_headers_stop_iteration`](TestHostBuilder::allow_on_headers_stop_iteration)
-//!   (Envoy's option; Higress behaves so) body callbacks run, and a body
-//!   `Continue` releases the headers with the body.
+//!   (Envoy's option) body callbacks run, and a body `Continue` releases
+//!   the headers with the body. Higress picks the rule from the ABI the
+//!   module exports; this SDK exports 0.2.1, so stop all applies there too.
 //! - **Local responses** are recorded ([`LocalResponse`]) and sent after
 //!   the callback returns: the request goes no further, and the reply
 //!   passes through this filter's response callbacks like any response
 //!   (Envoy sends local replies through the whole encoder chain). One sent
 //!   while encoding goes straight to the client.
 //! - **Properties** ([`Properties::Envoy`] or [`Properties::Higress`]),
-//!   `proxy_set_property` (readable back by one-segment paths, as Envoy's
-//!   filter state), log level and captured log lines, a controllable clock
+//!   `proxy_set_property` (stored on the stream and read back by the same
+//!   path), log level and captured log lines, a controllable clock
 //!   with tick delivery at the period the plugin set, shared data, queues,
 //!   metrics, foreign functions, and recorded callouts (HTTP, gRPC, Redis).
 //! - **Panics.** Natively a panic in plugin code is caught inside the
@@ -151,9 +152,8 @@ impl TestHost {
     /// default settings (Higress properties, log level trace).
     ///
     /// ```
-    /// # use higress_wrapper::prelude::*;
     /// # #[derive(serde::Deserialize)]
-    /// # struct Config { some_field: String }
+    /// # struct Config { #[allow(dead_code)] some_field: String }
     /// # higress_wrapper::set_ctx! { name: "p", config: Config }
     /// # fn main() {
     /// use higress_wrapper::test_host::TestHost;
@@ -219,7 +219,13 @@ impl TestHost {
 
     /// The lines logged at exactly `level`.
     pub fn logs_at(&self, level: LogLevel) -> Vec<LogRecord> {
-        self.read(|h| h.logs.iter().filter(|l| l.level == level).cloned().collect())
+        self.read(|h| {
+            h.logs
+                .iter()
+                .filter(|l| l.level == level)
+                .cloned()
+                .collect()
+        })
     }
 
     /// Forgets the lines logged so far.
@@ -313,13 +319,12 @@ impl TestHost {
     /// Pushes `value` onto the shared queue `name` the plugin registered,
     /// and delivers `proxy_on_queue_ready`. `false` if there is no such queue.
     pub fn enqueue_shared_queue(&self, name: &str, value: impl AsRef<[u8]>) -> bool {
-        let queued = self.read(|h| {
-            h.resolve_queue(&h.settings.vm_id, name).ok()
-        });
+        let queued = self.read(|h| h.resolve_queue(&h.settings.vm_id, name).ok());
         let Some(id) = queued else {
             return false;
         };
-        let ok = driver::with_host(self.root, |h| h.enqueue(id, value.as_ref()).is_ok()) == Some(true);
+        let ok =
+            driver::with_host(self.root, |h| h.enqueue(id, value.as_ref()).is_ok()) == Some(true);
         driver::drain(self.root);
         ok
     }
@@ -333,8 +338,21 @@ impl TestHost {
     pub fn set_property(&self, path: &[&str], value: impl AsRef<[u8]>) {
         let path = path.iter().map(|p| (*p).to_owned()).collect();
         self.write(|h| {
-            h.settings.host_properties.insert(path, value.as_ref().to_vec());
+            h.settings
+                .host_properties
+                .insert(path, value.as_ref().to_vec());
         });
+    }
+
+    /// Futures the SDK still polls for this plugin (hooks waiting on a call,
+    /// detached work). A finished test should see 0: nothing left waiting.
+    pub fn pending_tasks(&self) -> usize {
+        crate::task::pending_tasks()
+    }
+
+    /// Host calls (Redis, HTTP) whose reply the SDK still waits for.
+    pub fn pending_calls(&self) -> usize {
+        crate::callout::pending_calls()
     }
 
     /// ABI misuses the host saw (a null pointer, a bug in the host itself).
@@ -349,8 +367,8 @@ impl Drop for TestHost {
         let root = self.root;
         // Never call the plugin while a test is already failing: a second
         // panic would abort.
-        let call = !std::thread::panicking()
-            && driver::with_host(root, |h| !h.vm_failed) == Some(true);
+        let call =
+            !std::thread::panicking() && driver::with_host(root, |h| !h.vm_failed) == Some(true);
         if call {
             // Contexts a leaked stream left behind.
             let live: Vec<u32> = self.read(|h| {
@@ -376,7 +394,6 @@ impl Drop for TestHost {
 /// Settings of a [`TestHost`], then [`start`](TestHostBuilder::start).
 ///
 /// ```
-/// # use higress_wrapper::prelude::*;
 /// # #[derive(serde::Deserialize)]
 /// # struct Config {}
 /// # higress_wrapper::set_ctx! { name: "p", config: Config }
@@ -403,7 +420,10 @@ impl fmt::Debug for TestHostBuilder {
         f.debug_struct("TestHostBuilder")
             .field("properties", &s.properties)
             .field("log_level", &s.log_level)
-            .field("allow_on_headers_stop_iteration", &s.allow_on_headers_stop_iteration)
+            .field(
+                "allow_on_headers_stop_iteration",
+                &s.allow_on_headers_stop_iteration,
+            )
             .field("plugin_name", &self.plugin_name)
             .field("root_id", &s.root_id)
             .field("buffer_limit", &s.buffer_limit)
@@ -446,9 +466,9 @@ impl TestHostBuilder {
         self
     }
 
-    /// Envoy's `allow_on_headers_stop_iteration` (default false, as stock
-    /// Envoy with ABI 0.2.1; Higress behaves as true): whether a `Pause`
-    /// from a headers callback lets body callbacks run.
+    /// Envoy's `allow_on_headers_stop_iteration` (default false, as Envoy
+    /// and Higress for a module exporting ABI 0.2.1, like this SDK's):
+    /// whether a `Pause` from a headers callback lets body callbacks run.
     pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
         self.settings.allow_on_headers_stop_iteration = allow;
         self

@@ -148,7 +148,12 @@ pub(super) fn buffer_get(buf: &[u8], start: usize, max: usize) -> HostResult<Opt
 /// Envoy's `Buffer::copyFrom`: `start == 0` drains `size` bytes then
 /// prepends (so `size >= len` replaces, `size == 0` prepends); `start >= len`
 /// appends; anything else is `BadArgument`.
-pub(super) fn buffer_set(buf: &mut Vec<u8>, start: usize, size: usize, data: &[u8]) -> HostResult<()> {
+pub(super) fn buffer_set(
+    buf: &mut Vec<u8>,
+    start: usize,
+    size: usize,
+    data: &[u8],
+) -> HostResult<()> {
     if start == 0 {
         let drain = size.min(buf.len());
         buf.drain(..drain);
@@ -276,11 +281,10 @@ pub(super) struct StreamModel {
     pub(super) request_id: Option<String>,
     pub(super) route_name: Option<String>,
     pub(super) cluster_name: Option<String>,
-    /// Properties the test set on this stream (answers to get_property).
-    pub(super) properties: BTreeMap<Vec<String>, Vec<u8>>,
-    /// Properties the plugin set (Envoy's `wasm.`-prefixed filter state),
-    /// keyed by the raw serialized path.
-    pub(super) plugin_properties: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Properties set on this stream, by the plugin (`proxy_set_property`,
+    /// Envoy's filter state) or by the test, keyed by the serialized path
+    /// (segments joined by NUL).
+    pub(super) properties: BTreeMap<Vec<u8>, Vec<u8>>,
     pub(super) req: Half,
     pub(super) resp: Half,
     /// Local responses the plugin sent, in order (the first one wins).
@@ -516,8 +520,10 @@ impl HostModel {
 
     pub(super) fn set_tick_period(&mut self, period_ms: u32) {
         self.tick_period_ms = period_ms;
-        self.next_tick_nanos = (period_ms > 0)
-            .then(|| self.now_nanos.saturating_add(u64::from(period_ms) * 1_000_000));
+        self.next_tick_nanos = (period_ms > 0).then(|| {
+            self.now_nanos
+                .saturating_add(u64::from(period_ms) * 1_000_000)
+        });
     }
 
     // ----- header maps --------------------------------------------------------------
@@ -565,7 +571,12 @@ impl HostModel {
             .map_or_else(|| HeaderMap::default().encode(), HeaderMap::encode))
     }
 
-    pub(super) fn header_value(&self, stream: Option<u32>, map: u32, key: &str) -> HostResult<Vec<u8>> {
+    pub(super) fn header_value(
+        &self,
+        stream: Option<u32>,
+        map: u32,
+        key: &str,
+    ) -> HostResult<Vec<u8>> {
         match self.map_for_read(stream, map)? {
             Some(m) => m.get(key).map(<[u8]>::to_vec).ok_or(Status::NotFound),
             None if self.stream(stream).is_some_and(|s| s.access_log) => Err(Status::NotFound),
@@ -573,34 +584,66 @@ impl HostModel {
         }
     }
 
-    pub(super) fn set_header_pairs(&mut self, stream: Option<u32>, map: u32, data: &[u8]) -> HostResult<()> {
+    pub(super) fn set_header_pairs(
+        &mut self,
+        stream: Option<u32>,
+        map: u32,
+        data: &[u8],
+    ) -> HostResult<()> {
         let pairs = crate::wire::decode_map(data);
         let m = self.map_for_write(stream, map)?;
         *m = HeaderMap::from_pairs(&pairs);
         Ok(())
     }
 
-    pub(super) fn replace_header(&mut self, stream: Option<u32>, map: u32, key: &str, value: &[u8]) -> HostResult<()> {
+    pub(super) fn replace_header(
+        &mut self,
+        stream: Option<u32>,
+        map: u32,
+        key: &str,
+        value: &[u8],
+    ) -> HostResult<()> {
         self.map_for_write(stream, map)?.set(key, value);
         Ok(())
     }
 
-    pub(super) fn add_header(&mut self, stream: Option<u32>, map: u32, key: &str, value: &[u8]) -> HostResult<()> {
+    pub(super) fn add_header(
+        &mut self,
+        stream: Option<u32>,
+        map: u32,
+        key: &str,
+        value: &[u8],
+    ) -> HostResult<()> {
         self.map_for_write(stream, map)?.add(key, value);
         Ok(())
     }
 
-    pub(super) fn remove_header(&mut self, stream: Option<u32>, map: u32, key: &str) -> HostResult<()> {
+    pub(super) fn remove_header(
+        &mut self,
+        stream: Option<u32>,
+        map: u32,
+        key: &str,
+    ) -> HostResult<()> {
         self.map_for_write(stream, map)?.remove(key);
         Ok(())
     }
 
     // ----- buffers ------------------------------------------------------------------
 
-    pub(super) fn get_buffer(&self, stream: Option<u32>, kind: u32, start: usize, max: usize) -> HostResult<Option<Vec<u8>>> {
+    pub(super) fn get_buffer(
+        &self,
+        stream: Option<u32>,
+        kind: u32,
+        start: usize,
+        max: usize,
+    ) -> HostResult<Option<Vec<u8>>> {
         match kind {
             0 | 1 => {
-                let dir = if kind == 0 { Dir::Request } else { Dir::Response };
+                let dir = if kind == 0 {
+                    Dir::Request
+                } else {
+                    Dir::Response
+                };
                 match self.stream(stream).map(|s| s.half_ref(dir)) {
                     Some(half) if half.body_live => buffer_get(&half.body, start, max),
                     // Envoy wraps a null buffer: size 0, nothing written.
@@ -615,10 +658,21 @@ impl HostModel {
         }
     }
 
-    pub(super) fn set_buffer(&mut self, stream: Option<u32>, kind: u32, start: usize, size: usize, data: &[u8]) -> HostResult<()> {
+    pub(super) fn set_buffer(
+        &mut self,
+        stream: Option<u32>,
+        kind: u32,
+        start: usize,
+        size: usize,
+        data: &[u8],
+    ) -> HostResult<()> {
         match kind {
             0 | 1 => {
-                let dir = if kind == 0 { Dir::Request } else { Dir::Response };
+                let dir = if kind == 0 {
+                    Dir::Request
+                } else {
+                    Dir::Response
+                };
                 match self.stream_mut(stream).map(|s| s.half(dir)) {
                     Some(half) if half.body_live => buffer_set(&mut half.body, start, size, data),
                     _ => Err(Status::NotFound),
@@ -632,28 +686,26 @@ impl HostModel {
 
     // ----- properties -------------------------------------------------------------------
 
-    /// What `proxy_get_property` answers: the test's stream properties,
-    /// the test's host properties, the built-in attributes, then what the
-    /// plugin set (a one-segment path only, like Envoy's filter state).
+    /// What `proxy_get_property` answers: what was set on the stream (by
+    /// the plugin or the test), the test's host properties, then the
+    /// built-in attributes.
     pub(super) fn property(&self, stream: Option<u32>, path: &[String]) -> Option<Vec<u8>> {
         self.property_with(self.stream(stream), path)
     }
 
     /// [`property`](Self::property) for a stream at hand.
-    pub(super) fn property_with(&self, s: Option<&StreamModel>, path: &[String]) -> Option<Vec<u8>> {
-        if let Some(v) = s.and_then(|s| s.properties.get(path)) {
+    pub(super) fn property_with(
+        &self,
+        s: Option<&StreamModel>,
+        path: &[String],
+    ) -> Option<Vec<u8>> {
+        if let Some(v) = s.and_then(|s| s.properties.get(path.join("\0").as_bytes())) {
             return Some(v.clone());
         }
         if let Some(v) = self.settings.host_properties.get(path) {
             return Some(v.clone());
         }
-        if let Some(v) = self.builtin_property(s, path) {
-            return Some(v);
-        }
-        match path {
-            [one] => s?.plugin_properties.get(one.as_bytes()).cloned(),
-            _ => None,
-        }
+        self.builtin_property(s, path)
     }
 
     fn builtin_property(&self, s: Option<&StreamModel>, path: &[String]) -> Option<Vec<u8>> {
@@ -703,9 +755,14 @@ impl HostModel {
         }
     }
 
-    /// `proxy_set_property`: stored as filter state of the stream. Root
-    /// contexts have no stream info: `NotFound`, as Envoy.
-    pub(super) fn set_property(&mut self, stream: Option<u32>, raw_path: &[u8], value: &[u8]) -> HostResult<()> {
+    /// `proxy_set_property`: stored on the stream, and read back by the same
+    /// path. Root contexts have no stream info: `NotFound`, as Envoy.
+    pub(super) fn set_property(
+        &mut self,
+        stream: Option<u32>,
+        raw_path: &[u8],
+        value: &[u8],
+    ) -> HostResult<()> {
         let higress = self.higress();
         let s = self.stream_mut(stream).ok_or(Status::NotFound)?;
         let limit = || {
@@ -720,7 +777,7 @@ impl HostModel {
                 _ => {}
             }
         }
-        s.plugin_properties.insert(raw_path.to_vec(), value.to_vec());
+        s.properties.insert(raw_path.to_vec(), value.to_vec());
         Ok(())
     }
 
@@ -740,7 +797,8 @@ impl HostModel {
         if let Some(id) = stream {
             if let Some(s) = self.streams.get_mut(&id) {
                 s.half(dir).resumes += 1;
-                self.actions.push_back(AfterCall::Continue { stream: id, dir });
+                self.actions
+                    .push_back(AfterCall::Continue { stream: id, dir });
             }
         }
         Ok(())
@@ -793,16 +851,18 @@ impl HostModel {
 
     /// The response-code details a local reply leaves in the stream info.
     pub(super) fn reply_details(&self, details: &str) -> String {
+        // Envoy replaces white space (`StringUtil::replaceAllEmptySpace`).
+        let details = details.replace(char::is_whitespace, "_");
         if self.higress() {
             // Higress prefixes `via_wasm::<plugin>`.
             let mut out = format!("via_wasm::{}", self.settings.plugin_name);
             if !details.is_empty() {
                 out.push_str("::");
-                out.push_str(details);
+                out.push_str(&details);
             }
             out
         } else {
-            details.replace(char::is_whitespace, "_")
+            details
         }
     }
 
@@ -820,13 +880,18 @@ impl HostModel {
         }
         let next = self.next_cas;
         self.next_cas = self.next_cas.wrapping_add(1).max(1);
-        self.shared_data.insert(key.to_owned(), (value.to_vec(), next));
+        self.shared_data
+            .insert(key.to_owned(), (value.to_vec(), next));
         Ok(())
     }
 
     pub(super) fn register_queue(&mut self, context: u32, name: &str) -> u32 {
         let vm_id = self.settings.vm_id.clone();
-        if let Some(i) = self.queues.iter().position(|q| q.vm_id == vm_id && q.name == name) {
+        if let Some(i) = self
+            .queues
+            .iter()
+            .position(|q| q.vm_id == vm_id && q.name == name)
+        {
             return queue_id(i);
         }
         self.queues.push(Queue {
@@ -874,7 +939,11 @@ impl HostModel {
         if kind > 2 {
             return Err(Status::BadArgument);
         }
-        if let Some(i) = self.metrics.iter().position(|m| m.name == name && m.kind == kind) {
+        if let Some(i) = self
+            .metrics
+            .iter()
+            .position(|m| m.name == name && m.kind == kind)
+        {
             return Ok(metric_id(i, kind));
         }
         let value = match kind {
@@ -1058,7 +1127,10 @@ impl HostModel {
         match self.callout_mut(token) {
             Some(c)
                 if c.state == CalloutState::Pending
-                    && matches!(c.kind, CalloutKind::Grpc { .. } | CalloutKind::GrpcStream { .. }) =>
+                    && matches!(
+                        c.kind,
+                        CalloutKind::Grpc { .. } | CalloutKind::GrpcStream { .. }
+                    ) =>
             {
                 c.state = state;
                 Ok(())
@@ -1067,7 +1139,13 @@ impl HostModel {
         }
     }
 
-    pub(super) fn redis_init(&mut self, service: &[u8], username: &[u8], password: &[u8], timeout_ms: u32) {
+    pub(super) fn redis_init(
+        &mut self,
+        service: &[u8],
+        username: &[u8],
+        password: &[u8],
+        timeout_ms: u32,
+    ) {
         let service = String::from_utf8_lossy(service).into_owned();
         self.redis_inits.retain(|r| r.service != service);
         self.redis_inits.push(RedisInit {
@@ -1080,7 +1158,12 @@ impl HostModel {
 
     /// Higress answers `BadArgument` for a service without a client
     /// (`proxy_redis_init` not called for it).
-    pub(super) fn redis_call(&mut self, context: u32, service: &[u8], query: &[u8]) -> HostResult<u32> {
+    pub(super) fn redis_call(
+        &mut self,
+        context: u32,
+        service: &[u8],
+        query: &[u8],
+    ) -> HostResult<u32> {
         let service = String::from_utf8_lossy(service).into_owned();
         if !self.redis_inits.iter().any(|r| r.service == service) {
             return Err(Status::BadArgument);

@@ -107,10 +107,11 @@ impl<'h> HttpStream<'h> {
         self
     }
 
-    /// A property this stream's `proxy_get_property` answers, e.g.
-    /// `["source", "address"]`. It takes precedence over built-in ones.
+    /// Sets a property of this stream, e.g. `["source", "address"]`, or one
+    /// an earlier filter wrote (`["custom_log"]`). It takes precedence over
+    /// the built-in attributes, and the plugin's `set_property` overwrites it.
     pub fn set_property(&mut self, path: &[&str], value: impl AsRef<[u8]>) -> &mut Self {
-        let path = path.iter().map(|p| (*p).to_owned()).collect();
+        let path = path.join("\0").into_bytes();
         let value = value.as_ref().to_vec();
         self.write(|s| {
             s.properties.insert(path, value);
@@ -145,23 +146,53 @@ impl<'h> HttpStream<'h> {
             Ok(map)
         })
         .ok_or(StreamError::Gone)??;
-        Ok(driver::deliver_headers(self.root(), self.id, Dir::Request, map, end_of_stream))
+        Ok(driver::deliver_headers(
+            self.root(),
+            self.id,
+            Dir::Request,
+            map,
+            end_of_stream,
+        ))
     }
 
     /// The client sends a chunk of the request body.
-    pub fn send_request_body(&mut self, data: impl AsRef<[u8]>, end_of_stream: bool) -> Result<Action, StreamError> {
-        self.check_data(Dir::Request, "request body")?
-            .map_or_else(
-                || Ok(driver::deliver_body(self.root(), self.id, Dir::Request, data.as_ref().to_vec(), end_of_stream)),
-                Ok,
-            )
+    pub fn send_request_body(
+        &mut self,
+        data: impl AsRef<[u8]>,
+        end_of_stream: bool,
+    ) -> Result<Action, StreamError> {
+        self.check_data(Dir::Request, "request body")?.map_or_else(
+            || {
+                Ok(driver::deliver_body(
+                    self.root(),
+                    self.id,
+                    Dir::Request,
+                    data.as_ref().to_vec(),
+                    end_of_stream,
+                ))
+            },
+            Ok,
+        )
     }
 
     /// The client sends the request trailers (they end the request).
-    pub fn send_request_trailers<N: AsRef<str>, V: AsRef<[u8]>>(&mut self, trailers: &[(N, V)]) -> Result<Action, StreamError> {
+    pub fn send_request_trailers<N: AsRef<str>, V: AsRef<[u8]>>(
+        &mut self,
+        trailers: &[(N, V)],
+    ) -> Result<Action, StreamError> {
         let map = pairs(trailers);
         self.check_data(Dir::Request, "request trailers")?
-            .map_or_else(|| Ok(driver::deliver_trailers(self.root(), self.id, Dir::Request, map)), Ok)
+            .map_or_else(
+                || {
+                    Ok(driver::deliver_trailers(
+                        self.root(),
+                        self.id,
+                        Dir::Request,
+                        map,
+                    ))
+                },
+                Ok,
+            )
     }
 
     /// The upstream sends the response headers (`:status` included).
@@ -189,23 +220,54 @@ impl<'h> HttpStream<'h> {
         if !checked {
             return Ok(Action::Ended);
         }
-        Ok(driver::deliver_headers(self.root(), self.id, Dir::Response, pairs(headers), end_of_stream))
+        Ok(driver::deliver_headers(
+            self.root(),
+            self.id,
+            Dir::Response,
+            pairs(headers),
+            end_of_stream,
+        ))
     }
 
     /// The upstream sends a chunk of the response body.
-    pub fn send_response_body(&mut self, data: impl AsRef<[u8]>, end_of_stream: bool) -> Result<Action, StreamError> {
+    pub fn send_response_body(
+        &mut self,
+        data: impl AsRef<[u8]>,
+        end_of_stream: bool,
+    ) -> Result<Action, StreamError> {
         self.check_data(Dir::Response, "response body")?
             .map_or_else(
-                || Ok(driver::deliver_body(self.root(), self.id, Dir::Response, data.as_ref().to_vec(), end_of_stream)),
+                || {
+                    Ok(driver::deliver_body(
+                        self.root(),
+                        self.id,
+                        Dir::Response,
+                        data.as_ref().to_vec(),
+                        end_of_stream,
+                    ))
+                },
                 Ok,
             )
     }
 
     /// The upstream sends the response trailers.
-    pub fn send_response_trailers<N: AsRef<str>, V: AsRef<[u8]>>(&mut self, trailers: &[(N, V)]) -> Result<Action, StreamError> {
+    pub fn send_response_trailers<N: AsRef<str>, V: AsRef<[u8]>>(
+        &mut self,
+        trailers: &[(N, V)],
+    ) -> Result<Action, StreamError> {
         let map = pairs(trailers);
         self.check_data(Dir::Response, "response trailers")?
-            .map_or_else(|| Ok(driver::deliver_trailers(self.root(), self.id, Dir::Response, map)), Ok)
+            .map_or_else(
+                || {
+                    Ok(driver::deliver_trailers(
+                        self.root(),
+                        self.id,
+                        Dir::Response,
+                        map,
+                    ))
+                },
+                Ok,
+            )
     }
 
     /// `Ok(Some(Ended))` when the direction no longer reaches the plugin,
@@ -249,7 +311,12 @@ impl<'h> HttpStream<'h> {
 
     /// The first value of a request header at the filter.
     pub fn request_header(&self, name: &str) -> Option<HeaderValue> {
-        self.read(|_, s| s.req.headers.get(name).map(|v| HeaderValue::from(v.to_vec())))
+        self.read(|_, s| {
+            s.req
+                .headers
+                .get(name)
+                .map(|v| HeaderValue::from(v.to_vec()))
+        })
     }
 
     /// Every value of a request header at the filter.
@@ -310,6 +377,11 @@ impl<'h> HttpStream<'h> {
         self.read(|_, s| s.req.resumes)
     }
 
+    /// How many times the plugin resumed this stream, both directions.
+    pub fn resume_count(&self) -> u32 {
+        self.read(|_, s| s.req.resumes + s.resp.resumes)
+    }
+
     /// How many request-body callbacks the plugin received.
     pub fn request_body_callbacks(&self) -> u32 {
         self.read(|_, s| s.req.body_calls)
@@ -325,7 +397,12 @@ impl<'h> HttpStream<'h> {
 
     /// The first value of a response header at the filter.
     pub fn response_header(&self, name: &str) -> Option<HeaderValue> {
-        self.read(|_, s| s.resp.headers.get(name).map(|v| HeaderValue::from(v.to_vec())))
+        self.read(|_, s| {
+            s.resp
+                .headers
+                .get(name)
+                .map(|v| HeaderValue::from(v.to_vec()))
+        })
     }
 
     /// The response headers the client received; `None` while none left

@@ -10,7 +10,6 @@ use std::time::Duration;
 /// say the host did not call the plugin at all, as Envoy would not have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-#[must_use]
 pub enum Action {
     /// The plugin was called and let the data continue.
     Continue,

@@ -13,7 +13,8 @@ use higress_e2e::dev::{run, run_verify, ConfigArg, DevOptions, DEFAULT_PACKAGE};
 
 const USAGE: &str = "\
 usage: ./scripts/run.sh [PACKAGE] [--config FILE|JSON] [--port N] [--once] [--no-sample]
-       ./scripts/run.sh verify [PACKAGE] [--config FILE|JSON] [--lines N]
+       ./scripts/run.sh verify [PACKAGE] [--config FILE|JSON] [--port N] [--lines N]
+       ./scripts/run.sh verify PLUGIN --admin IP:PORT [--log FILE]
 
 Builds workspace plugin PACKAGE (default my-plugin) for wasm32-wasip1, serves
 it through a local Envoy in front of an echo server, prints where to send
@@ -32,7 +33,10 @@ sources or config file change. Ctrl-C stops everything.
 
 verify: answers, as a checklist, whether the plugin loaded, with which
 config, whether it started and what it logged last, for the gateway a running
-./scripts/run.sh serves PACKAGE on, or else for a freshly started one.
+./scripts/run.sh serves PACKAGE on (the one on --port N if given), or else for
+a freshly started one. With --admin, for any Envoy instead, e.g. a Higress
+gateway (kubectl port-forward -n higress-system deploy/higress-gateway 15000)
+with its log saved to FILE (kubectl logs ... > FILE).
 ";
 
 fn parse(args: &[String]) -> Result<(bool, DevOptions), String> {
@@ -70,6 +74,18 @@ fn parse(args: &[String]) -> Result<(bool, DevOptions), String> {
                     .parse()
                     .map_err(|_| format!("--lines {text:?} is not a number"))?;
             }
+            "--admin" => {
+                let text = take(&mut iter)?;
+                let text = text
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned();
+                options.admin = Some(
+                    text.parse()
+                        .map_err(|_| format!("--admin {text:?}: expected IP:PORT"))?,
+                );
+            }
+            "--log" => options.log_file = Some(take(&mut iter)?.into()),
             "--once" => options.once = true,
             "--no-sample" => options.sample = false,
             "--verify" | "verify" if package.is_none() && !verify => verify = true,

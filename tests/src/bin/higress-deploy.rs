@@ -94,7 +94,9 @@ fn read_config(arg: &str) -> Result<serde_json::Value, String> {
 
 fn generate(args: Args) -> Result<(), String> {
     let name = args.name.ok_or("--name is required")?;
-    let url = args.url.ok_or("--url is required (oci://..., file://... or http(s)://...)")?;
+    let url = args
+        .url
+        .ok_or("--url is required (oci://..., file://... or http(s)://...)")?;
     let config = read_config(&args.config.ok_or("--config is required")?)?;
     let mut spec = WasmPluginSpec::new(name.clone(), url);
     if let Some(namespace) = args.namespace {
@@ -160,7 +162,7 @@ fn generate(args: Args) -> Result<(), String> {
         }
         None => {
             if let Some(bridge) = &bridge {
-                print!("{}---\n", bridge.yaml);
+                println!("{}---", bridge.yaml);
             }
             print!("{}", plugin.yaml);
         }

@@ -47,7 +47,11 @@ pub struct Exchange {
 
 fn next_seq() -> String {
     static SEQ: AtomicU64 = AtomicU64::new(0);
-    format!("{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Sends a request through `gateway` and finds what `upstream` received for it.
@@ -59,8 +63,16 @@ pub fn exchange(
     headers: &[(&str, &[u8])],
     body: &[u8],
 ) -> Exchange {
-    try_exchange(gateway, upstream, method, path, headers, body, Duration::from_secs(15))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", tail(&gateway.logs())))
+    try_exchange(
+        gateway,
+        upstream,
+        method,
+        path,
+        headers,
+        body,
+        Duration::from_secs(15),
+    )
+    .unwrap_or_else(|e| panic!("{method} {path}: {e}\n{}", tail(&gateway.logs())))
 }
 
 /// [`exchange`] with a timeout, returning the client error instead of failing.
@@ -76,14 +88,8 @@ pub fn try_exchange(
     let seq = next_seq();
     let mut all: Vec<(&str, &[u8])> = vec![(SEQ_HEADER, seq.as_bytes())];
     all.extend_from_slice(headers);
-    let response = http_request_timeout(
-        gateway.listener_addr(),
-        method,
-        path,
-        &all,
-        body,
-        timeout,
-    )?;
+    let response =
+        http_request_timeout(gateway.listener_addr(), method, path, &all, body, timeout)?;
     Ok(Exchange {
         response,
         upstream: upstream_copy(upstream, &seq),
