@@ -122,6 +122,7 @@ pub(crate) fn cancel_owner(owner: Owner) {
 }
 
 /// How many calls are in flight (for tests and leak checks).
+#[cfg_attr(not(any(test, feature = "test-host")), allow(dead_code))]
 pub(crate) fn pending_calls() -> usize {
     CALLS
         .try_with(|c| c.try_borrow().map_or(0, |c| c.len()))

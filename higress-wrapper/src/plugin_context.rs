@@ -16,6 +16,7 @@ pub(crate) struct Tick<C> {
 /// tick registration. Passed to [`HttpPlugin::on_plugin_start`](crate::HttpPlugin::on_plugin_start)
 /// and to tick functions.
 pub struct PluginContext<'a, C> {
+    pub(crate) root_id: u32,
     pub(crate) plugin_name: &'static str,
     pub(crate) plugin_id: Option<&'a str>,
     pub(crate) global: Option<&'a C>,
@@ -80,6 +81,22 @@ impl<C> PluginContext<'_, C> {
         crate::host::call_foreign_function(name, arguments)
     }
 
+    /// Runs `future` as work owned by the plugin (not by any request): for
+    /// Redis or HTTP calls from plugin start or a tick function. It is polled
+    /// when this function returns and whenever a call it waits on completes.
+    pub fn spawn(&self, future: impl std::future::Future<Output = ()> + 'static) {
+        crate::task::spawn(
+            crate::task::Owner::Root(self.root_id),
+            crate::task::TaskScope {
+                plugin_name: self.plugin_name,
+                plugin_id: self.plugin_id.map(std::rc::Rc::from),
+                root_id: self.root_id,
+                request_id: None,
+            },
+            Box::pin(future),
+        );
+    }
+
     /// Any host property by path.
     pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         crate::host::get_property(path).ok().flatten()
@@ -107,6 +124,7 @@ mod tests {
     fn period_is_gcd() {
         let mut ticks: Vec<Tick<()>> = Vec::new();
         let mut ctx = PluginContext {
+            root_id: 1,
             plugin_name: "t",
             plugin_id: None,
             global: None,

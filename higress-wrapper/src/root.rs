@@ -73,6 +73,7 @@ impl<P: HttpPlugin> Root<P> {
 
         let mut ticks = Vec::new();
         let mut ctx = PluginContext {
+            root_id: self.context_id,
             plugin_name: P::NAME,
             plugin_id: plugin_id.as_deref(),
             global: matcher.global().map(|g| &**g),
@@ -101,6 +102,8 @@ impl<P: HttpPlugin> Root<P> {
             plugin_id,
             matcher,
         }));
+        // Plugin start may have spawned calls; poll them from this root.
+        crate::task::in_root(self.context_id, crate::task::run_ready);
         Ok(())
     }
 }
@@ -166,6 +169,7 @@ impl<P: HttpPlugin> RootContext for Root<P> {
             if now_ms.saturating_sub(tick.last_run_ms) >= tick.period_ms {
                 tick.last_run_ms = now_ms;
                 let mut ctx = PluginContext {
+                    root_id: self.context_id,
                     plugin_name: P::NAME,
                     plugin_id: shared.as_ref().and_then(|s| s.plugin_id.as_deref()),
                     global: shared

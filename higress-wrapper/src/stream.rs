@@ -163,14 +163,12 @@ impl<P: HttpPlugin> Inner<P> {
     }
 
     fn enter(&self, phase: Phase) {
-        if let Ok(mut ctx) = self.ctx.try_borrow_mut() {
-            ctx.phase = phase;
-        }
         let request_id = self
-            .ctx
-            .try_borrow()
-            .ok()
-            .and_then(|c| c.request_id.clone());
+            .with_ctx(|c| {
+                c.phase = phase;
+                c.request_id.clone()
+            })
+            .flatten();
         crate::log::enter_stream(
             P::NAME,
             self.plugin_id(),
