@@ -9,7 +9,6 @@
 
 use crate::task::Owner;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -44,7 +43,21 @@ struct Entry {
 }
 
 thread_local! {
-    static CALLS: RefCell<HashMap<u32, Entry>> = RefCell::new(HashMap::new());
+    /// Calls in flight by token, in no particular order. A plugin has a few
+    /// at a time: a `Vec` scanned linearly is cheaper in code than a map.
+    static CALLS: RefCell<Vec<(u32, Entry)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Removes the call registered under `token`.
+fn remove(token: u32) -> Option<Entry> {
+    CALLS
+        .try_with(|c| {
+            let mut c = c.try_borrow_mut().ok()?;
+            let at = c.iter().position(|(t, _)| *t == token)?;
+            Some(c.swap_remove(at).1)
+        })
+        .ok()
+        .flatten()
 }
 
 /// A registered call; resolves to the host's reply.
@@ -60,13 +73,17 @@ pub(crate) fn register(token: u32, owner: Owner) -> CallFuture {
     let slot = Rc::new(RefCell::new(Slot::Waiting(None)));
     let _ = CALLS.try_with(|c| {
         if let Ok(mut c) = c.try_borrow_mut() {
-            c.insert(
+            // A token the host reuses replaces the stale entry.
+            if let Some(at) = c.iter().position(|(t, _)| *t == token) {
+                drop(c.swap_remove(at));
+            }
+            c.push((
                 token,
                 Entry {
                     owner,
                     slot: Rc::clone(&slot),
                 },
-            );
+            ));
         }
     });
     CallFuture { token, slot }
@@ -75,17 +92,16 @@ pub(crate) fn register(token: u32, owner: Owner) -> CallFuture {
 /// Whether a call with this token is in flight (its owner still waits).
 pub(crate) fn is_pending(token: u32) -> bool {
     CALLS
-        .try_with(|c| c.try_borrow().is_ok_and(|c| c.contains_key(&token)))
+        .try_with(|c| {
+            c.try_borrow()
+                .is_ok_and(|c| c.iter().any(|(t, _)| *t == token))
+        })
         .unwrap_or(false)
 }
 
 /// Delivers a reply. Returns false if nobody waits for `token` any more.
 pub(crate) fn deliver(token: u32, reply: Reply) -> bool {
-    let entry = CALLS
-        .try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.remove(&token)))
-        .ok()
-        .flatten();
-    let Some(entry) = entry else {
+    let Some(entry) = remove(token) else {
         return false;
     };
     let waker = match entry.slot.try_borrow_mut() {
@@ -106,16 +122,18 @@ pub(crate) fn deliver(token: u32, reply: Reply) -> bool {
 pub(crate) fn cancel_owner(owner: Owner) {
     let removed: Vec<Entry> = CALLS
         .try_with(|c| {
-            c.try_borrow_mut()
-                .map(|mut c| {
-                    let tokens: Vec<u32> = c
-                        .iter()
-                        .filter(|(_, e)| e.owner == owner)
-                        .map(|(t, _)| *t)
-                        .collect();
-                    tokens.iter().filter_map(|t| c.remove(t)).collect()
-                })
-                .unwrap_or_default()
+            let mut removed = Vec::new();
+            if let Ok(mut c) = c.try_borrow_mut() {
+                let mut i = 0;
+                while let Some((_, e)) = c.get(i) {
+                    if e.owner == owner {
+                        removed.push(c.swap_remove(i).1);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            removed
         })
         .unwrap_or_default();
     drop(removed);
@@ -157,12 +175,7 @@ impl Drop for CallFuture {
         // A future dropped before its reply (e.g. a `select`) stops waiting.
         let still_waiting = matches!(self.slot.try_borrow().as_deref(), Ok(Slot::Waiting(_)));
         if still_waiting {
-            let token = self.token;
-            let removed = CALLS
-                .try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.remove(&token)))
-                .ok()
-                .flatten();
-            drop(removed);
+            drop(remove(self.token));
         }
     }
 }

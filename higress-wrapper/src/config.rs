@@ -159,20 +159,15 @@ impl From<serde_json::Error> for ConfigError {
 /// Any serde error of `T`, with [`ConfigError::path`] set to where it
 /// happened (unset at the root).
 pub fn from_json<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize::<_, T>(value).map_err(|err| {
-        let path = err.path();
-        let at = lookup(value, path).and_then(Value::as_str);
-        let message = redact(&err.inner().to_string(), at);
-        let path = if path.iter().next().is_none() {
-            None
-        } else {
-            Some(path.to_string())
-        };
+    T::deserialize(de::De(value)).map_err(|err| {
+        let mut path = err.path;
+        path.reverse();
+        let at = lookup(value, &path).and_then(Value::as_str);
         ConfigError {
             location: None,
             rule_index: None,
-            path,
-            message,
+            path: (!path.is_empty()).then(|| render_path(&path)),
+            message: redact(&err.message, at),
         }
     })
 }
@@ -188,18 +183,32 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
         *target = patch.clone();
         return;
     };
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
+    // The object is rebuilt rather than edited with `Map::remove`: B-tree
+    // removal is kilobytes of `.wasm` that nothing else in a plugin needs.
+    let old = match std::mem::take(target) {
+        Value::Object(old) => old,
+        _ => Map::new(),
+    };
+    let mut merged = Map::new();
+    for (key, value) in old {
+        if !patch.get(&key).is_some_and(Value::is_null) {
+            merged.insert(key, value);
+        }
     }
-    if let Value::Object(target) = target {
-        for (key, value) in patch {
-            if value.is_null() {
-                target.remove(key);
-            } else {
-                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+    for (key, value) in patch {
+        if value.is_null() {
+            continue;
+        }
+        match merged.get_mut(key) {
+            Some(slot) => merge_patch(slot, value),
+            None => {
+                let mut slot = Value::Null;
+                merge_patch(&mut slot, value);
+                merged.insert(key.clone(), slot);
             }
         }
     }
+    *target = Value::Object(merged);
 }
 
 /// What a rule parser gets for one `_rules_` entry.
@@ -276,7 +285,7 @@ pub(crate) fn parse_plugin_config<C>(
                 .located(PLUGIN_CONFIG, None)
         })?
     };
-    let Value::Object(mut top) = root else {
+    let Value::Object(all) = root else {
         return Err(ConfigError::new(format!(
             "the top level must be a JSON object, found {}",
             kind(&root)
@@ -284,8 +293,22 @@ pub(crate) fn parse_plugin_config<C>(
         .located(PLUGIN_CONFIG, None));
     };
 
+    // Split off the reserved keys (by rebuilding, not `Map::remove`; see
+    // `merge_patch`).
+    let mut top = Map::new();
+    let mut plugin_id_json = None;
+    let mut rules_json = None;
+    for (key, value) in all {
+        match key.as_str() {
+            PLUGIN_ID_KEY => plugin_id_json = Some(value),
+            RULES_KEY => rules_json = Some(value),
+            _ => {
+                top.insert(key, value);
+            }
+        }
+    }
     let mut warnings = Vec::new();
-    let plugin_id = match top.remove(PLUGIN_ID_KEY) {
+    let plugin_id = match plugin_id_json {
         None => None,
         Some(Value::String(id)) => Some(id),
         Some(other) => {
@@ -296,7 +319,7 @@ pub(crate) fn parse_plugin_config<C>(
             None
         }
     };
-    let rules = match top.remove(RULES_KEY) {
+    let rules = match rules_json {
         None => None,
         Some(Value::Array(rules)) => Some(rules),
         Some(other) => {
@@ -377,14 +400,25 @@ fn parse_rule_entry<C>(
         ))));
     };
 
-    let non_empty =
-        |list: Vec<String>| -> Vec<String> { list.into_iter().filter(|s| !s.is_empty()).collect() };
+    let routes = string_list(rule, MATCH_ROUTE_KEY).map_err(fail)?;
+    let domains = string_list(rule, MATCH_DOMAIN_KEY).map_err(fail)?;
+    let services = string_list(rule, MATCH_SERVICE_KEY).map_err(fail)?;
+    let route_prefixes = string_list(rule, MATCH_ROUTE_PREFIX_KEY).map_err(fail)?;
+    let non_empty = |list: &[String]| -> Vec<String> {
+        let mut out = Vec::with_capacity(list.len());
+        for s in list {
+            if !s.is_empty() {
+                out.push(s.clone());
+            }
+        }
+        out
+    };
     let conditions = MatchConditions {
-        routes: non_empty(string_list(rule, MATCH_ROUTE_KEY).map_err(fail)?),
+        routes: non_empty(&routes),
         // Go keeps empty domains (an exact match on an empty host).
-        domains: string_list(rule, MATCH_DOMAIN_KEY).map_err(fail)?,
-        services: non_empty(string_list(rule, MATCH_SERVICE_KEY).map_err(fail)?),
-        route_prefixes: non_empty(string_list(rule, MATCH_ROUTE_PREFIX_KEY).map_err(fail)?),
+        domains: domains.clone(),
+        services: non_empty(&services),
+        route_prefixes: non_empty(&route_prefixes),
     };
     let Some(category) = conditions.category() else {
         return Err(fail(ConfigError::new(format!(
@@ -392,11 +426,20 @@ fn parse_rule_entry<C>(
              {MATCH_SERVICE_KEY}, {MATCH_ROUTE_PREFIX_KEY}"
         ))));
     };
-    let location = describe(&bare_location, category, rule);
+    let named: &[(&str, &[String])] = match category {
+        Category::Route => &[(MATCH_ROUTE_KEY, &routes)],
+        Category::RouteAndService => &[(MATCH_ROUTE_KEY, &routes), (MATCH_SERVICE_KEY, &services)],
+        Category::Host => &[(MATCH_DOMAIN_KEY, &domains)],
+        Category::Service => &[(MATCH_SERVICE_KEY, &services)],
+        Category::RoutePrefix => &[(MATCH_ROUTE_PREFIX_KEY, &route_prefixes)],
+    };
+    let location = describe(&bare_location, named);
 
-    let mut own = rule.clone();
-    for key in RULE_RESERVED_KEYS {
-        own.remove(key);
+    let mut own = Map::new();
+    for (key, value) in rule {
+        if !RULE_RESERVED_KEYS.contains(&key.as_str()) {
+            own.insert(key.clone(), value.clone());
+        }
     }
     let rule_json = Value::Object(own);
     let mut merged_json = global_json.clone();
@@ -430,34 +473,75 @@ fn string_list(rule: &Map<String, Value>, key: &str) -> Result<Vec<String>, Conf
             .with_path(key));
         }
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| match item {
-            Value::String(s) => Ok(s.clone()),
-            other => Err(
-                ConfigError::new(format!("expected a string, found {}", kind(other)))
-                    .with_path(format!("{key}[{i}]")),
-            ),
-        })
-        .collect()
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Value::String(s) => out.push(s.clone()),
+            other => {
+                return Err(
+                    ConfigError::new(format!("expected a string, found {}", kind(other)))
+                        .with_path(format!("{key}[{i}]")),
+                )
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// `_rules_[i] (<key>: <values as JSON>[, ...])`, naming the keys that
-/// decide the rule's category.
-fn describe(bare: &str, category: Category, rule: &Map<String, Value>) -> String {
-    let keys: &[&str] = match category {
-        Category::Route => &[MATCH_ROUTE_KEY],
-        Category::RouteAndService => &[MATCH_ROUTE_KEY, MATCH_SERVICE_KEY],
-        Category::Host => &[MATCH_DOMAIN_KEY],
-        Category::Service => &[MATCH_SERVICE_KEY],
-        Category::RoutePrefix => &[MATCH_ROUTE_PREFIX_KEY],
-    };
-    let parts: Vec<String> = keys
-        .iter()
-        .filter_map(|key| rule.get(*key).map(|values| format!("{key}: {values}")))
-        .collect();
-    format!("{bare} ({})", parts.join(", "))
+/// decide the rule's category with their lists as written (compact JSON, as
+/// `serde_json` prints them).
+///
+/// Written by hand rather than with `Value`'s `Display`, which would link
+/// serde_json's whole serializer into every plugin for this one message.
+fn describe(bare: &str, named: &[(&str, &[String])]) -> String {
+    let mut out = String::with_capacity(bare.len() + 32);
+    out.push_str(bare);
+    out.push_str(" (");
+    for (i, (key, values)) in named.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(key);
+        out.push_str(": [");
+        for (j, value) in values.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, value);
+        }
+        out.push(']');
+    }
+    out.push(')');
+    out
+}
+
+/// Appends `s` as a JSON string literal, escaped exactly as `serde_json`
+/// escapes it: `"` and `\`, and control characters (`\b \t \n \f \r`, the
+/// rest as `\u00XX`); everything else as is.
+fn push_json_string(out: &mut String, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if u32::from(c) < 0x20 => {
+                let b = u32::from(c) as usize;
+                out.push_str("\\u00");
+                for nibble in [b >> 4, b & 0xf] {
+                    out.push(char::from(HEX.get(nibble).copied().unwrap_or(b'0')));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// The JSON type name of a value, for messages that must not show the value.
@@ -472,21 +556,40 @@ fn kind(value: &Value) -> &'static str {
     }
 }
 
-/// The value a `serde_path_to_error` path points at, if it can be followed.
-fn lookup<'v>(root: &'v Value, path: &serde_path_to_error::Path) -> Option<&'v Value> {
-    use serde_path_to_error::Segment;
+/// The value an error path points at, if it can be followed.
+fn lookup<'v>(root: &'v Value, path: &[de::Segment]) -> Option<&'v Value> {
     let mut current = root;
     for segment in path {
         current = match segment {
-            Segment::Seq { index } => current.get(*index)?,
-            Segment::Map { key } => current.get(key.as_str())?,
+            de::Segment::Index(index) => current.get(*index)?,
+            de::Segment::Key(key) => current.get(key.as_str())?,
             // Externally tagged `{"variant": ...}`; a unit variant is the
             // string itself.
-            Segment::Enum { variant } => current.get(variant.as_str()).unwrap_or(current),
-            Segment::Unknown => return None,
+            de::Segment::Variant(variant) => current.get(variant.as_str()).unwrap_or(current),
         };
     }
     Some(current)
+}
+
+/// `redis.port`, `items[3].name`: keys joined by `.`, indexes in brackets.
+fn render_path(path: &[de::Segment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            de::Segment::Index(index) => {
+                out.push('[');
+                out.push_str(&index.to_string());
+                out.push(']');
+            }
+            de::Segment::Key(name) | de::Segment::Variant(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(name);
+            }
+        }
+    }
+    out
 }
 
 /// serde message prefixes whose only possible value echo is rewritten below;
@@ -522,14 +625,14 @@ fn redact(message: &str, value: Option<&str>) -> String {
     let standard = SERDE_FORMATS.iter().any(|p| message.starts_with(p));
     if let Some(value) = value {
         if !standard && value.chars().count() >= 3 {
-            out = out.replace(value, HIDDEN);
+            out = crate::wire::replace(&out, value, HIDDEN);
             let escaped = format!("{value:?}");
             let escaped = escaped
                 .strip_prefix('"')
                 .and_then(|s| s.strip_suffix('"'))
                 .unwrap_or(&escaped);
             if escaped != value {
-                out = out.replace(escaped, HIDDEN);
+                out = crate::wire::replace(&out, escaped, HIDDEN);
             }
         }
     }
@@ -545,7 +648,11 @@ fn splice(s: &str, a: usize, b: usize, middle: &str) -> Option<String> {
 fn cut_quoted(message: &str, marker: &str) -> String {
     let mut out = message.to_owned();
     let mut from = 0;
-    while let Some(found) = out.get(from..).and_then(|s| s.find(marker)) {
+    while let Some(found) = out
+        .as_bytes()
+        .get(from..)
+        .and_then(|s| crate::wire::find(s, marker.as_bytes()))
+    {
         let start = from + found + marker.len();
         let rest = out.get(start..).unwrap_or_default();
         let Some(body) = rest.strip_prefix('"') else {
@@ -585,7 +692,11 @@ fn closing_quote(s: &str) -> Option<usize> {
 fn cut_char(message: &str, marker: &str) -> String {
     let mut out = message.to_owned();
     let mut from = 0;
-    while let Some(found) = out.get(from..).and_then(|s| s.find(marker)) {
+    while let Some(found) = out
+        .as_bytes()
+        .get(from..)
+        .and_then(|s| crate::wire::find(s, marker.as_bytes()))
+    {
         let start = from + found + marker.len();
         let rest = out.get(start..).unwrap_or_default();
         let mut chars = rest.chars();
@@ -609,7 +720,7 @@ fn cut_char(message: &str, marker: &str) -> String {
 /// `unknown variant (value hidden), expected ...`.
 fn hide_variant(message: &str, value: Option<&str>) -> String {
     const MARKER: &str = "unknown variant `";
-    let Some(found) = message.find(MARKER) else {
+    let Some(found) = crate::wire::find(message.as_bytes(), MARKER.as_bytes()) else {
         return message.to_owned();
     };
     let body_start = found + MARKER.len();
@@ -620,10 +731,12 @@ fn hide_variant(message: &str, value: Option<&str>) -> String {
     });
     let close = match exact {
         Some(v) => Some(v.len()),
-        None => body
-            .rfind("`, expected ")
-            .or_else(|| body.rfind("`, there are no variants"))
-            .or_else(|| body.rfind('`')),
+        None => {
+            let body = body.as_bytes();
+            crate::wire::rfind(body, b"`, expected ")
+                .or_else(|| crate::wire::rfind(body, b"`, there are no variants"))
+                .or_else(|| body.iter().rposition(|&b| b == b'`'))
+        }
     };
     let Some(close) = close else {
         return message.to_owned();
@@ -631,6 +744,599 @@ fn hide_variant(message: &str, value: Option<&str>) -> String {
     // Replace from the opening backtick to the closing one.
     splice(message, body_start - 1, body_start + close + 1, HIDDEN)
         .unwrap_or_else(|| message.to_owned())
+}
+
+/// The deserializer behind [`from_json`]: `serde_json`'s `&Value`
+/// deserializer, ported, with its own error type that records the JSON path.
+///
+/// Why not `serde_json` (plus `serde_path_to_error` for the path): every
+/// `serde_json` type error is formatted through serde's `Unexpected` display,
+/// which links the whole of core's float formatting (about 20 KB of `.wasm`)
+/// into every plugin, although a JSON config never shows a float that way.
+/// This error type formats `Unexpected` itself (floats through `serde_json`'s
+/// own `Number` display, as `serde_json` does) and hides string values at the
+/// source. Behaviour follows `serde_json` 1.0's `impl Deserializer for &Value`
+/// visit for visit; messages are the ones `serde_json` produced, after
+/// [`redact`]; paths are the ones `serde_path_to_error` produced.
+mod de {
+    use serde::de::{
+        self, DeserializeSeed, EnumAccess, Expected, IntoDeserializer, MapAccess, SeqAccess,
+        Unexpected, VariantAccess, Visitor,
+    };
+    use serde::forward_to_deserialize_any;
+    use serde_json::{Map, Number, Value};
+    use std::fmt;
+
+    /// One step of an error's JSON path.
+    #[derive(Debug)]
+    pub(super) enum Segment {
+        /// An array element.
+        Index(usize),
+        /// An object member (or a map key that failed).
+        Key(String),
+        /// The content of an externally tagged enum variant.
+        Variant(String),
+    }
+
+    /// A deserialization error and where it happened.
+    #[derive(Debug)]
+    pub(super) struct Error {
+        pub(super) message: String,
+        /// Innermost step first (steps are added while the error unwinds).
+        pub(super) path: Vec<Segment>,
+    }
+
+    impl Error {
+        fn at(mut self, segment: Segment) -> Self {
+            self.path.push(segment);
+            self
+        }
+    }
+
+    impl fmt::Display for Error {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(&self.message)
+        }
+    }
+
+    impl std::error::Error for Error {}
+
+    impl de::Error for Error {
+        fn custom<T: fmt::Display>(msg: T) -> Self {
+            Error {
+                message: msg.to_string(),
+                path: Vec::new(),
+            }
+        }
+
+        fn invalid_type(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
+            de::Error::custom(format_args!(
+                "invalid type: {}, expected {}",
+                Shown(unexp),
+                exp
+            ))
+        }
+
+        fn invalid_value(unexp: Unexpected<'_>, exp: &dyn Expected) -> Self {
+            de::Error::custom(format_args!(
+                "invalid value: {}, expected {}",
+                Shown(unexp),
+                exp
+            ))
+        }
+    }
+
+    /// `Unexpected` as `serde_json` shows it (`null` for unit, floats as
+    /// JSON prints them), with strings and characters already hidden the way
+    /// [`super::redact`] hides them (`string`, `character`).
+    struct Shown<'a>(Unexpected<'a>);
+
+    impl fmt::Display for Shown<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self.0 {
+                Unexpected::Bool(b) => write!(f, "boolean `{b}`"),
+                Unexpected::Unsigned(i) => write!(f, "integer `{i}`"),
+                Unexpected::Signed(i) => write!(f, "integer `{i}`"),
+                Unexpected::Float(x) => {
+                    f.write_str("floating point `")?;
+                    match Number::from_f64(x) {
+                        Some(n) => fmt::Display::fmt(&n, f)?,
+                        None if x.is_nan() => f.write_str("NaN")?,
+                        None if x < 0.0 => f.write_str("-inf")?,
+                        None => f.write_str("inf")?,
+                    }
+                    f.write_str("`")
+                }
+                Unexpected::Char(_) => f.write_str("character"),
+                Unexpected::Str(_) => f.write_str("string"),
+                Unexpected::Bytes(_) => f.write_str("byte array"),
+                Unexpected::Unit => f.write_str("null"),
+                Unexpected::Option => f.write_str("Option value"),
+                Unexpected::NewtypeStruct => f.write_str("newtype struct"),
+                Unexpected::Seq => f.write_str("sequence"),
+                Unexpected::Map => f.write_str("map"),
+                Unexpected::Enum => f.write_str("enum"),
+                Unexpected::UnitVariant => f.write_str("unit variant"),
+                Unexpected::NewtypeVariant => f.write_str("newtype variant"),
+                Unexpected::TupleVariant => f.write_str("tuple variant"),
+                Unexpected::StructVariant => f.write_str("struct variant"),
+                Unexpected::Other(other) => f.write_str(other),
+            }
+        }
+    }
+
+    fn unexpected(value: &Value) -> Unexpected<'_> {
+        match value {
+            Value::Null => Unexpected::Unit,
+            Value::Bool(b) => Unexpected::Bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => Unexpected::Unsigned(u),
+                (None, Some(i)) => Unexpected::Signed(i),
+                (None, None) => Unexpected::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => Unexpected::Str(s),
+            Value::Array(_) => Unexpected::Seq,
+            Value::Object(_) => Unexpected::Map,
+        }
+    }
+
+    fn invalid_type(value: &Value, exp: &dyn Expected) -> Error {
+        de::Error::invalid_type(unexpected(value), exp)
+    }
+
+    fn visit_number<'de, V: Visitor<'de>>(n: &Number, visitor: V) -> Result<V::Value, Error> {
+        match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => visitor.visit_u64(u),
+            (None, Some(i)) => visitor.visit_i64(i),
+            (None, None) => visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN)),
+        }
+    }
+
+    fn visit_array<'de, V: Visitor<'de>>(
+        array: &'de [Value],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let mut seq = Seq {
+            iter: array.iter(),
+            index: 0,
+        };
+        let out = visitor.visit_seq(&mut seq)?;
+        if seq.iter.len() == 0 {
+            Ok(out)
+        } else {
+            Err(de::Error::invalid_length(
+                array.len(),
+                &"fewer elements in array",
+            ))
+        }
+    }
+
+    fn visit_object<'de, V: Visitor<'de>>(
+        object: &'de Map<String, Value>,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        let mut map = Members {
+            iter: object.iter(),
+            value: None,
+        };
+        let out = visitor.visit_map(&mut map)?;
+        if map.iter.len() == 0 {
+            Ok(out)
+        } else {
+            Err(de::Error::invalid_length(
+                object.len(),
+                &"fewer elements in map",
+            ))
+        }
+    }
+
+    /// Deserializes from one JSON value.
+    pub(super) struct De<'de>(pub(super) &'de Value);
+
+    macro_rules! number {
+        ($($method:ident)*) => {$(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                match self.0 {
+                    Value::Number(n) => visit_number(n, visitor),
+                    other => Err(invalid_type(other, &visitor)),
+                }
+            }
+        )*};
+    }
+
+    impl<'de> de::Deserializer<'de> for De<'de> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_unit(),
+                Value::Bool(b) => visitor.visit_bool(*b),
+                Value::Number(n) => visit_number(n, visitor),
+                Value::String(s) => visitor.visit_borrowed_str(s),
+                Value::Array(a) => visit_array(a, visitor),
+                Value::Object(o) => visit_object(o, visitor),
+            }
+        }
+
+        number!(
+            deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+            deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+            deserialize_f32 deserialize_f64
+        );
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_none(),
+                _ => visitor.visit_some(self),
+            }
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _variants: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Object(object) => {
+                    // An enum is a map with a single key.
+                    let mut members = object.iter();
+                    match (members.next(), members.next()) {
+                        (Some((variant, value)), None) => visitor.visit_enum(Variant {
+                            name: variant,
+                            value: Some(value),
+                        }),
+                        _ => Err(de::Error::invalid_value(
+                            Unexpected::Map,
+                            &"map with a single key",
+                        )),
+                    }
+                }
+                Value::String(variant) => visitor.visit_enum(Variant {
+                    name: variant,
+                    value: None,
+                }),
+                other => Err(invalid_type(other, &"string or map")),
+            }
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Bool(b) => visitor.visit_bool(*b),
+                other => Err(invalid_type(other, &visitor)),
+            }
+        }
+
+        fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.deserialize_str(visitor)
+        }
+
+        fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::String(s) => visitor.visit_borrowed_str(s),
+                other => Err(invalid_type(other, &visitor)),
+            }
+        }
+
+        fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.deserialize_str(visitor)
+        }
+
+        fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::String(s) => visitor.visit_borrowed_str(s),
+                Value::Array(a) => visit_array(a, visitor),
+                other => Err(invalid_type(other, &visitor)),
+            }
+        }
+
+        fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.deserialize_bytes(visitor)
+        }
+
+        fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Null => visitor.visit_unit(),
+                other => Err(invalid_type(other, &visitor)),
+            }
+        }
+
+        fn deserialize_unit_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            self.deserialize_unit(visitor)
+        }
+
+        fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Array(a) => visit_array(a, visitor),
+                other => Err(invalid_type(other, &visitor)),
+            }
+        }
+
+        fn deserialize_tuple<V: Visitor<'de>>(
+            self,
+            _len: usize,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            self.deserialize_seq(visitor)
+        }
+
+        fn deserialize_tuple_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _len: usize,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            self.deserialize_seq(visitor)
+        }
+
+        fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Object(o) => visit_object(o, visitor),
+                other => Err(invalid_type(other, &visitor)),
+            }
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            _fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            match self.0 {
+                Value::Array(a) => visit_array(a, visitor),
+                Value::Object(o) => visit_object(o, visitor),
+                other => Err(invalid_type(other, &visitor)),
+            }
+        }
+
+        fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            self.deserialize_str(visitor)
+        }
+
+        fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_unit()
+        }
+    }
+
+    /// The elements of an array; an element's error gets its index.
+    struct Seq<'de> {
+        iter: std::slice::Iter<'de, Value>,
+        index: usize,
+    }
+
+    impl<'de> SeqAccess<'de> for Seq<'de> {
+        type Error = Error;
+
+        fn next_element_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>, Error> {
+            let Some(value) = self.iter.next() else {
+                return Ok(None);
+            };
+            let index = self.index;
+            self.index += 1;
+            seed.deserialize(De(value))
+                .map(Some)
+                .map_err(|e| e.at(Segment::Index(index)))
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            Some(self.iter.len())
+        }
+    }
+
+    /// The members of an object; an error in a key or a value gets the key.
+    struct Members<'de> {
+        iter: serde_json::map::Iter<'de>,
+        value: Option<(&'de String, &'de Value)>,
+    }
+
+    impl<'de> MapAccess<'de> for Members<'de> {
+        type Error = Error;
+
+        fn next_key_seed<T: DeserializeSeed<'de>>(
+            &mut self,
+            seed: T,
+        ) -> Result<Option<T::Value>, Error> {
+            let Some((key, value)) = self.iter.next() else {
+                return Ok(None);
+            };
+            self.value = Some((key, value));
+            seed.deserialize(Key(key))
+                .map(Some)
+                .map_err(|e| e.at(Segment::Key(key.clone())))
+        }
+
+        fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, Error> {
+            match self.value.take() {
+                Some((key, value)) => seed
+                    .deserialize(De(value))
+                    .map_err(|e| e.at(Segment::Key(key.clone()))),
+                None => Err(de::Error::custom("value is missing")),
+            }
+        }
+
+        fn size_hint(&self) -> Option<usize> {
+            Some(self.iter.len())
+        }
+    }
+
+    /// An object key: a string, or a number or boolean written as one.
+    struct Key<'de>(&'de str);
+
+    /// A number key is parsed by `serde_json` itself, exactly as its own map
+    /// key deserializer does (only plugins with number-keyed maps link this).
+    fn number_key<'de, T>(
+        key: &'de str,
+        parse: impl FnOnce(
+            &mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+        ) -> Result<T, serde_json::Error>,
+    ) -> Result<T, Error> {
+        let not_a_number =
+            || de::Error::custom("invalid value: expected key to be a number in quotes");
+        if !matches!(key.as_bytes().first(), Some(b'0'..=b'9' | b'-')) {
+            return Err(not_a_number());
+        }
+        let mut parser = serde_json::Deserializer::from_str(key);
+        let out = parse(&mut parser).map_err(de::Error::custom)?;
+        let trailing_space = key
+            .as_bytes()
+            .last()
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+        if trailing_space || parser.end().is_err() {
+            return Err(not_a_number());
+        }
+        Ok(out)
+    }
+
+    macro_rules! number_key {
+        ($($method:ident)*) => {$(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+                number_key(self.0, |parser| de::Deserializer::$method(parser, visitor))
+            }
+        )*};
+    }
+
+    impl<'de> de::Deserializer<'de> for Key<'de> {
+        type Error = Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            visitor.visit_borrowed_str(self.0)
+        }
+
+        number_key!(
+            deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+            deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+            deserialize_f32 deserialize_f64
+        );
+
+        fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            match self.0 {
+                "true" => visitor.visit_bool(true),
+                "false" => visitor.visit_bool(false),
+                other => Err(de::Error::invalid_type(Unexpected::Str(other), &visitor)),
+            }
+        }
+
+        fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+            // Map keys cannot be null.
+            visitor.visit_some(self)
+        }
+
+        fn deserialize_newtype_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            visitor.visit_newtype_struct(self)
+        }
+
+        fn deserialize_enum<V: Visitor<'de>>(
+            self,
+            name: &'static str,
+            variants: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            IntoDeserializer::<Error>::into_deserializer(self.0)
+                .deserialize_enum(name, variants, visitor)
+        }
+
+        forward_to_deserialize_any! {
+            char str string bytes byte_buf unit unit_struct seq tuple tuple_struct
+            map struct identifier ignored_any
+        }
+    }
+
+    /// An enum: a string (unit variant) or a single-key object.
+    struct Variant<'de> {
+        name: &'de str,
+        value: Option<&'de Value>,
+    }
+
+    impl<'de> EnumAccess<'de> for Variant<'de> {
+        type Error = Error;
+        type Variant = Self;
+
+        fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Self), Error> {
+            let name = IntoDeserializer::<Error>::into_deserializer(self.name);
+            seed.deserialize(name).map(|v| (v, self))
+        }
+    }
+
+    impl<'de> Variant<'de> {
+        fn located<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+            result.map_err(|e| e.at(Segment::Variant(self.name.to_owned())))
+        }
+    }
+
+    impl<'de> VariantAccess<'de> for Variant<'de> {
+        type Error = Error;
+
+        fn unit_variant(self) -> Result<(), Error> {
+            let result = match self.value {
+                Some(value) => serde::Deserialize::deserialize(De(value)),
+                None => Ok(()),
+            };
+            self.located(result)
+        }
+
+        fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Error> {
+            let result = match self.value {
+                Some(value) => seed.deserialize(De(value)),
+                None => Err(de::Error::invalid_type(
+                    Unexpected::UnitVariant,
+                    &"newtype variant",
+                )),
+            };
+            self.located(result)
+        }
+
+        fn tuple_variant<V: Visitor<'de>>(
+            self,
+            _len: usize,
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            let result = match self.value {
+                Some(Value::Array(a)) if a.is_empty() => visitor.visit_unit(),
+                Some(Value::Array(a)) => visit_array(a, visitor),
+                Some(other) => Err(invalid_type(other, &"tuple variant")),
+                None => Err(de::Error::invalid_type(
+                    Unexpected::UnitVariant,
+                    &"tuple variant",
+                )),
+            };
+            self.located(result)
+        }
+
+        fn struct_variant<V: Visitor<'de>>(
+            self,
+            _fields: &'static [&'static str],
+            visitor: V,
+        ) -> Result<V::Value, Error> {
+            let result = match self.value {
+                Some(Value::Object(o)) => visit_object(o, visitor),
+                Some(other) => Err(invalid_type(other, &"struct variant")),
+                None => Err(de::Error::invalid_type(
+                    Unexpected::UnitVariant,
+                    &"struct variant",
+                )),
+            };
+            self.located(result)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -1221,6 +1927,30 @@ mod tests {
         assert_eq!(
             parse_err(r#"{"_rules_": [{"_match_route_": ["r"], "_match_service_": ["s"], "_match_domain_": ["d"], "limit": -1}]}"#),
             "_rules_[0] (_match_route_: [\"r\"], _match_service_: [\"s\"]): limit: invalid value: integer `-1`, expected u32"
+        );
+    }
+
+    #[test]
+    fn rule_description_escapes_like_serde_json() {
+        let values = ["a\"b\\c/\u{e9}", "\u{1}\u{8}\t\n\u{c}\r\u{1f}\u{7f}", ""];
+        let mut got = String::new();
+        for v in values {
+            got.clear();
+            push_json_string(&mut got, v);
+            assert_eq!(got, Value::String(v.to_owned()).to_string());
+        }
+        let list: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        let first = list.get(..1).unwrap_or_default();
+        assert_eq!(
+            describe(
+                "_rules_[3]",
+                &[(MATCH_ROUTE_KEY, &list), (MATCH_SERVICE_KEY, first)]
+            ),
+            format!(
+                "_rules_[3] (_match_route_: {}, _match_service_: {})",
+                json!(list),
+                json!(first)
+            )
         );
     }
 

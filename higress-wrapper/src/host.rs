@@ -489,7 +489,14 @@ pub extern "C" fn proxy_on_redis_call_response(
     status: u32,
     response_size: usize,
 ) {
-    crate::callout::on_redis_call_response(token, status, response_size);
+    let deliver = || crate::callout::on_redis_call_response(token, status, response_size);
+    // Natively under the test host a panic must not unwind out of this
+    // `extern "C"` export (that aborts the test binary): it is caught and
+    // re-raised in the test, as for the context callbacks.
+    #[cfg(all(any(test, feature = "test-host"), not(target_arch = "wasm32")))]
+    crate::test_host::guard_export(deliver);
+    #[cfg(not(all(any(test, feature = "test-host"), not(target_arch = "wasm32"))))]
+    deliver();
 }
 
 /// Dispatches an HTTP call through proxy-wasm, which records the token so

@@ -7,7 +7,6 @@ use crate::error::HostError;
 use crate::host::{self, BufferType, MapType, StreamType};
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
@@ -190,7 +189,9 @@ pub struct HttpContext<S = ()> {
     host: OnceCell<String>,
     path: OnceCell<String>,
     method: OnceCell<String>,
-    context: HashMap<String, ContextValue>,
+    /// Go's context map; a few keys per request, so a `Vec` (less code in
+    /// the `.wasm` than a hash map).
+    context: Vec<(String, ContextValue)>,
     pub(crate) this: Weak<RefCell<HttpContext<S>>>,
     user_attributes: serde_json::Map<String, serde_json::Value>,
     state: S,
@@ -220,7 +221,7 @@ impl<S: Default> HttpContext<S> {
             host: OnceCell::new(),
             path: OnceCell::new(),
             method: OnceCell::new(),
-            context: HashMap::new(),
+            context: Vec::new(),
             this: Weak::new(),
             user_attributes: serde_json::Map::new(),
             state: S::default(),
@@ -313,22 +314,28 @@ impl<S> HttpContext<S> {
 
     /// Stores a value in the request's context map (Go's `SetContext`).
     pub fn set_context(&mut self, key: impl Into<String>, value: impl Into<ContextValue>) {
-        self.context.insert(key.into(), value.into());
+        let key = key.into();
+        let value = value.into();
+        match self.context.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, slot)) => *slot = value,
+            None => self.context.push((key, value)),
+        }
     }
 
     /// A value from the context map (Go's `GetContext`).
     pub fn get_context(&self, key: &str) -> Option<&ContextValue> {
-        self.context.get(key)
+        self.context.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Removes and returns a value from the context map.
     pub fn remove_context(&mut self, key: &str) -> Option<ContextValue> {
-        self.context.remove(key)
+        let at = self.context.iter().position(|(k, _)| k == key)?;
+        Some(self.context.swap_remove(at).1)
     }
 
     /// A boolean from the context map, or `default` if absent or not a bool.
     pub fn get_bool_context(&self, key: &str, default: bool) -> bool {
-        match self.context.get(key) {
+        match self.get_context(key) {
             Some(ContextValue::Bool(b)) => *b,
             _ => default,
         }
@@ -336,7 +343,7 @@ impl<S> HttpContext<S> {
 
     /// An integer from the context map, or `default`.
     pub fn get_int_context(&self, key: &str, default: i64) -> i64 {
-        match self.context.get(key) {
+        match self.get_context(key) {
             Some(ContextValue::Int(i)) => *i,
             _ => default,
         }
@@ -344,7 +351,7 @@ impl<S> HttpContext<S> {
 
     /// Text from the context map, or `default`.
     pub fn get_string_context<'a>(&'a self, key: &str, default: &'a str) -> &'a str {
-        match self.context.get(key) {
+        match self.get_context(key) {
             Some(ContextValue::String(s)) => s,
             _ => default,
         }
@@ -352,7 +359,7 @@ impl<S> HttpContext<S> {
 
     /// Bytes from the context map, or `default`.
     pub fn get_bytes_context<'a>(&'a self, key: &str, default: &'a [u8]) -> &'a [u8] {
-        match self.context.get(key) {
+        match self.get_context(key) {
             Some(ContextValue::Bytes(b)) => b,
             _ => default,
         }
@@ -607,8 +614,9 @@ impl<S> HttpContext<S> {
     /// `connection: upgrade` with `upgrade: websocket` (case-insensitive).
     pub fn is_websocket(&self) -> bool {
         let has = |name: &str, want: &str| {
-            self.request_header(name)
-                .is_some_and(|v| v.to_str_lossy().to_ascii_lowercase().contains(want))
+            self.request_header(name).is_some_and(|v| {
+                crate::wire::contains_ignore_ascii_case(v.as_bytes(), want.as_bytes())
+            })
         };
         has("connection", "upgrade") && has("upgrade", "websocket")
     }
@@ -871,8 +879,8 @@ fn is_binary(content_type: Option<HeaderValue>, content_encoding: Option<HeaderV
         return true;
     }
     content_type.is_some_and(|v| {
-        let t = v.to_str_lossy();
-        t.contains("octet-stream") || t.contains("grpc")
+        let t = v.as_bytes();
+        crate::wire::find(t, b"octet-stream").is_some() || crate::wire::find(t, b"grpc").is_some()
     })
 }
 

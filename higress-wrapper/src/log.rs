@@ -91,9 +91,13 @@ fn write_line(level: LogLevel, args: &std::fmt::Arguments<'_>) {
     });
     let start = line.len();
     let _ = write!(line, "{args}");
-    if line.get(start..).is_some_and(|m| m.contains('\n')) {
-        let body = line.split_off(start).replace('\n', "\\n");
-        line.push_str(&body);
+    if line
+        .as_bytes()
+        .get(start..)
+        .is_some_and(|m| m.contains(&b'\n'))
+    {
+        let body = line.split_off(start);
+        line.push_str(&crate::wire::replace(&body, "\n", "\\n"));
     }
     host::log(level, &line);
 }
@@ -125,13 +129,15 @@ pub(crate) fn install() {
         if log::set_logger(&LOGGER).is_ok() {
             log::set_max_level(log::LevelFilter::Trace);
         }
+        // Natively (tests), keep the usual panic report as well. On wasm the
+        // default hook is not kept: holding it would link std's whole
+        // stderr/backtrace/env machinery into every plugin.
+        #[cfg(not(target_arch = "wasm32"))]
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             write_line(LogLevel::Critical, &format_args!("panicked: {info}"));
-            // Natively (tests), keep the usual panic report as well.
-            if cfg!(not(target_arch = "wasm32")) {
-                previous(info);
-            }
+            #[cfg(not(target_arch = "wasm32"))]
+            previous(info);
         }));
     });
 }

@@ -7,13 +7,14 @@
 //! global config (if any) applies.
 //!
 //! To keep the request path cheap, the rules are split at build time:
-//! exact route names and exact domains go into hash maps (the first rule that
-//! names a key owns it), and everything else (wildcard domains, services, route
-//! prefixes, route + service) goes into a list kept in rule order. A lookup
-//! takes the best hash-map hit and then scans the list only up to that index.
+//! exact route names and exact domains go into sorted tables searched by
+//! bisection (the first rule that names a key owns it), and everything else
+//! (wildcard domains, services, route prefixes, route + service) goes into a
+//! list kept in rule order. A lookup takes the best exact hit and then scans
+//! the list only up to that index. (Sorted `Vec`s rather than hash maps: the
+//! same `O(log n)` lookups for far less code in the `.wasm`.)
 //! Matching does no JSON work and does not allocate.
 
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// How a rule is matched, chosen from which match keys it has, with the Go
@@ -154,7 +155,7 @@ impl ServiceEntry {
     fn new(entry: &str) -> Self {
         ServiceEntry {
             whole: entry.to_owned(),
-            colon: entry.rfind(':'),
+            colon: entry.bytes().rposition(|b| b == b':'),
         }
     }
 
@@ -184,15 +185,24 @@ struct ClusterParts<'a> {
 /// Splits a cluster name on `|`; anything but exactly four parts is not a
 /// service cluster and never matches (as in Go, the first part is not checked).
 fn split_cluster(cluster: &str) -> Option<ClusterParts<'_>> {
-    let mut parts = cluster.split('|');
-    let _direction = parts.next()?;
-    let port = parts.next()?;
-    let _subset = parts.next()?;
-    let fqdn = parts.next()?;
-    if parts.next().is_some() {
+    // Positions of exactly three `|` (ASCII: every cut is on a character
+    // boundary); a fourth one means too many parts.
+    let mut bars = [0usize; 3];
+    let mut found = 0;
+    for (i, b) in cluster.bytes().enumerate() {
+        if b == b'|' {
+            *bars.get_mut(found)? = i;
+            found += 1;
+        }
+    }
+    if found != 3 {
         return None;
     }
-    Some(ClusterParts { port, fqdn })
+    let [first, second, third] = bars;
+    Some(ClusterParts {
+        port: cluster.get(first + 1..second)?,
+        fqdn: cluster.get(third + 1..)?,
+    })
 }
 
 /// Removes a trailing `:port` from a request host, borrowing.
@@ -222,7 +232,27 @@ pub(crate) fn strip_port(host: &[u8]) -> &[u8] {
     }
 }
 
-/// A rule condition that cannot be answered by a hash lookup.
+/// A table of exact keys sorted by their bytes, each with the first rule
+/// that names it.
+type ExactTable = Vec<(String, usize)>;
+
+/// Adds `key` for rule `index` unless an earlier rule already owns it.
+fn exact_insert(table: &mut ExactTable, key: &str, index: usize) {
+    if let Err(at) = table.binary_search_by(|(k, _)| k.as_bytes().cmp(key.as_bytes())) {
+        table.insert(at, (key.to_owned(), index));
+    }
+}
+
+/// The rule that owns `key`, if any.
+fn exact_get(table: &ExactTable, key: &[u8]) -> Option<usize> {
+    table
+        .binary_search_by(|(k, _)| k.as_bytes().cmp(key))
+        .ok()
+        .and_then(|at| table.get(at))
+        .map(|(_, index)| *index)
+}
+
+/// A rule condition that cannot be answered by an exact lookup.
 #[derive(Debug)]
 enum ScanTest {
     /// The wildcard (suffix/prefix) patterns of a host rule; its exact
@@ -235,7 +265,8 @@ enum ScanTest {
     /// A route + service rule: the route is one of the names and the cluster
     /// matches one of the services.
     RouteAndService {
-        routes: HashSet<String>,
+        /// Sorted and deduplicated (an [`ExactTable`] whose indexes are unused).
+        routes: ExactTable,
         services: Vec<ServiceEntry>,
     },
 }
@@ -264,7 +295,7 @@ impl ScanEntry {
                 route.is_some_and(|r| prefixes.iter().any(|p| r.starts_with(p.as_str())))
             }
             ScanTest::RouteAndService { routes, services } => {
-                route.is_some_and(|r| routes.contains(r))
+                route.is_some_and(|r| exact_get(routes, r.as_bytes()).is_some())
                     && cluster.is_some_and(|c| services.iter().any(|s| s.matches(c)))
             }
         }
@@ -283,9 +314,9 @@ pub(crate) struct RuleMatcher<C> {
     rules: Vec<RuleEntry<C>>,
     global: Option<Rc<C>>,
     /// Route name -> first `Route` rule naming it.
-    exact_routes: HashMap<String, usize>,
+    exact_routes: ExactTable,
     /// Exact domain -> first `Host` rule naming it.
-    exact_hosts: HashMap<Vec<u8>, usize>,
+    exact_hosts: ExactTable,
     /// Every other condition, in rule order.
     scan: Vec<ScanEntry>,
     needs_host: bool,
@@ -301,8 +332,8 @@ impl<C> RuleMatcher<C> {
         let mut matcher = RuleMatcher {
             rules: Vec::with_capacity(rules.len()),
             global: global.map(Rc::new),
-            exact_routes: HashMap::new(),
-            exact_hosts: HashMap::new(),
+            exact_routes: Vec::new(),
+            exact_hosts: Vec::new(),
             scan: Vec::new(),
             needs_host: false,
             needs_route: false,
@@ -326,7 +357,7 @@ impl<C> RuleMatcher<C> {
             Category::Route => {
                 self.needs_route = true;
                 for route in &cond.routes {
-                    self.exact_routes.entry(route.clone()).or_insert(index);
+                    exact_insert(&mut self.exact_routes, route, index);
                 }
             }
             Category::Host => {
@@ -335,7 +366,7 @@ impl<C> RuleMatcher<C> {
                 for pattern in &cond.domains {
                     match HostPattern::parse(pattern) {
                         HostPattern::Exact(exact) => {
-                            self.exact_hosts.entry(exact.into_bytes()).or_insert(index);
+                            exact_insert(&mut self.exact_hosts, &exact, index);
                         }
                         other => wildcards.push(other),
                     }
@@ -367,7 +398,13 @@ impl<C> RuleMatcher<C> {
                 self.scan.push(ScanEntry {
                     index,
                     test: ScanTest::RouteAndService {
-                        routes: cond.routes.iter().cloned().collect(),
+                        routes: {
+                            let mut routes = ExactTable::new();
+                            for route in &cond.routes {
+                                exact_insert(&mut routes, route, index);
+                            }
+                            routes
+                        },
                         services: services(&cond.services),
                     },
                 });
@@ -408,10 +445,10 @@ impl<C> RuleMatcher<C> {
     ) -> Matched<'_, C> {
         let host = host.map(strip_port);
         let mut best: Option<usize> = None;
-        if let Some(&i) = route.and_then(|r| self.exact_routes.get(r)) {
+        if let Some(i) = route.and_then(|r| exact_get(&self.exact_routes, r.as_bytes())) {
             best = Some(i);
         }
-        if let Some(&i) = host.and_then(|h| self.exact_hosts.get(h)) {
+        if let Some(i) = host.and_then(|h| exact_get(&self.exact_hosts, h)) {
             best = Some(best.map_or(i, |b| b.min(i)));
         }
         let cluster = cluster.and_then(split_cluster);

@@ -313,7 +313,7 @@ impl<P: HttpPlugin> Inner<P> {
                         None
                     }
                     None => {
-                        log::warn!("{side} hook failed: {e}; continuing (fail open)");
+                        log::error!("{side} hook failed: {e}; continuing (fail open)");
                         Some(A::default())
                     }
                 }

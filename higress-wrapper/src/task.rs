@@ -13,7 +13,6 @@
 //!   no longer exists is ignored.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -57,9 +56,14 @@ struct Task {
     future: BoxFuture<()>,
 }
 
+// Small tables on purpose: a plugin has a handful of tasks in flight, and
+// a `Vec` scanned linearly costs far less code in the `.wasm` than a hash
+// map (see the size notes in the workspace `Cargo.toml`).
 thread_local! {
-    static TASKS: RefCell<HashMap<u64, Task>> = RefCell::new(HashMap::new());
-    static READY: RefCell<VecDeque<u64>> = const { RefCell::new(VecDeque::new()) };
+    /// Tasks by id, in no particular order.
+    static TASKS: RefCell<Vec<(u64, Task)>> = const { RefCell::new(Vec::new()) };
+    /// Ids of woken tasks, oldest first.
+    static READY: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
     static NEXT_ID: Cell<u64> = const { Cell::new(1) };
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// The owner of the task being polled (calls made now belong to it).
@@ -79,7 +83,7 @@ impl Wake for TaskWaker {
         let _ = READY.try_with(|q| {
             if let Ok(mut q) = q.try_borrow_mut() {
                 if !q.contains(&id) {
-                    q.push_back(id);
+                    q.push(id);
                 }
             }
         });
@@ -159,7 +163,7 @@ pub(crate) fn spawn(owner: Owner, scope: TaskScope, future: BoxFuture<()>) {
     insert(id, owner, scope, future);
     let _ = READY.try_with(|q| {
         if let Ok(mut q) = q.try_borrow_mut() {
-            q.push_back(id);
+            q.push(id);
         }
     });
 }
@@ -167,36 +171,83 @@ pub(crate) fn spawn(owner: Owner, scope: TaskScope, future: BoxFuture<()>) {
 fn insert(id: u64, owner: Owner, scope: TaskScope, future: BoxFuture<()>) {
     let _ = TASKS.try_with(|t| {
         if let Ok(mut t) = t.try_borrow_mut() {
-            t.insert(
+            t.push((
                 id,
                 Task {
                     owner,
                     scope,
                     future,
                 },
-            );
+            ));
         }
     });
 }
 
 fn take(id: u64) -> Option<Task> {
     TASKS
-        .try_with(|t| t.try_borrow_mut().ok().and_then(|mut t| t.remove(&id)))
+        .try_with(|t| {
+            let mut t = t.try_borrow_mut().ok()?;
+            let at = t.iter().position(|(i, _)| *i == id)?;
+            Some(t.swap_remove(at).1)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Removes the tasks `pred` selects, to be dropped by the caller outside
+/// the table's borrow.
+fn take_where(pred: impl Fn(&Task) -> bool) -> Vec<Task> {
+    TASKS
+        .try_with(|t| {
+            let mut taken = Vec::new();
+            if let Ok(mut t) = t.try_borrow_mut() {
+                let mut i = 0;
+                while let Some((_, task)) = t.get(i) {
+                    if pred(task) {
+                        taken.push(t.swap_remove(i).1);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            taken
+        })
+        .unwrap_or_default()
+}
+
+/// The first woken task id, without removing it.
+fn first_ready() -> Option<u64> {
+    READY
+        .try_with(|q| q.try_borrow().ok().and_then(|q| q.first().copied()))
+        .ok()
+        .flatten()
+}
+
+/// Removes and returns the first woken task id.
+fn pop_ready() -> Option<u64> {
+    READY
+        .try_with(|q| {
+            let mut q = q.try_borrow_mut().ok()?;
+            if q.is_empty() {
+                None
+            } else {
+                Some(q.remove(0))
+            }
+        })
         .ok()
         .flatten()
 }
 
 fn ready_root() -> Option<u32> {
     loop {
-        let id = READY
-            .try_with(|q| q.try_borrow().ok().and_then(|q| q.front().copied()))
-            .ok()
-            .flatten()?;
+        let id = first_ready()?;
         let root = TASKS
             .try_with(|t| {
-                t.try_borrow()
-                    .ok()
-                    .and_then(|t| t.get(&id).map(|task| task.scope.root_id))
+                t.try_borrow().ok().and_then(|t| {
+                    t.iter()
+                        .find(|(i, _)| *i == id)
+                        .map(|(_, task)| task.scope.root_id)
+                })
             })
             .ok()
             .flatten();
@@ -204,7 +255,7 @@ fn ready_root() -> Option<u32> {
             Some(root) => return Some(root),
             // Cancelled or finished meanwhile: forget the wake-up.
             None => {
-                let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.pop_front()));
+                let _ = pop_ready();
             }
         }
     }
@@ -242,7 +293,7 @@ fn drop_ready_of(root: u32) {
     let ids: Vec<u64> = READY
         .try_with(|q| {
             q.try_borrow_mut()
-                .map(|mut q| q.drain(..).collect())
+                .map(|mut q| std::mem::take(&mut *q))
                 .unwrap_or_default()
         })
         .unwrap_or_default();
@@ -257,7 +308,7 @@ fn drop_ready_of(root: u32) {
                     future,
                 } = task;
                 insert(id, owner, scope, future);
-                let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.push_back(id)));
+                let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.push(id)));
             }
             None => {}
         }
@@ -269,28 +320,31 @@ fn drop_ready_of(root: u32) {
 /// proxy-wasm's dispatcher, which must not be re-entered): tasks of that
 /// root are then polled directly.
 pub(crate) fn in_root(root: u32, f: impl FnOnce()) {
-    let previous = CURRENT_ROOT.with(|c| c.replace(Some(root)));
+    let _restore = RootGuard(CURRENT_ROOT.with(|c| c.replace(Some(root))));
     f();
-    CURRENT_ROOT.with(|c| c.set(previous));
+}
+
+/// Restores the executor's state even if a task panics (natively a panic
+/// unwinds into the test host; on wasm it aborts), so later polls still run.
+struct RootGuard(Option<u32>);
+
+impl Drop for RootGuard {
+    fn drop(&mut self) {
+        CURRENT_ROOT.with(|c| c.set(self.0));
+    }
+}
+
+struct RunningGuard;
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.set(false));
+    }
 }
 
 /// Drops every task and call of a plugin root that is going away.
 pub(crate) fn cancel_root(root: u32) {
-    let dropped: Vec<Task> = TASKS
-        .try_with(|t| {
-            t.try_borrow_mut()
-                .map(|mut t| {
-                    let ids: Vec<u64> = t
-                        .iter()
-                        .filter(|(_, task)| task.scope.root_id == root)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    ids.iter().filter_map(|id| t.remove(id)).collect()
-                })
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    drop(dropped);
+    drop(take_where(|task| task.scope.root_id == root));
     crate::callout::cancel_owner(Owner::Root(root));
 }
 
@@ -299,14 +353,10 @@ pub(crate) fn poll_ready(root: u32) {
     if RUNNING.with(|r| r.replace(true)) {
         return;
     }
-    let previous = CURRENT_ROOT.with(|c| c.replace(Some(root)));
+    let _running = RunningGuard;
+    let _restore = RootGuard(CURRENT_ROOT.with(|c| c.replace(Some(root))));
     let mut skipped = Vec::new();
-    loop {
-        let next = READY
-            .try_with(|q| q.try_borrow_mut().ok().and_then(|mut q| q.pop_front()))
-            .ok()
-            .flatten();
-        let Some(id) = next else { break };
+    while let Some(id) = pop_ready() {
         let Some(mut task) = take(id) else { continue };
         if task.scope.root_id != root {
             let Task {
@@ -349,33 +399,15 @@ pub(crate) fn poll_ready(root: u32) {
     }
     let _ = READY.try_with(|q| {
         q.try_borrow_mut().map(|mut q| {
-            for id in skipped {
-                q.push_back(id);
-            }
+            q.extend(skipped);
         })
     });
-    CURRENT_ROOT.with(|c| c.set(previous));
-    RUNNING.with(|r| r.set(false));
 }
 
 /// Drops every task owned by `owner` (its stream ended), outside the table's
 /// borrow, and forgets its pending calls.
 pub(crate) fn cancel_owner(owner: Owner) {
-    let dropped: Vec<Task> = TASKS
-        .try_with(|t| {
-            t.try_borrow_mut()
-                .map(|mut t| {
-                    let ids: Vec<u64> = t
-                        .iter()
-                        .filter(|(_, task)| task.owner == owner)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    ids.iter().filter_map(|id| t.remove(id)).collect()
-                })
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    drop(dropped);
+    drop(take_where(|task| task.owner == owner));
     crate::callout::cancel_owner(owner);
 }
 

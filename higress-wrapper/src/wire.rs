@@ -86,9 +86,81 @@ pub(crate) fn encode_path(path: &[&str]) -> Vec<u8> {
     out
 }
 
+/// Byte position of the first `needle` in `hay`.
+///
+/// A plain scan, used instead of `str::find`/`contains`/`replace` with a
+/// string pattern: the SDK only searches short texts, and core's two-way
+/// searcher costs kilobytes of `.wasm` per use site. On `&str`s whose bytes
+/// are given, a match always starts and ends on a character boundary.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(0);
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Byte position of the last `needle` in `hay`.
+pub(crate) fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return Some(hay.len());
+    }
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// Whether `hay` contains `needle`, ASCII letters compared case-insensitively.
+pub(crate) fn contains_ignore_ascii_case(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+/// `text` with every `from` replaced by `to` (`str::replace`; an empty
+/// `from` replaces nothing).
+pub(crate) fn replace(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = (!from.is_empty())
+        .then(|| find(rest.as_bytes(), from.as_bytes()))
+        .flatten()
+    {
+        out.push_str(rest.get(..at).unwrap_or_default());
+        out.push_str(to);
+        rest = rest.get(at + from.len()..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_search_matches_str_search() {
+        let cases: &[(&str, &str)] = &[
+            ("", ""),
+            ("abc", ""),
+            ("abc", "abcd"),
+            ("aaa", "aa"),
+            ("x`, expected y`, expected", "`, expected "),
+            ("h\\u{e9}llo h\\u{e9}", "h\\u{e9}"),
+            ("h\u{e9}llo h\u{e9}", "\u{e9}"),
+        ];
+        for (hay, needle) in cases {
+            assert_eq!(find(hay.as_bytes(), needle.as_bytes()), hay.find(needle));
+            assert_eq!(rfind(hay.as_bytes(), needle.as_bytes()), hay.rfind(needle));
+            assert_eq!(
+                contains_ignore_ascii_case(hay.to_ascii_uppercase().as_bytes(), needle.as_bytes()),
+                hay.contains(needle),
+                "{hay:?} {needle:?}"
+            );
+            if !needle.is_empty() {
+                assert_eq!(replace(hay, needle, "<>"), hay.replace(needle, "<>"));
+            }
+        }
+        assert_eq!(replace("abc", "", "x"), "abc");
+    }
 
     #[test]
     fn map_round_trips_binary_values() {

@@ -236,7 +236,7 @@ fn callouts() {
 fn host() -> TestHost {
     TestHost::builder()
         .vm_configuration("vm-conf")
-        .clusters(["auth-cluster", "grpc-cluster"])
+        .clusters(["auth-cluster", "grpc-cluster", "redis-svc"])
         .foreign_function("echo", |args| Some([args, b"-pong"].concat()))
         .start::<Abi>(r#"{"a":1}"#)
         .unwrap()

@@ -156,7 +156,10 @@ pub fn parse_wrk(output: &str) -> Result<WrkRun> {
                 run.rps = rps.parse().unwrap_or(0.0);
                 saw_rps = true;
             }
-            ["Latency", mean, ..] => run.mean_us = parse_wrk_duration(mean).unwrap_or(0.0),
+            // Not the "Latency Distribution" heading.
+            ["Latency", mean, ..] if parse_wrk_duration(mean).is_some() => {
+                run.mean_us = parse_wrk_duration(mean).unwrap_or(0.0);
+            }
             ["50%", p50, ..] => run.p50_us = parse_wrk_duration(p50).unwrap_or(0.0),
             [count, "requests", "in", ..] => run.requests = count.parse().unwrap_or(0),
             ["Non-2xx", "or", "3xx", "responses:", n, ..] => {
@@ -550,6 +553,20 @@ impl Report {
         })
     }
 
+    /// Median over the rounds of (SDK - raw) Envoy CPU per request at wasm
+    /// log level `level`, µs: the SDK's own cost, measured pairwise.
+    pub fn sdk_minus_raw_cpu(&self, level: &str) -> Option<f64> {
+        let sdk = self.row(&format!("sdk@{level}"))?;
+        let raw = self.row(&format!("raw@{level}"))?;
+        let diffs: Vec<f64> = sdk
+            .runs
+            .iter()
+            .zip(&raw.runs)
+            .map(|((_, a), (_, b))| a.envoy_cpu_us - b.envoy_cpu_us)
+            .collect();
+        Some(median(&diffs))
+    }
+
     /// The result as a Markdown table plus the SDK/raw ratios.
     pub fn table(&self) -> String {
         let mut out = String::new();
@@ -594,8 +611,11 @@ impl Report {
             if let Some(r) = self.ratio(level) {
                 let _ = writeln!(
                     out,
-                    "SDK/raw overhead ratio at wasm log level {level}: {:.2}x (CPU), {:.2}x (throughput), {:.2}x (latency)",
-                    r.cpu_us, r.throughput_us, r.latency_us
+                    "SDK/raw overhead ratio at wasm log level {level}: {:.2}x (CPU), {:.2}x (throughput), {:.2}x (latency); SDK - raw: {:+.1} µs CPU per request",
+                    r.cpu_us,
+                    r.throughput_us,
+                    r.latency_us,
+                    self.sdk_minus_raw_cpu(level).unwrap_or(f64::NAN)
                 );
             }
         }
@@ -640,6 +660,10 @@ impl Report {
             "sdk_raw_ratio": {
                 "info": self.ratio("info").map(overhead),
                 "warn": self.ratio("warn").map(overhead),
+            },
+            "sdk_minus_raw_cpu_us": {
+                "info": self.sdk_minus_raw_cpu("info"),
+                "warn": self.sdk_minus_raw_cpu("warn"),
             },
         })
     }

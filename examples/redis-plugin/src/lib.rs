@@ -98,6 +98,7 @@ fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
 
 higress_wrapper::set_ctx! {
     name: "redis-plugin",
+    plugin: pub Plugin,
     config: Config,
     parse_config: parse_config,
     on_request_headers: on_request_headers,

@@ -38,6 +38,13 @@ extern "C" {
     fn proxy_on_response_trailers(context_id: u32, num_trailers: usize) -> u32;
     fn proxy_on_log(context_id: u32);
     fn proxy_on_done(context_id: u32) -> bool;
+    fn proxy_on_http_call_response(
+        context_id: u32,
+        token: u32,
+        num_headers: usize,
+        body_size: usize,
+        num_trailers: usize,
+    );
     fn proxy_on_delete(context_id: u32);
 }
 
@@ -104,6 +111,23 @@ pub(super) fn on_response_trailers(context_id: u32, num_trailers: usize) -> u32 
 pub(super) fn on_log(context_id: u32) {
     // SAFETY: as above.
     unsafe { proxy_on_log(context_id) }
+}
+
+pub(super) fn on_http_call_response(
+    context_id: u32,
+    token: u32,
+    num_headers: usize,
+    body_size: usize,
+    num_trailers: usize,
+) {
+    // SAFETY: proxy-wasm's export; `context_id` is a created root and
+    // `token` one proxy-wasm registered when the plugin dispatched the call.
+    unsafe { proxy_on_http_call_response(context_id, token, num_headers, body_size, num_trailers) }
+}
+
+/// Higress's Redis reply callback, exported by the SDK itself.
+pub(super) fn on_redis_call_response(context_id: u32, token: u32, status: u32, size: usize) {
+    crate::host::proxy_on_redis_call_response(context_id, token, status, size);
 }
 
 pub(super) fn on_done(context_id: u32) -> bool {
@@ -831,10 +855,7 @@ unsafe extern "C" fn proxy_redis_init(
                 bytes("proxy_redis_init", password_ptr, password_size)?,
             )
         };
-        with_current(|host, _, _| {
-            host.redis_init(service, username, password, timeout_ms);
-            Ok(())
-        })
+        with_current(|host, _, _| host.redis_init(service, username, password, timeout_ms))
     })
 }
 

@@ -7,8 +7,10 @@
 
 use super::abi;
 use super::guard;
-use super::model::{with_registry, AfterCall, Dir, HeaderMap, HostModel, StreamModel};
-use super::types::{Action, LocalResponse, StreamError};
+use super::model::{
+    with_registry, AfterCall, Answer, Delivery, Dir, HeaderMap, HostModel, StreamModel,
+};
+use super::types::{Action, CalloutKind, CalloutState, DeliveryError, LocalResponse, StreamError};
 
 pub(super) fn with_host<R>(root: u32, f: impl FnOnce(&mut HostModel) -> R) -> Option<R> {
     with_registry(|r| r.hosts.get_mut(&root).map(f)).flatten()
@@ -454,27 +456,213 @@ pub(super) fn tick(root: u32) {
     }
 }
 
+/// What happens next on the host clock.
+enum Due {
+    Tick,
+    Timeout(u32, Answer),
+}
+
 /// Moves the clock forward, firing the tick timer at each period boundary
-/// on the way (with the clock set to that instant).
+/// on the way and timing out callouts whose deadline passes (each with the
+/// clock set to that instant), in time order.
 pub(super) fn advance_time(root: u32, by_nanos: u64) {
     let Some(target) = with_host(root, |h| h.now_nanos.saturating_add(by_nanos)) else {
         return;
     };
     loop {
-        let due = with_host(root, |h| match h.next_tick_nanos {
-            Some(at) if at <= target && !h.vm_failed => {
-                h.now_nanos = at;
-                let period = u64::from(h.tick_period_ms).saturating_mul(1_000_000).max(1);
-                h.next_tick_nanos = Some(at.saturating_add(period));
-                true
+        let due = with_host(root, |h| {
+            if h.vm_failed {
+                return None;
             }
-            _ => false,
-        });
-        if due != Some(true) {
-            break;
+            let tick = h.next_tick_nanos.filter(|at| *at <= target);
+            let timeout = h
+                .deadlines
+                .iter()
+                .map(|(token, at)| (*at, *token))
+                .min()
+                .filter(|(at, _)| *at <= target);
+            match (tick, timeout) {
+                (Some(at), timeout) if timeout.is_none_or(|(t, _)| at <= t) => {
+                    h.now_nanos = at;
+                    let period = u64::from(h.tick_period_ms).saturating_mul(1_000_000).max(1);
+                    h.next_tick_nanos = Some(at.saturating_add(period));
+                    Some(Due::Tick)
+                }
+                (_, Some((at, token))) => {
+                    h.now_nanos = h.now_nanos.max(at);
+                    h.deadlines.remove(&token);
+                    let answer = match h.pending_callout(token).map(|c| &c.kind) {
+                        Some(CalloutKind::Http { .. }) => Answer::http_timeout(),
+                        _ => Answer::redis_failure(),
+                    };
+                    Some(Due::Timeout(token, answer))
+                }
+                _ => None,
+            }
+        })
+        .flatten();
+        match due {
+            Some(Due::Tick) => {
+                invoke(root, root, || abi::on_tick(root));
+                drain(root);
+            }
+            Some(Due::Timeout(token, answer)) => {
+                let _ = deliver(root, token, answer);
+            }
+            None => break,
         }
-        invoke(root, root, || abi::on_tick(root));
-        drain(root);
     }
     with_host(root, |h| h.now_nanos = h.now_nanos.max(target));
+}
+
+// ----- callout replies ---------------------------------------------------------------------
+
+/// Clears the reply buffers when the callback returns (or unwinds).
+struct DeliveryGuard(u32);
+
+impl Drop for DeliveryGuard {
+    fn drop(&mut self) {
+        with_host(self.0, |h| {
+            h.delivery = None;
+            h.status = (0, Vec::new());
+        });
+    }
+}
+
+/// Delivers `answer` to callout `token` now, as Envoy does: on the root
+/// context (Envoy owns every callout by the root), with the reply readable
+/// only during the callback (`proxy_on_http_call_response` with the
+/// headers in map 6 and the body in buffer 4; `proxy_on_redis_call_response`
+/// with the reply in buffer 9). A failure sets `proxy_get_status` to
+/// `BrokenConnection` / `reset` for the callback. A failed VM is not called.
+pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), DeliveryError> {
+    let call = with_host(root, |h| {
+        let Some(callout) = h.callouts.iter_mut().find(|c| c.token == token) else {
+            return Err(DeliveryError::UnknownToken(token));
+        };
+        if callout.state != CalloutState::Pending {
+            return Err(DeliveryError::NotPending(token));
+        }
+        let fits = matches!(
+            (&callout.kind, &answer),
+            (CalloutKind::Http { .. }, Answer::Http { .. })
+                | (CalloutKind::Redis { .. }, Answer::Redis { .. })
+        );
+        if !fits {
+            return Err(DeliveryError::WrongKind(token));
+        }
+        callout.state = CalloutState::Delivered;
+        h.deadlines.remove(&token);
+        h.ready.retain(|(t, _)| *t != token);
+        if h.vm_failed {
+            return Ok(None);
+        }
+        Ok(Some(match answer {
+            Answer::Http {
+                headers,
+                body,
+                trailers,
+            } => {
+                let sizes = (headers.len(), body.len(), trailers.len());
+                if headers.len() == 0 {
+                    h.status = (11, b"reset".to_vec());
+                }
+                h.delivery = Some(Delivery::Http {
+                    headers,
+                    body,
+                    trailers,
+                });
+                Reply::Http(sizes)
+            }
+            Answer::Redis { status, data } => {
+                let size = data.len();
+                if status != 0 {
+                    h.status = (11, b"reset".to_vec());
+                }
+                h.delivery = Some(Delivery::Redis(data));
+                Reply::Redis(status, size)
+            }
+        }))
+    })
+    .unwrap_or(Ok(None))?;
+    let Some(reply) = call else {
+        return Ok(());
+    };
+    {
+        let _clear = DeliveryGuard(root);
+        invoke(root, root, || match reply {
+            Reply::Http((headers, body, trailers)) => {
+                abi::on_http_call_response(root, token, headers, body, trailers);
+            }
+            Reply::Redis(status, size) => abi::on_redis_call_response(root, token, status, size),
+        });
+    }
+    drain(root);
+    Ok(())
+}
+
+/// The sizes a reply callback is called with.
+enum Reply {
+    Http((usize, usize, usize)),
+    Redis(u32, usize),
+}
+
+/// Sends every pending Redis call routed to a real server and reads its
+/// reply (or failure) into the host's ready queue, in token order.
+pub(super) fn fetch_redis(root: u32) {
+    with_host(root, |h| {
+        let todo: Vec<(u32, String, Vec<u8>)> = h
+            .callouts
+            .iter()
+            .filter(|c| c.state == CalloutState::Pending)
+            .filter(|c| !h.ready.iter().any(|(t, _)| *t == c.token))
+            .filter_map(|c| match &c.kind {
+                CalloutKind::Redis { service, query } => {
+                    let cluster = service.split('?').next().unwrap_or_default();
+                    h.redis_route(cluster)
+                        .map(|_| (c.token, cluster.to_owned(), query.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (token, cluster, query) in todo {
+            let Some(addr) = h.redis_route(&cluster) else {
+                continue;
+            };
+            let client = h.redis_clients.entry(cluster).or_default();
+            let answer = match client.call(addr, &query) {
+                Ok(data) => Answer::Redis { status: 0, data },
+                Err(failure) => {
+                    h.redis_failures
+                        .push(format!("redis call {token}: {}", failure.0));
+                    Answer::redis_failure()
+                }
+            };
+            h.ready.push_back((token, answer));
+        }
+    });
+}
+
+/// Does the host's I/O and delivers every reply that is ready, again and
+/// again while the plugin makes new calls. Returns how many were delivered.
+pub(super) fn run_until_idle(root: u32) -> usize {
+    let mut delivered = 0;
+    loop {
+        fetch_redis(root);
+        let Some((token, answer)) = with_host(root, |h| h.ready.pop_front()).flatten() else {
+            return delivered;
+        };
+        if deliver(root, token, answer).is_ok() {
+            delivered += 1;
+        }
+    }
+}
+
+/// Polls the SDK's ready tasks of `root` (as a host callback would, through
+/// proxy-wasm's dispatcher), then runs the deferred host actions.
+pub(super) fn poll_tasks(root: u32) {
+    if with_host(root, |h| !h.vm_failed) == Some(true) {
+        invoke(root, root, crate::task::run_ready);
+        drain(root);
+    }
 }

@@ -37,6 +37,13 @@ fn catch<R>(fallback: R, f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// Runs an SDK export that proxy-wasm's dispatcher does not wrap (Higress's
+/// `proxy_on_redis_call_response`) so that a panic inside it is parked
+/// like one in a context callback, never unwinding through `extern "C"`.
+pub(crate) fn guard_export(f: impl FnOnce()) {
+    catch((), f);
+}
+
 /// The panic a callback parked, if any.
 pub(super) fn take_panic() -> Option<Payload> {
     PANIC

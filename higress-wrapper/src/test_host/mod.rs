@@ -89,36 +89,114 @@
 //!   path), log level and captured log lines, a controllable clock
 //!   with tick delivery at the period the plugin set, shared data, queues,
 //!   metrics, foreign functions, and recorded callouts (HTTP, gRPC, Redis).
+//! - **Callout replies** (HTTP and Redis) are delivered the way Envoy
+//!   delivers them: never inside the host call that dispatched them, always
+//!   on the plugin's root context (Envoy owns every callout by the root;
+//!   proxy-wasm then routes an HTTP reply by its own token table), with the
+//!   reply readable only during the callback. See [Callouts](#callouts).
+//! - **Redis** (Higress's `proxy_redis_init` / `proxy_redis_call`): one
+//!   client per cluster, replaced by each init; an unknown cluster is
+//!   `BadArgument` for both. Calls to a cluster registered with
+//!   [`TestHostBuilder::redis_server`] go to a real server over TCP.
 //! - **Panics.** Natively a panic in plugin code is caught inside the
 //!   callback, the VM is marked failed (the stream gets Envoy's 503
 //!   `wasm_fail_stream`; later callbacks are not delivered), and the panic
 //!   is resumed in the test, so `std::panic::catch_unwind` around the call
 //!   observes it.
 //!
+//! # Callouts
+//! The host records each call ([`TestHost::callouts`]) and delivers its
+//! reply **only when the test says so** — the model is explicit, so a test
+//! can act in between (send a body chunk while a hook waits, end the
+//! stream, reorder replies):
+//! - [`respond_http`](TestHost::respond_http) / [`fail_http`](TestHost::fail_http)
+//!   (a reset: the callback gets no headers) and
+//!   [`respond_redis`](TestHost::respond_redis) / [`fail_redis`](TestHost::fail_redis)
+//!   (status 1, `NetworkError`) answer one call now;
+//! - [`advance_time`](TestHost::advance_time) times calls out on the host
+//!   clock, as Envoy does: an HTTP call past its timeout gets Envoy's local
+//!   `504 upstream request timeout`, a Redis call answered by the test
+//!   (no server) past its client's timeout gets `NetworkError`;
+//! - [`run_until_idle`](TestHost::run_until_idle) does the host's I/O —
+//!   sends the Redis calls routed to a real server
+//!   ([`TestHostBuilder::redis_server`]) and reads their replies — and
+//!   delivers every ready reply, again while the plugin makes new calls.
+//!   [`fetch_redis_replies`](TestHost::fetch_redis_replies) and
+//!   [`deliver_ready`](TestHost::deliver_ready) split that in two, to
+//!   deliver in an order of the test's choosing;
+//! - [`block_on`](TestHost::block_on) runs a future (e.g. a Redis command)
+//!   as a task of the root and returns its output.
+//!
+//! [`assert_idle`](TestHost::assert_idle) ends a test: no stream left
+//! paused, no SDK task or call left waiting, no callout left unanswered.
+//!
+//! ```
+//! use higress_wrapper::prelude::*;
+//! use higress_wrapper::cluster::TargetCluster;
+//! use higress_wrapper::http_client::HttpClient;
+//! use higress_wrapper::test_host::{Action, TestHost};
+//!
+//! fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
+//!     let call = HttpClient::new(&TargetCluster::new("auth", "auth.local")).get("/check").send();
+//!     ctx.then(call, |ctx, reply| {
+//!         if let Ok(response) = reply {
+//!             ctx.set_request_header("x-auth", response.status.to_string());
+//!         }
+//!         HeaderAction::Continue
+//!     })
+//! }
+//! # fn no_config(_: &JsonValue) -> Result<(), ConfigError> { Ok(()) }
+//! higress_wrapper::set_ctx! {
+//!     name: "auth",
+//!     config: (),
+//!     parse_config: no_config,
+//!     on_request_headers: on_request_headers,
+//! }
+//!
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let host = TestHost::start::<Plugin>("{}")?;
+//!     let mut stream = host.http_stream();
+//!     assert_eq!(stream.send_request_headers(&[(":path", "/")], true)?, Action::Pause);
+//!     let token = stream.callouts()[0].token;
+//!     host.respond_http(token, 200, &[("x-user", "alice")], "ok")?;
+//!     assert!(!stream.is_request_paused());
+//!     assert_eq!(stream.upstream_request_header("x-auth").unwrap(), "200");
+//!     host.assert_idle();
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # What it does not model
-//! Callout replies (HTTP, gRPC, Redis) are recorded but not yet delivered;
-//! TCP streams; several worker threads; Envoy's `x-request-id` generation
-//! (use [`HttpStream::set_request_id`]).
+//! gRPC replies; TCP streams; several worker threads; Envoy's
+//! `x-request-id` generation (use [`HttpStream::set_request_id`]); wall
+//! clock timeouts of HTTP calls (time is the host clock).
 
 mod abi;
 mod driver;
 mod guard;
 mod model;
+mod redis_io;
+mod resp_frame;
 mod stream;
 mod types;
 
-pub(crate) use guard::guard_root;
+pub(crate) use guard::{guard_export, guard_root};
 pub use stream::HttpStream;
 pub use types::{
-    Action, Callout, CalloutKind, CalloutState, LocalResponse, LogLevel, LogRecord, MetricValue,
-    Properties, RedisInit, StartFailure, StartStage, StreamError,
+    Action, Callout, CalloutKind, CalloutState, DeliveryError, LocalResponse, LogLevel, LogRecord,
+    MetricValue, Properties, RedisInit, StartFailure, StartStage, StreamError,
 };
 
 use crate::HttpPlugin;
-use model::{with_registry, ForeignFn, HostModel, Settings, Starting, StreamModel};
+use model::{
+    with_registry, Answer, ForeignFn, HeaderMap, HostModel, Settings, Starting, StreamModel,
+};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -136,6 +214,8 @@ const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
 /// `proxy_on_delete`). It cannot leave its thread.
 pub struct TestHost {
     root: u32,
+    /// The plugin's `NAME` (log prefix of tasks the test spawns).
+    plugin_name: &'static str,
     _not_send: PhantomData<Rc<()>>,
 }
 
@@ -362,6 +442,231 @@ impl TestHost {
     }
 }
 
+// ----- callout replies -------------------------------------------------------------------
+
+impl TestHost {
+    /// The callouts still waiting for a reply, in the order they were made.
+    pub fn pending_callouts(&self) -> Vec<Callout> {
+        self.read(|h| {
+            h.callouts
+                .iter()
+                .filter(|c| c.state == CalloutState::Pending)
+                .cloned()
+                .collect()
+        })
+    }
+
+    /// Answers HTTP callout `token` with a response: `status`, then
+    /// `headers` and `body`. Delivered now, on the root context (the
+    /// plugin reads the headers and body during the callback only).
+    pub fn respond_http(
+        &self,
+        token: u32,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: impl AsRef<[u8]>,
+    ) -> Result<(), DeliveryError> {
+        let mut map = HeaderMap::default();
+        map.add(":status", status.to_string().as_bytes());
+        for (name, value) in headers {
+            map.add(name, value.as_bytes());
+        }
+        let answer = Answer::Http {
+            headers: map,
+            body: body.as_ref().to_vec(),
+            trailers: HeaderMap::default(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
+    /// Fails HTTP callout `token` as Envoy does for a reset or a refused
+    /// connection (`onHttpCallFailure`): the callback gets no headers and no
+    /// body, and `proxy_get_status` answers `BrokenConnection` / `reset`.
+    pub fn fail_http(&self, token: u32) -> Result<(), DeliveryError> {
+        let answer = Answer::Http {
+            headers: HeaderMap::default(),
+            body: Vec::new(),
+            trailers: HeaderMap::default(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
+    /// Answers Redis callout `token` with `reply`, the raw RESP bytes of
+    /// one reply (`b"$5\r\nhello\r\n"`, `b"-ERR x\r\n"`), status 0.
+    pub fn respond_redis(&self, token: u32, reply: impl AsRef<[u8]>) -> Result<(), DeliveryError> {
+        let answer = Answer::Redis {
+            status: 0,
+            data: reply.as_ref().to_vec(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
+    /// Fails Redis callout `token` as Envoy reports a connection failure or
+    /// timeout: status 1 (`NetworkError`), no data.
+    pub fn fail_redis(&self, token: u32) -> Result<(), DeliveryError> {
+        driver::deliver(self.root, token, Answer::redis_failure())
+    }
+
+    /// Does the host's I/O and delivers every reply that is ready: sends the
+    /// pending Redis calls routed to real servers and reads their replies,
+    /// delivers them, and repeats while the plugin makes new calls. Calls
+    /// the test answers by hand stay pending. Returns how many replies were
+    /// delivered.
+    pub fn run_until_idle(&self) -> usize {
+        driver::run_until_idle(self.root)
+    }
+
+    /// The first half of [`run_until_idle`](Self::run_until_idle): sends the
+    /// pending Redis calls routed to real servers and reads their replies,
+    /// without delivering them. Returns the tokens whose reply is ready;
+    /// [`deliver_ready`](Self::deliver_ready) delivers them, in any order.
+    pub fn fetch_redis_replies(&self) -> Vec<u32> {
+        driver::fetch_redis(self.root);
+        self.read(|h| h.ready.iter().map(|(token, _)| *token).collect())
+    }
+
+    /// Delivers a reply [`fetch_redis_replies`](Self::fetch_redis_replies)
+    /// read.
+    pub fn deliver_ready(&self, token: u32) -> Result<(), DeliveryError> {
+        let answer = driver::with_host(self.root, |h| {
+            let at = h.ready.iter().position(|(t, _)| *t == token)?;
+            h.ready.remove(at).map(|(_, answer)| answer)
+        })
+        .flatten();
+        match answer {
+            Some(answer) => driver::deliver(self.root, token, answer),
+            None => Err(DeliveryError::NotPending(token)),
+        }
+    }
+
+    /// Why Redis calls routed to a real server failed (connection refused,
+    /// closed, timed out, malformed reply), in order: what the plugin saw
+    /// as `NetworkError`.
+    pub fn redis_failures(&self) -> Vec<String> {
+        self.read(|h| h.redis_failures.clone())
+    }
+
+    /// Runs `future` as a task of the plugin's root context (as detached
+    /// work or a tick's would run), delivering replies with
+    /// [`run_until_idle`](Self::run_until_idle) until it completes, and
+    /// returns its output. Handy to test Redis commands directly:
+    /// `host.block_on(client.get("k"))`.
+    ///
+    /// # Panics
+    /// If the future still waits when no reply can be delivered any more (a
+    /// call the test must answer by hand), or if the plugin panics.
+    #[allow(clippy::panic)] // a test helper: failing the test is its job
+    pub fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let slot: Rc<RefCell<Option<F::Output>>> = Rc::new(RefCell::new(None));
+        let out = Rc::clone(&slot);
+        crate::task::spawn(
+            crate::task::Owner::Root(self.root),
+            crate::task::TaskScope {
+                plugin_name: self.plugin_name,
+                plugin_id: None,
+                root_id: self.root,
+                request_id: None,
+            },
+            Box::pin(async move {
+                let value = future.await;
+                if let Ok(mut out) = out.try_borrow_mut() {
+                    *out = Some(value);
+                }
+            }),
+        );
+        driver::poll_tasks(self.root);
+        loop {
+            if let Some(value) = slot.try_borrow_mut().ok().and_then(|mut s| s.take()) {
+                return value;
+            }
+            if self.run_until_idle() == 0 {
+                break;
+            }
+        }
+        if let Some(value) = slot.try_borrow_mut().ok().and_then(|mut s| s.take()) {
+            return value;
+        }
+        panic!(
+            "block_on: the future still waits, but no reply can be delivered; pending callouts: {:?}",
+            self.pending_callouts()
+        );
+    }
+
+    /// What keeps the host from being idle, `None` when it is: streams
+    /// left paused, SDK tasks and calls still waiting, callouts not
+    /// answered. See [`assert_idle`](Self::assert_idle).
+    pub fn idle_report(&self) -> Option<String> {
+        let mut problems: Vec<String> = self.read(|h| {
+            let mut out = Vec::new();
+            for (id, s) in &h.streams {
+                if !s.created || s.done || s.deleted {
+                    continue;
+                }
+                if s.request_open() && s.req.paused() {
+                    out.push(format!(
+                        "stream {id}: the request is paused (resumed {} time(s))",
+                        s.req.resumes
+                    ));
+                }
+                if !s.reset && !s.failed && s.resp.paused() {
+                    out.push(format!(
+                        "stream {id}: the response is paused (resumed {} time(s))",
+                        s.resp.resumes
+                    ));
+                }
+            }
+            for c in &h.callouts {
+                if c.state != CalloutState::Pending {
+                    continue;
+                }
+                match &c.kind {
+                    types::CalloutKind::Http { upstream, .. } => out.push(format!(
+                        "HTTP callout {} to {upstream} (context {}) was never answered",
+                        c.token, c.context_id
+                    )),
+                    types::CalloutKind::Redis { service, .. } => out.push(format!(
+                        "Redis callout {} to {service} (context {}) was never answered",
+                        c.token, c.context_id
+                    )),
+                    _ => {}
+                }
+            }
+            out
+        });
+        let tasks = self.pending_tasks();
+        if tasks > 0 {
+            problems.push(format!("{tasks} SDK task(s) still waiting"));
+        }
+        let calls = self.pending_calls();
+        if calls > 0 {
+            problems.push(format!("{calls} SDK call(s) still waiting for a reply"));
+        }
+        if problems.is_empty() {
+            None
+        } else {
+            Some(problems.join("; "))
+        }
+    }
+
+    /// Asserts the host is idle: no live stream is paused (each was resumed
+    /// or answered), no SDK task or call waits (the counts are per thread),
+    /// and every HTTP and Redis callout was answered.
+    ///
+    /// # Panics
+    /// With the list of what is left, if anything is.
+    #[track_caller]
+    #[allow(clippy::panic)] // an assertion: failing the test is its job
+    pub fn assert_idle(&self) {
+        if let Some(report) = self.idle_report() {
+            panic!("the test host is not idle: {report}");
+        }
+    }
+}
+
 impl Drop for TestHost {
     fn drop(&mut self) {
         let root = self.root;
@@ -447,6 +752,7 @@ impl Default for TestHostBuilder {
                 start_time_nanos: DEFAULT_START_NANOS,
                 clusters: None,
                 foreign_functions: BTreeMap::new(),
+                redis_servers: BTreeMap::new(),
             },
             plugin_name: None,
         }
@@ -533,6 +839,21 @@ impl TestHostBuilder {
         self
     }
 
+    /// Routes the Redis calls to `cluster` (the cluster name, e.g.
+    /// `outbound|6379||redis.static`) to a real server at `address`, as
+    /// Higress's Envoy would: one connection per cluster, opened on the
+    /// first call after each `proxy_redis_init`, which sends `AUTH` and
+    /// `SELECT` from the init's arguments first (their replies discarded, as
+    /// Envoy's `RawClientImpl::initialize`). Each call is sent and its reply
+    /// read by [`TestHost::run_until_idle`], within the client's timeout
+    /// (wall clock); a refused, closed or timed-out connection answers the
+    /// call with `NetworkError`. The cluster counts as known even when
+    /// [`clusters`](Self::clusters) restricts the others.
+    pub fn redis_server(mut self, cluster: impl Into<String>, address: SocketAddr) -> Self {
+        self.settings.redis_servers.insert(cluster.into(), address);
+        self
+    }
+
     /// Registers a foreign function (`proxy_call_foreign_function`): its
     /// result is returned to the plugin (`None`: no data).
     pub fn foreign_function(
@@ -568,6 +889,7 @@ impl TestHostBuilder {
         // From here on, dropping `host` (also while unwinding) cleans up.
         let host = TestHost {
             root,
+            plugin_name: P::NAME,
             _not_send: PhantomData,
         };
         driver::invoke(root, root, || abi::on_context_create(root, 0));

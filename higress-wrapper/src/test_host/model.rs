@@ -5,13 +5,15 @@
 //! References are to Envoy 1.40 `source/extensions/common/wasm/context.cc`
 //! (`Context::*`) and proxy-wasm-cpp-host `src/exports.cc`.
 
+use super::redis_io::{self, RedisClientModel};
 use super::types::{
     Callout, CalloutKind, CalloutState, LocalResponse, LogLevel, LogRecord, MetricValue,
     Properties, RedisInit,
 };
 use crate::HeaderValue;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -363,6 +365,8 @@ pub(super) struct Settings {
     pub(super) start_time_nanos: u64,
     pub(super) clusters: Option<BTreeSet<String>>,
     pub(super) foreign_functions: BTreeMap<String, ForeignFn>,
+    /// Redis clusters whose calls go to a real server.
+    pub(super) redis_servers: BTreeMap<String, SocketAddr>,
 }
 
 /// Which start callback runs (for the configuration buffers).
@@ -409,6 +413,58 @@ pub(super) struct Metric {
     pub(super) value: MetricValue,
 }
 
+/// A callout reply the host is delivering: readable by the plugin only
+/// during the callback (Envoy's root `http_call_response_` /
+/// `redis_call_response_`).
+#[derive(Debug)]
+pub(super) enum Delivery {
+    Http {
+        headers: HeaderMap,
+        body: Vec<u8>,
+        trailers: HeaderMap,
+    },
+    Redis(Vec<u8>),
+}
+
+/// What the host answers a callout with.
+#[derive(Debug, Clone)]
+pub(super) enum Answer {
+    /// An HTTP response; empty headers mean a reset (Envoy's
+    /// `onHttpCallFailure`: the callback gets no headers and no body).
+    Http {
+        headers: HeaderMap,
+        body: Vec<u8>,
+        trailers: HeaderMap,
+    },
+    /// A Redis reply: status 0 with the raw RESP bytes, or 1
+    /// (`NetworkError`) with none.
+    Redis { status: u32, data: Vec<u8> },
+}
+
+impl Answer {
+    /// Envoy's local reply to a callout whose timeout expired.
+    pub(super) fn http_timeout() -> Answer {
+        let body = b"upstream request timeout".to_vec();
+        let mut headers = HeaderMap::default();
+        headers.add(":status", b"504");
+        headers.add("content-length", body.len().to_string().as_bytes());
+        headers.add("content-type", b"text/plain");
+        Answer::Http {
+            headers,
+            body,
+            trailers: HeaderMap::default(),
+        }
+    }
+
+    /// `NetworkError`, as Envoy reports a failed or timed-out Redis call.
+    pub(super) fn redis_failure() -> Answer {
+        Answer::Redis {
+            status: 1,
+            data: Vec::new(),
+        }
+    }
+}
+
 /// Envoy's callout token tags (low 2 bits), as in proxy-wasm-cpp-host.
 const TAG_HTTP: u32 = 0;
 const TAG_GRPC_CALL: u32 = 1;
@@ -430,8 +486,17 @@ pub(super) struct HostModel {
     pub(super) queues: Vec<Queue>,
     pub(super) metrics: Vec<Metric>,
     pub(super) callouts: Vec<Callout>,
-    pub(super) next_callout: u32,
+    /// Host clock instants at which pending callouts time out.
+    pub(super) deadlines: BTreeMap<u32, u64>,
+    /// The reply being delivered, readable during its callback only.
+    pub(super) delivery: Option<Delivery>,
+    /// Replies fetched from real Redis servers, not yet delivered.
+    pub(super) ready: VecDeque<(u32, Answer)>,
+    /// The Redis client of each cluster (the last init's config).
+    pub(super) redis_clients: BTreeMap<String, RedisClientModel>,
     pub(super) redis_inits: Vec<RedisInit>,
+    /// Why routed Redis calls failed (connection refused, timeout, ...).
+    pub(super) redis_failures: Vec<String>,
     pub(super) foreign_calls: Vec<(String, Vec<u8>)>,
     pub(super) done_calls: u32,
     pub(super) abi_errors: Vec<String>,
@@ -464,8 +529,12 @@ impl HostModel {
             queues: Vec::new(),
             metrics: Vec::new(),
             callouts: Vec::new(),
-            next_callout: 1,
+            deadlines: BTreeMap::new(),
+            delivery: None,
+            ready: VecDeque::new(),
+            redis_clients: BTreeMap::new(),
             redis_inits: Vec::new(),
+            redis_failures: Vec::new(),
             foreign_calls: Vec::new(),
             done_calls: 0,
             abi_errors: Vec::new(),
@@ -533,6 +602,15 @@ impl HostModel {
     fn map_for_read(&self, stream: Option<u32>, map: u32) -> HostResult<Option<&HeaderMap>> {
         if map > 7 {
             return Err(Status::BadArgument);
+        }
+        if map == 6 || map == 7 {
+            // Envoy reads the reply of the callout being delivered (kept on
+            // the root), whichever context is effective.
+            return Ok(match &self.delivery {
+                Some(Delivery::Http { headers, .. }) if map == 6 => Some(headers),
+                Some(Delivery::Http { trailers, .. }) => Some(trailers),
+                _ => None,
+            });
         }
         let Some(s) = self.stream(stream) else {
             return Ok(None);
@@ -650,6 +728,14 @@ impl HostModel {
                     _ => Ok(None),
                 }
             }
+            4 => match &self.delivery {
+                Some(Delivery::Http { body, .. }) => buffer_get(body, start, max),
+                _ => Err(Status::NotFound),
+            },
+            9 => match &self.delivery {
+                Some(Delivery::Redis(data)) => buffer_get(data, start, max),
+                _ => Err(Status::NotFound),
+            },
             6 => buffer_get(&self.settings.vm_configuration, start, max),
             7 if self.starting == Some(Starting::Configure) => {
                 buffer_get(&self.plugin_config, start, max)
@@ -1003,17 +1089,38 @@ impl HostModel {
 
     // ----- callouts ---------------------------------------------------------------------
 
+    /// The next callout token: one counter per thread, as Envoy keeps one
+    /// per VM (proxy-wasm's dispatcher and the SDK key calls by token, so
+    /// two hosts on one thread must never hand out the same one).
     fn next_token(&mut self, tag: u32) -> u32 {
-        let n = self.next_callout;
-        self.next_callout = self.next_callout.wrapping_add(1);
+        let n = NEXT_CALLOUT.with(|c| {
+            let n = c.get();
+            c.set(n.wrapping_add(1).max(1));
+            n
+        });
         (n << 2) | tag
     }
 
     fn cluster_known(&self, name: &str) -> bool {
-        self.settings
-            .clusters
-            .as_ref()
-            .is_none_or(|known| known.contains(name))
+        self.settings.redis_servers.contains_key(name)
+            || self
+                .settings
+                .clusters
+                .as_ref()
+                .is_none_or(|known| known.contains(name))
+    }
+
+    /// Where calls to Redis `cluster` go: a real server, or `None` (the
+    /// test answers them).
+    pub(super) fn redis_route(&self, cluster: &str) -> Option<SocketAddr> {
+        self.settings.redis_servers.get(cluster).copied()
+    }
+
+    /// The pending callout `token`.
+    pub(super) fn pending_callout(&self, token: u32) -> Option<&Callout> {
+        self.callouts
+            .iter()
+            .find(|c| c.token == token && c.state == CalloutState::Pending)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1039,6 +1146,13 @@ impl HostModel {
             return Err(Status::BadArgument);
         }
         let token = self.next_token(TAG_HTTP);
+        if timeout_ms > 0 {
+            // Envoy's async client answers 504 once the timeout expires.
+            let deadline = self
+                .now_nanos
+                .saturating_add(u64::from(timeout_ms).saturating_mul(1_000_000));
+            self.deadlines.insert(token, deadline);
+        }
         self.callouts.push(Callout {
             token,
             context_id: context,
@@ -1139,25 +1253,48 @@ impl HostModel {
         }
     }
 
+    /// Higress `Context::redisInit`: the cluster is the service up to `?`
+    /// (`BadArgument` if unknown); the query string's `db` is selected on
+    /// each new connection. The cluster's client is replaced (its
+    /// connections closed), for every plugin calling it.
     pub(super) fn redis_init(
         &mut self,
         service: &[u8],
         username: &[u8],
         password: &[u8],
         timeout_ms: u32,
-    ) {
+    ) -> HostResult<()> {
         let service = String::from_utf8_lossy(service).into_owned();
-        self.redis_inits.retain(|r| r.service != service);
+        let (cluster, query) = service.split_once('?').unwrap_or((&service, ""));
+        if !self.cluster_known(cluster) {
+            return Err(Status::BadArgument);
+        }
+        let cluster = cluster.to_owned();
+        let db = query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == "db")
+            .map(|(_, v)| v.to_owned());
+        let username = String::from_utf8_lossy(username).into_owned();
+        let password = String::from_utf8_lossy(password).into_owned();
+        self.redis_clients.insert(
+            cluster.clone(),
+            RedisClientModel::new(username.clone(), password.clone(), db, timeout_ms),
+        );
+        self.redis_inits
+            .retain(|r| r.service.split('?').next() != Some(cluster.as_str()));
         self.redis_inits.push(RedisInit {
             service,
-            username: String::from_utf8_lossy(username).into_owned(),
-            password: String::from_utf8_lossy(password).into_owned(),
+            username,
+            password,
             timeout: Duration::from_millis(u64::from(timeout_ms)),
         });
+        Ok(())
     }
 
-    /// Higress answers `BadArgument` for a service without a client
-    /// (`proxy_redis_init` not called for it).
+    /// Higress `Context::redisCall`: `BadArgument` for an unknown cluster
+    /// (the service up to `?`). Without an init the cluster's default
+    /// client is used (no auth, database 0).
     pub(super) fn redis_call(
         &mut self,
         context: u32,
@@ -1165,10 +1302,21 @@ impl HostModel {
         query: &[u8],
     ) -> HostResult<u32> {
         let service = String::from_utf8_lossy(service).into_owned();
-        if !self.redis_inits.iter().any(|r| r.service == service) {
+        let cluster = service.split('?').next().unwrap_or_default().to_owned();
+        if !self.cluster_known(&cluster) {
             return Err(Status::BadArgument);
         }
         let token = self.next_token(TAG_REDIS);
+        if self.redis_route(&cluster).is_none() {
+            // Answered by the test: the op timeout runs on the host clock.
+            let timeout = self
+                .redis_clients
+                .get(&cluster)
+                .map_or(redis_io::DEFAULT_TIMEOUT, |c| c.timeout);
+            let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+            self.deadlines
+                .insert(token, self.now_nanos.saturating_add(nanos));
+        }
         self.callouts.push(Callout {
             token,
             context_id: context,
@@ -1240,6 +1388,8 @@ impl Registry {
 
 thread_local! {
     static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+    /// The callout counter of this thread's "VM".
+    static NEXT_CALLOUT: Cell<u32> = const { Cell::new(1) };
 }
 
 /// Runs `f` on this thread's registry; `None` if it is already borrowed

@@ -372,6 +372,11 @@ impl<'h> HttpStream<'h> {
         self.read(|_, s| s.request_open() && s.req.paused())
     }
 
+    /// Whether either direction is stopped at the filter.
+    pub fn is_paused(&self) -> bool {
+        self.is_request_paused() || self.is_response_paused()
+    }
+
     /// How many times the plugin resumed the request (`proxy_continue_stream`).
     pub fn request_resume_count(&self) -> u32 {
         self.read(|_, s| s.req.resumes)

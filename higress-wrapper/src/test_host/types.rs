@@ -228,7 +228,9 @@ pub struct Callout {
     /// The token the host returned (its low 2 bits are the kind, as in
     /// proxy-wasm-cpp-host: HTTP 0, gRPC call 1, gRPC stream 2, Redis 3).
     pub token: u32,
-    /// The context that was effective when the call was made.
+    /// The context that was effective when the call was made. (Envoy
+    /// itself owns every callout by the plugin's root context and delivers
+    /// the reply there; proxy-wasm then routes it by its own table.)
     pub context_id: u32,
     /// What was called.
     pub kind: CalloutKind,
@@ -283,7 +285,7 @@ pub enum CalloutKind {
     },
     /// Higress `proxy_redis_call`.
     Redis {
-        /// The Redis service (cluster) name.
+        /// The Redis service (cluster) name, as passed.
         service: String,
         /// The RESP-encoded command.
         query: Vec<u8>,
@@ -300,18 +302,47 @@ pub enum CalloutState {
     Cancelled,
     /// The plugin closed it (`proxy_grpc_close`).
     Closed,
+    /// Its reply (or failure) was delivered to the plugin.
+    Delivered,
 }
 
+/// Why the host could not deliver a reply to a callout.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// The plugin never made a callout with this token.
+    UnknownToken(u32),
+    /// The callout was already answered, cancelled or closed.
+    NotPending(u32),
+    /// The reply is for another kind of callout (an HTTP reply to a Redis
+    /// call, or the reverse).
+    WrongKind(u32),
+}
+
+impl fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeliveryError::UnknownToken(t) => write!(f, "no callout has token {t}"),
+            DeliveryError::NotPending(t) => write!(f, "callout {t} is no longer pending"),
+            DeliveryError::WrongKind(t) => write!(f, "callout {t} is of another kind"),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}
+
 /// A Redis client the plugin initialized (Higress `proxy_redis_init`).
+/// The host keeps one client per cluster: a later init replaces it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RedisInit {
-    /// The Redis service (cluster) name, options included.
+    /// The service string as passed: the cluster name, then options
+    /// (`outbound|6379||redis.static?db=1&buffer_flush_timeout=3&...`).
     pub service: String,
     /// The user name.
     pub username: String,
     /// The password.
     pub password: String,
-    /// The timeout.
+    /// The client's op timeout.
     pub timeout: Duration,
 }
 
