@@ -109,25 +109,38 @@ pub(crate) fn cluster_name() -> Option<String> {
     property_text(&["cluster_name"]).or_else(|| property_text(&["xds", "cluster_name"]))
 }
 
-/// What a phase produced: an immediate action, or a future to wait on.
-enum Step<A> {
-    Now(A),
-    Wait(Waiting<A>),
+/// What header and data actions share, so one driver applies both.
+trait PhaseResult: Default + Sized + 'static {
+    /// What the stream waits on while a future of this kind runs.
+    const WAITING: Waiting_;
+    /// `Ok(true)`: hold the stream; `Ok(false)`: continue; `Err`: wait.
+    fn decide(self) -> Result<bool, Waiting<Self>>;
 }
 
-fn header_step(action: HeaderAction) -> Step<HeaderAction> {
-    match action {
-        HeaderAction::Wait(w) => Step::Wait(w),
-        other => Step::Now(other),
+impl PhaseResult for HeaderAction {
+    const WAITING: Waiting_ = Waiting_::Headers;
+    fn decide(self) -> Result<bool, Waiting<Self>> {
+        match self {
+            HeaderAction::Continue => Ok(false),
+            HeaderAction::StopIteration => Ok(true),
+            HeaderAction::Wait(w) => Err(w),
+        }
     }
 }
 
-fn data_step(action: DataAction) -> Step<DataAction> {
-    match action {
-        DataAction::Wait(w) => Step::Wait(w),
-        other => Step::Now(other),
+impl PhaseResult for DataAction {
+    const WAITING: Waiting_ = Waiting_::Body;
+    fn decide(self) -> Result<bool, Waiting<Self>> {
+        match self {
+            DataAction::Continue => Ok(false),
+            DataAction::StopIterationAndBuffer => Ok(true),
+            DataAction::Wait(w) => Err(w),
+        }
     }
 }
+
+/// What runs when a phase's future completes.
+type Complete<P, A> = fn(&Rc<Inner<P>>, Dir, Result<A, String>);
 
 impl<P: HttpPlugin> Stream<P> {
     pub(crate) fn new(context_id: u32, shared: Option<Rc<Shared<P::Config>>>) -> Self {
@@ -255,28 +268,31 @@ impl<P: HttpPlugin> Inner<P> {
         }
     }
 
-    /// Turns a header hook's result into the host action, spawning a task
-    /// if it must wait.
-    /// `sent_before`: a local response had been sent before the hook ran
-    /// (then this phase is the local reply itself, which must not be held).
-    fn header_action(self: &Rc<Self>, action: HeaderAction, dir: Dir, sent_before: bool) -> Action {
-        let action = match header_step(action) {
-            Step::Now(a) => a,
-            Step::Wait(Waiting(future)) => {
+    /// Turns a hook's result into the host action. A waiting result is
+    /// polled at once; if it must wait, the phase is paused and `complete`
+    /// runs when it finishes. `sent_before`: a local response was already
+    /// sent before this hook ran (its own response headers then pass).
+    fn apply<A: PhaseResult>(
+        self: &Rc<Self>,
+        action: A,
+        dir: Dir,
+        sent_before: bool,
+        complete: Complete<P, A>,
+    ) -> Action {
+        let hold = match action.decide() {
+            Ok(hold) => hold,
+            Err(Waiting(future)) => {
                 let this = Rc::clone(self);
                 let done = task::run_or_spawn(
                     Owner::Stream(self.context_id),
                     self.task_scope(),
                     future,
-                    move |out| this.complete_headers(dir, out),
+                    move |out| complete(&this, dir, out),
                 );
                 match done {
-                    Some(out) => match self.settle(out, dir) {
-                        Some(HeaderAction::StopIteration) => HeaderAction::StopIteration,
-                        _ => HeaderAction::Continue,
-                    },
+                    Some(out) => matches!(self.settle(out, dir).map(A::decide), Some(Ok(true))),
                     None => {
-                        self.dir(dir).waiting.set(Waiting_::Headers);
+                        self.dir(dir).waiting.set(A::WAITING);
                         self.set_paused(dir, true);
                         return Action::Pause;
                     }
@@ -286,13 +302,29 @@ impl<P: HttpPlugin> Inner<P> {
         if !sent_before && self.local_response_sent() {
             return Action::Pause;
         }
-        match action {
-            HeaderAction::StopIteration => {
-                self.set_paused(dir, true);
-                Action::Pause
-            }
-            _ => Action::Continue,
+        if hold {
+            self.set_paused(dir, true);
+            Action::Pause
+        } else {
+            Action::Continue
         }
+    }
+
+    /// A completed future asked to wait again: chain the next one.
+    fn chain<A: PhaseResult>(
+        self: &Rc<Self>,
+        dir: Dir,
+        Waiting(future): Waiting<A>,
+        complete: Complete<P, A>,
+    ) {
+        let this = Rc::clone(self);
+        task::spawn_after(
+            Owner::Stream(self.context_id),
+            self.task_scope(),
+            future,
+            move |out| complete(&this, dir, out),
+        );
+        self.dir(dir).waiting.set(A::WAITING);
     }
 
     /// The result of a finished future: the action, or the error policy.
@@ -332,20 +364,10 @@ impl<P: HttpPlugin> Inner<P> {
         if self.local_response_sent() {
             return;
         }
-        match action {
-            HeaderAction::StopIteration => {} // paused by the plugin's choice
-            HeaderAction::Wait(Waiting(future)) => {
-                // A future that asks to wait again: chain it.
-                let this = Rc::clone(self);
-                task::spawn_after(
-                    Owner::Stream(self.context_id),
-                    self.task_scope(),
-                    future,
-                    move |out| this.complete_headers(dir, out),
-                );
-                state.waiting.set(Waiting_::Headers);
-            }
-            HeaderAction::Continue => {
+        match action.decide() {
+            Ok(true) => {} // paused by the plugin's choice
+            Err(next) => self.chain(dir, next, Self::complete_headers),
+            Ok(false) => {
                 if let Some((size, end_of_stream)) = state.held_body.take() {
                     // The body arrived while the headers hook waited.
                     if self.body(size, end_of_stream, dir) == Action::Pause {
@@ -368,58 +390,10 @@ impl<P: HttpPlugin> Inner<P> {
         if self.local_response_sent() {
             return;
         }
-        match action {
-            DataAction::StopIterationAndBuffer => {}
-            DataAction::Wait(Waiting(future)) => {
-                let this = Rc::clone(self);
-                task::spawn_after(
-                    Owner::Stream(self.context_id),
-                    self.task_scope(),
-                    future,
-                    move |out| this.complete_body(dir, out),
-                );
-                self.dir(dir).waiting.set(Waiting_::Body);
-            }
-            DataAction::Continue => self.resume(dir),
-        }
-    }
-
-    /// `sent_before`: as in [`Inner::header_action`].
-    fn data_action(self: &Rc<Self>, action: DataAction, dir: Dir, sent_before: bool) -> Action {
-        let action = match data_step(action) {
-            Step::Now(a) => a,
-            Step::Wait(Waiting(future)) => {
-                let this = Rc::clone(self);
-                let done = task::run_or_spawn(
-                    Owner::Stream(self.context_id),
-                    self.task_scope(),
-                    future,
-                    move |out| this.complete_body(dir, out),
-                );
-                match done {
-                    Some(out) => match self.settle(out, dir) {
-                        Some(DataAction::StopIterationAndBuffer) => {
-                            DataAction::StopIterationAndBuffer
-                        }
-                        _ => DataAction::Continue,
-                    },
-                    None => {
-                        self.dir(dir).waiting.set(Waiting_::Body);
-                        self.set_paused(dir, true);
-                        return Action::Pause;
-                    }
-                }
-            }
-        };
-        if !sent_before && self.local_response_sent() {
-            return Action::Pause;
-        }
-        match action {
-            DataAction::StopIterationAndBuffer => {
-                self.set_paused(dir, true);
-                Action::Pause
-            }
-            _ => Action::Continue,
+        match action.decide() {
+            Ok(true) => {}
+            Err(next) => self.chain(dir, next, Self::complete_body),
+            Ok(false) => self.resume(dir),
         }
     }
 
@@ -476,7 +450,7 @@ impl<P: HttpPlugin> Inner<P> {
                     log::warn!("replacing a body chunk failed: {e}");
                 }
             }
-            return self.data_action(DataAction::Continue, dir, sent_before);
+            return self.apply(DataAction::Continue, dir, sent_before, Self::complete_body);
         }
         if !buffered {
             return Action::Continue;
@@ -494,7 +468,7 @@ impl<P: HttpPlugin> Inner<P> {
             Dir::Response => P::on_response_body(c, &config, &body),
         });
         match action {
-            Some(action) => self.data_action(action, dir, sent_before),
+            Some(action) => self.apply(action, dir, sent_before, Self::complete_body),
             None => Action::Continue,
         }
     }
@@ -536,7 +510,7 @@ impl<P: HttpPlugin> Inner<P> {
             }
         });
         match action {
-            Some(action) => self.header_action(action, dir, sent_before),
+            Some(action) => self.apply(action, dir, sent_before, Self::complete_headers),
             None => Action::Continue,
         }
     }
