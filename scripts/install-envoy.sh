@@ -44,7 +44,14 @@ find_envoy() {
 }
 
 version_ok() {
-    "$1" --version 2>/dev/null | grep -q "/${ENVOY_VERSION}/"
+    # Capture first: `| grep -q` may close the pipe early, and under
+    # pipefail Envoy's SIGPIPE would then read as a wrong version.
+    local out
+    out="$("$1" --version 2>/dev/null)" || return 1
+    case "${out}" in
+        *"/${ENVOY_VERSION}/"*) return 0 ;;
+        *) return 1 ;;
+    esac
 }
 
 envoy_bin="$(find_envoy || true)"
