@@ -184,7 +184,7 @@ pub struct HttpContext<S = ()> {
     pub(crate) root_id: u32,
     /// `x-request-id`, read once at request headers (Envoy drops the request
     /// headers once they continue).
-    pub(crate) request_id: Option<Rc<str>>,
+    pub(crate) request_id: RequestId,
     scheme: OnceCell<String>,
     host: OnceCell<String>,
     path: OnceCell<String>,
@@ -216,7 +216,7 @@ impl<S: Default> HttpContext<S> {
             plugin_name,
             plugin_id: None,
             root_id: 0,
-            request_id: None,
+            request_id: Rc::new(OnceCell::new()),
             scheme: OnceCell::new(),
             host: OnceCell::new(),
             path: OnceCell::new(),
@@ -233,20 +233,70 @@ fn warn_failed(what: &str, name: &str, err: HostError) {
     log::warn!("{what} {name} failed: {err}");
 }
 
+/// The request's `x-request-id`, read once, on first use, and shared with
+/// the log prefix of this request.
+pub(crate) type RequestId = Rc<OnceCell<Option<Rc<str>>>>;
+
+fn text(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// Reads `x-request-id` (or, without one, the `request.id` property).
+pub(crate) fn load_request_id() -> Option<Rc<str>> {
+    host::get_header(MapType::RequestHeaders, "x-request-id")
+        .ok()
+        .flatten()
+        .or_else(|| host::get_property(&["request", "id"]).ok().flatten())
+        .filter(|v| !v.is_empty())
+        .map(|v| Rc::from(text(v)))
+}
+
 fn pseudo<'a>(cell: &'a OnceCell<String>, name: &str) -> &'a str {
     cell.get_or_init(|| {
         host::get_header(MapType::RequestHeaders, name)
             .ok()
             .flatten()
-            .map(|v| match String::from_utf8(v) {
-                Ok(s) => s,
-                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            })
+            .map(text)
             .unwrap_or_default()
     })
 }
 
 impl<S> HttpContext<S> {
+    /// Envoy drops the request headers once they continue (neither the map
+    /// nor the `request.*` properties answer afterwards, measured on 1.40):
+    /// capture the request line and request id now, in one host call, so
+    /// they are there in every phase. Returns `:authority` for matching.
+    pub(crate) fn capture_request_line(&mut self) -> Option<Vec<u8>> {
+        let pairs = host::get_header_pairs(MapType::RequestHeaders).unwrap_or_default();
+        let mut authority = None;
+        let mut request_id = None;
+        for (name, value) in pairs {
+            let cell = match name.as_str() {
+                ":scheme" => &self.scheme,
+                ":path" => &self.path,
+                ":method" => &self.method,
+                ":authority" => {
+                    let _ = self.host.set(text(value.clone()));
+                    authority = Some(value);
+                    continue;
+                }
+                "x-request-id" if !value.is_empty() => {
+                    request_id = Some(Rc::from(text(value)));
+                    continue;
+                }
+                _ => continue,
+            };
+            let _ = cell.set(text(value));
+        }
+        if request_id.is_some() {
+            let _ = self.request_id.set(request_id);
+        }
+        authority
+    }
+
     // ----- identity -------------------------------------------------------
 
     /// The host's id of this request's context.
@@ -687,7 +737,10 @@ impl<S> HttpContext<S> {
 
     /// The `x-request-id` of the request, if any.
     pub fn request_id(&self) -> Option<String> {
-        self.request_id.as_deref().map(str::to_owned)
+        self.request_id
+            .get_or_init(load_request_id)
+            .as_deref()
+            .map(str::to_owned)
     }
 
     // ----- flow ---------------------------------------------------------------------
@@ -737,7 +790,7 @@ impl<S> HttpContext<S> {
                 plugin_name: self.plugin_name,
                 plugin_id: self.plugin_id.clone(),
                 root_id: self.root_id,
-                request_id: self.request_id.clone(),
+                request_id: Some(Rc::clone(&self.request_id)),
             },
             Box::pin(future),
         );

@@ -7,6 +7,7 @@
 //! with the same prefix, before the VM stops.
 
 use crate::host::{self, LogLevel};
+use crate::http_context::{load_request_id, RequestId};
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::rc::Rc;
@@ -18,13 +19,22 @@ struct Scope {
     plugin_id: Option<Rc<str>>,
     /// The HTTP context being served, if any.
     stream: Option<u32>,
-    /// `x-request-id` of `stream` (read once at request headers).
-    request_id: Option<Rc<str>>,
+    /// `x-request-id` of `stream`, read on the first line it logs.
+    request_id: Option<RequestId>,
+    /// The host's log level, asked once per host entry (it can change at
+    /// runtime, e.g. through Envoy's admin `/logging`).
+    level: Option<LogLevel>,
 }
 
 thread_local! {
     static SCOPE: RefCell<Scope> = const {
-        RefCell::new(Scope { plugin_name: "", plugin_id: None, stream: None, request_id: None })
+        RefCell::new(Scope {
+            plugin_name: "",
+            plugin_id: None,
+            stream: None,
+            request_id: None,
+            level: None,
+        })
     };
 }
 
@@ -36,6 +46,7 @@ pub(crate) fn enter_root(plugin_name: &'static str, plugin_id: Option<&Rc<str>>)
             s.plugin_id = plugin_id.cloned();
             s.stream = None;
             s.request_id = None;
+            s.level = None;
         }
     });
 }
@@ -45,7 +56,7 @@ pub(crate) fn enter_stream(
     plugin_name: &'static str,
     plugin_id: Option<&Rc<str>>,
     context_id: u32,
-    request_id: Option<&Rc<str>>,
+    request_id: Option<&RequestId>,
 ) {
     let _ = SCOPE.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
@@ -53,6 +64,7 @@ pub(crate) fn enter_stream(
             s.plugin_id = plugin_id.cloned();
             s.stream = Some(context_id);
             s.request_id = request_id.cloned();
+            s.level = None;
         }
     });
 }
@@ -70,7 +82,22 @@ fn to_host_level(level: log::Level) -> LogLevel {
 /// Whether the host would keep a line at `level`. If the host cannot say,
 /// everything is logged (as Go does).
 pub(crate) fn host_enabled(level: LogLevel) -> bool {
-    host::log_level().map_or(true, |min| level >= min)
+    let cached = SCOPE
+        .try_with(|s| s.try_borrow().ok().and_then(|s| s.level))
+        .ok()
+        .flatten();
+    let min = match cached {
+        Some(min) => min,
+        None => {
+            // Unknown: log everything (as Go does) and ask again next time.
+            let Ok(min) = host::log_level() else {
+                return true;
+            };
+            let _ = SCOPE.try_with(|s| s.try_borrow_mut().map(|mut s| s.level = Some(min)));
+            min
+        }
+    };
+    level >= min
 }
 
 /// Formats the prefix and writes one line. Newlines are escaped so each
@@ -79,7 +106,11 @@ fn write_line(level: LogLevel, args: &std::fmt::Arguments<'_>) {
     let mut line = String::with_capacity(96);
     let _ = SCOPE.try_with(|s| {
         if let Ok(s) = s.try_borrow() {
-            let request_id = s.request_id.as_deref().unwrap_or("nil");
+            let request_id = s
+                .request_id
+                .as_ref()
+                .and_then(|cell| cell.get_or_init(load_request_id).clone());
+            let request_id = request_id.as_deref().unwrap_or("nil");
             let _ = write!(
                 line,
                 "[{}] [{}] [{}] ",

@@ -10,7 +10,7 @@
 //! body callbacks hold the data (they never let it pass early), and the body
 //! hooks run once the headers hook has decided.
 
-use crate::host::{self, BufferType, MapType, StreamType};
+use crate::host::{self, BufferType, StreamType};
 use crate::http_context::{HttpContext, Phase};
 use crate::matcher::Matched;
 use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
@@ -176,12 +176,10 @@ impl<P: HttpPlugin> Inner<P> {
     }
 
     fn enter(&self, phase: Phase) {
-        let request_id = self
-            .with_ctx(|c| {
-                c.phase = phase;
-                c.request_id.clone()
-            })
-            .flatten();
+        let request_id = self.with_ctx(|c| {
+            c.phase = phase;
+            Rc::clone(&c.request_id)
+        });
         crate::log::enter_stream(
             P::NAME,
             self.plugin_id(),
@@ -201,22 +199,16 @@ impl<P: HttpPlugin> Inner<P> {
     }
 
     /// Runs the prepared `_rules_` matcher; reads only the inputs some rule needs.
-    fn match_config(shared: &Shared<P::Config>) -> Option<Rc<P::Config>> {
+    fn match_config(shared: &Shared<P::Config>, authority: Option<&[u8]>) -> Option<Rc<P::Config>> {
         let m = &shared.matcher;
-        let authority = if m.needs_host() {
-            host::get_header(MapType::RequestHeaders, ":authority")
-                .ok()
-                .flatten()
-        } else {
-            None
-        };
+        let authority = if m.needs_host() { authority } else { None };
         let route = if m.needs_route() { route_name() } else { None };
         let cluster = if m.needs_cluster() {
             cluster_name()
         } else {
             None
         };
-        match m.find(authority.as_deref(), route.as_deref(), cluster.as_deref()) {
+        match m.find(authority, route.as_deref(), cluster.as_deref()) {
             Matched::Rule { index, config } => {
                 log::debug!(
                     "config matched {}",
@@ -260,11 +252,7 @@ impl<P: HttpPlugin> Inner<P> {
             plugin_name: P::NAME,
             plugin_id: self.plugin_id().cloned(),
             root_id: self.shared.as_ref().map_or(0, |s| s.root_id),
-            request_id: self
-                .ctx
-                .try_borrow()
-                .ok()
-                .and_then(|c| c.request_id.clone()),
+            request_id: self.ctx.try_borrow().ok().map(|c| Rc::clone(&c.request_id)),
         }
     }
 
@@ -531,20 +519,22 @@ impl<P: HttpPlugin> Context for Stream<P> {
 impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let inner = &self.inner;
-        // The request id tags every log line of this request (Envoy sets
-        // `x-request-id`; the `request.id` property is the fallback).
-        let request_id = host::get_header(MapType::RequestHeaders, "x-request-id")
-            .ok()
-            .flatten()
-            .or_else(|| host::get_property(&["request", "id"]).ok().flatten())
-            .filter(|v| !v.is_empty())
-            .map(|v| Rc::from(String::from_utf8_lossy(&v).as_ref()));
-        inner.with_ctx(|c| c.request_id = request_id);
-        inner.enter(Phase::DecodeHeader);
         let Some(shared) = inner.shared.clone() else {
             return Action::Continue;
         };
-        let config = Inner::<P>::match_config(&shared);
+        // Domain rules need `:authority` before matching; otherwise the
+        // request line is captured only for requests the plugin serves.
+        let early = shared.matcher.needs_host();
+        let authority = if early {
+            inner.with_ctx(|c| c.capture_request_line()).flatten()
+        } else {
+            None
+        };
+        inner.enter(Phase::DecodeHeader);
+        let config = Inner::<P>::match_config(&shared, authority.as_deref());
+        if config.is_some() && !early {
+            inner.with_ctx(|c| c.capture_request_line());
+        }
         let matched = config.is_some();
         if let Ok(mut slot) = inner.config.try_borrow_mut() {
             *slot = config;
@@ -554,10 +544,6 @@ impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
         }
         let hooks = P::HOOKS;
         inner.with_ctx(|c| {
-            // Envoy drops the request headers once they continue: read the
-            // request line now, so `scheme()`..`method()` answer in every phase.
-            let _ = (c.scheme(), c.host(), c.path(), c.method());
-
             let flags = &mut c.flags;
             flags.has_request_body = !end_of_stream;
             flags.read_request_body =

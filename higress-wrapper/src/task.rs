@@ -47,7 +47,7 @@ pub(crate) struct TaskScope {
     /// The plugin's root context, through which the task is polled.
     pub(crate) root_id: u32,
     /// `x-request-id` of the request that spawned it, for the log prefix.
-    pub(crate) request_id: Option<Rc<str>>,
+    pub(crate) request_id: Option<crate::http_context::RequestId>,
 }
 
 struct Task {

@@ -240,7 +240,10 @@ fn route_cluster_and_request_id_on_higress() {
         s.property(&["cluster_name"]).unwrap(),
         b"outbound|80||foo.default.svc.cluster.local"
     );
-    assert_eq!(s.property(&["request", "id"]).unwrap(), b"rid-1");
+    // Envoy 1.40 answers `request.*` from the request headers, which are
+    // gone once they continued (measured in a real Envoy, see
+    // tests/tests/e2e_headers.rs): the SDK captured what it needs in time.
+    assert!(s.property(&["request", "id"]).is_none());
     // The log prefix carries the request id.
     assert!(line(&host, "names").starts_with("[ctx-plugin] [nil] [rid-1] "));
     // Properties stay reachable after the request headers left; the
@@ -267,9 +270,9 @@ fn route_and_cluster_on_stock_envoy() {
     assert_eq!(s.property(&["xds", "cluster_name"]).unwrap(), b"c1");
     assert!(line(&host, "names")
         .ends_with(r#"names route=Some("r1") cluster=Some("c1") request_id=None"#));
-    assert_eq!(s.property(&["request", "host"]).unwrap(), b"h.example");
-    assert_eq!(s.property(&["request", "url_path"]).unwrap(), b"/a");
-    assert_eq!(s.property(&["request", "query"]).unwrap(), b"b");
+    // The request headers continued: `request.*` no longer answers.
+    assert!(s.property(&["request", "host"]).is_none());
+    assert!(s.property(&["request", "url_path"]).is_none());
     assert!(s.property(&["request", "id"]).is_none());
 }
 

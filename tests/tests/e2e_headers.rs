@@ -268,3 +268,42 @@ fn local_response_from_the_request_body_hook() {
         1
     );
 }
+
+/// Envoy drops the request headers once they continue: a request line (and
+/// request id) first read in a later phase must still be right. The SDK
+/// then answers from the `request.*` properties.
+#[test]
+fn request_line_first_read_in_the_response_phase() {
+    let upstream = EchoUpstream::start().unwrap();
+    let gateway = start(
+        Gateway::builder()
+            .name("late-line")
+            .plugin(probe(r#"{"tag": "late"}"#))
+            .cluster(ClusterSpec::new("echo", upstream.port())),
+    );
+    let x = exchange(
+        &gateway,
+        &upstream,
+        "POST",
+        "/late/path?x=1",
+        &[("x-probe-late-line", b"1")],
+        b"hello",
+    );
+    assert_eq!(x.response.status, 200, "{}", x.response.text());
+    let seen = x.upstream.expect("the upstream got nothing");
+    let request_id = seen.header_str("x-request-id").expect("no x-request-id");
+    let host = format!("{}", gateway.listener_addr());
+    let expected =
+        format!("probe late request line: http {host} POST /late/path?x=1 id={request_id}");
+    wait_plugin_line(&gateway, &expected, Duration::from_secs(5));
+    // The request-headers line was logged without reading the request line,
+    // yet carries the request id in its prefix.
+    let log = gateway.logs();
+    let lines = plugin_lines(&log, "probe request headers: request line read later");
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains(&format!("[{request_id}] probe request headers")),
+        "{}",
+        lines[0]
+    );
+}

@@ -14,7 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A tiny auth service: `Bearer good` → 200 with `x-user: alice`,
-/// `Bearer slow` → 200 after 2 s, anything else → 401.
+/// `Bearer slow` → 200 after 2 s, anything else → 401. One request per
+/// connection, announced with `connection: close` so Envoy's pool never
+/// reuses a connection this server has closed.
 struct AuthServer {
     port: u16,
 }
@@ -39,13 +41,16 @@ fn serve(mut stream: TcpStream) {
     }
     let response = match authorization.as_str() {
         "Bearer good" => {
-            "HTTP/1.1 200 OK\r\nx-user: alice\r\ncontent-length: 2\r\n\r\nok".to_owned()
+            "HTTP/1.1 200 OK\r\nx-user: alice\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+                .to_owned()
         }
         "Bearer slow" => {
             thread::sleep(Duration::from_secs(2));
-            "HTTP/1.1 200 OK\r\nx-user: slowpoke\r\ncontent-length: 2\r\n\r\nok".to_owned()
+            "HTTP/1.1 200 OK\r\nx-user: slowpoke\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok".to_owned()
         }
-        _ => "HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n".to_owned(),
+        _ => {
+            "HTTP/1.1 401 Unauthorized\r\nconnection: close\r\ncontent-length: 0\r\n\r\n".to_owned()
+        }
     };
     let _ = stream.write_all(response.as_bytes());
 }

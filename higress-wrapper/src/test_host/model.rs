@@ -797,9 +797,12 @@ impl HostModel {
     fn builtin_property(&self, s: Option<&StreamModel>, path: &[String]) -> Option<Vec<u8>> {
         let parts: Vec<&str> = path.iter().map(String::as_str).collect();
         let text = |v: &str| Some(v.as_bytes().to_vec());
+        // Envoy 1.40 answers the `request.*` attributes from the request
+        // headers, so only while those are readable (measured: nothing in
+        // the response phase once they continued), and again at access log.
         let req_header = |name: &str| -> Option<Vec<u8>> {
             let s = s?;
-            if !s.req.started {
+            if !s.req.started || !(s.req.headers_live || s.access_log) {
                 return None;
             }
             s.req.headers.get(name).map(<[u8]>::to_vec)

@@ -113,6 +113,8 @@ pub struct ProbeState {
     panic_at: Option<PanicAt>,
     req_streamed: (usize, usize),
     resp_streamed: (usize, usize),
+    /// `x-probe-late-line`: read the request line only in response headers.
+    late_line: bool,
 }
 
 /// A request header as text (lossy: header values need not be UTF-8).
@@ -139,7 +141,14 @@ fn reply(ctx: &mut HttpContext<ProbeState>, status: u32, phase: &str) {
 }
 
 fn on_request_headers(ctx: &mut HttpContext<ProbeState>, config: &ProbeConfig) -> HeaderAction {
-    log::info!("probe request headers: {} {}", ctx.method(), ctx.path());
+    let late_line = ctx.request_header("x-probe-late-line").is_some();
+    if late_line {
+        // Leave the request line unread: the response hook reads it after
+        // Envoy has dropped the request headers.
+        log::info!("probe request headers: request line read later");
+    } else {
+        log::info!("probe request headers: {} {}", ctx.method(), ctx.path());
+    }
     ctx.set_request_header("x-probe-tag", &config.tag);
 
     // Read the whole case first.
@@ -155,6 +164,7 @@ fn on_request_headers(ctx: &mut HttpContext<ProbeState>, config: &ProbeConfig) -
             Some("response") => Some(PanicAt::Response),
             _ => None,
         },
+        late_line,
         ..ProbeState::default()
     };
     *ctx.state_mut() = state;
@@ -304,6 +314,16 @@ fn on_response_headers(ctx: &mut HttpContext<ProbeState>, config: &ProbeConfig) 
         .map(|v| v.to_str_lossy().into_owned())
         .unwrap_or_default();
     log::info!("probe response headers: status {status}");
+    if ctx.state().late_line {
+        log::info!(
+            "probe late request line: {} {} {} {} id={}",
+            ctx.scheme(),
+            ctx.host(),
+            ctx.method(),
+            ctx.path(),
+            ctx.request_id().unwrap_or_default()
+        );
+    }
     if ctx.state().panic_at == Some(PanicAt::Response) {
         panic_now("response headers");
     }
