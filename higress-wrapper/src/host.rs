@@ -254,13 +254,18 @@ pub(crate) fn set_buffer(
 /// raw bytes. A malformed serialization from the host yields what could be
 /// decoded, never a panic.
 pub(crate) fn get_header_pairs(map: MapType) -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    Ok(get_header_map_bytes(map)?
+        .map(|bytes| crate::wire::decode_map(&bytes))
+        .unwrap_or_default())
+}
+
+/// A header map as the host serializes it (see [`crate::wire::for_each_pair`]).
+pub(crate) fn get_header_map_bytes(map: MapType) -> Result<Option<Vec<u8>>, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: out-pointers are valid; the result is taken by `optional`.
     let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
-    Ok(optional(status, data, size)?
-        .map(|bytes| crate::wire::decode_map(&bytes))
-        .unwrap_or_default())
+    optional(status, data, size)
 }
 
 /// Replaces a whole header map.

@@ -270,27 +270,32 @@ impl<S> HttpContext<S> {
     /// capture the request line and request id now, in one host call, so
     /// they are there in every phase. Returns `:authority` for matching.
     pub(crate) fn capture_request_line(&mut self) -> Option<Vec<u8>> {
-        let pairs = host::get_header_pairs(MapType::RequestHeaders).unwrap_or_default();
+        let bytes = host::get_header_map_bytes(MapType::RequestHeaders)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
         let mut authority = None;
         let mut request_id = None;
-        for (name, value) in pairs {
-            let cell = match name.as_str() {
-                ":scheme" => &self.scheme,
-                ":path" => &self.path,
-                ":method" => &self.method,
-                ":authority" => {
-                    let _ = self.host.set(text(value.clone()));
-                    authority = Some(value);
-                    continue;
-                }
-                "x-request-id" if !value.is_empty() => {
-                    request_id = Some(Rc::from(text(value)));
-                    continue;
-                }
-                _ => continue,
-            };
-            let _ = cell.set(text(value));
-        }
+        let as_text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        crate::wire::for_each_pair(&bytes, |name, value| match name {
+            b":scheme" => {
+                let _ = self.scheme.set(as_text(value));
+            }
+            b":path" => {
+                let _ = self.path.set(as_text(value));
+            }
+            b":method" => {
+                let _ = self.method.set(as_text(value));
+            }
+            b":authority" => {
+                let _ = self.host.set(as_text(value));
+                authority = Some(value.to_vec());
+            }
+            b"x-request-id" if !value.is_empty() => {
+                request_id = Some(Rc::from(as_text(value)));
+            }
+            _ => {}
+        });
         if request_id.is_some() {
             let _ = self.request_id.set(request_id);
         }
@@ -578,6 +583,13 @@ impl<S> HttpContext<S> {
     }
 
     /// Replaces the request body held by the host.
+    ///
+    /// **If the length changes**, the `content-length` the client sent is
+    /// now wrong, and the request headers have usually left already (a body
+    /// hook runs after them): remove it in the request-headers hook
+    /// (`ctx.remove_request_header("content-length")`), as Higress's plugins
+    /// do, or the upstream gets a truncated body (checked in a real Envoy:
+    /// tests/tests/e2e_bodies.rs).
     pub fn replace_request_body(&mut self, body: impl AsRef<[u8]>) {
         if let Err(e) = host::set_buffer(BufferType::RequestBody, 0, WHOLE, body.as_ref()) {
             warn_failed("replacing", "request body", e);
@@ -598,7 +610,9 @@ impl<S> HttpContext<S> {
             .flatten()
     }
 
-    /// Replaces the response body held by the host.
+    /// Replaces the response body held by the host. As for the request,
+    /// remove `content-length` in the response-headers hook if the length
+    /// may change.
     pub fn replace_response_body(&mut self, body: impl AsRef<[u8]>) {
         if let Err(e) = host::set_buffer(BufferType::ResponseBody, 0, WHOLE, body.as_ref()) {
             warn_failed("replacing", "response body", e);

@@ -217,7 +217,11 @@ impl<P: HttpPlugin> Inner<P> {
                 Some(Rc::clone(config))
             }
             Matched::Global(config) => {
-                log::debug!("no rule matched, using the global config");
+                // Without rules there is nothing to explain (and no need to
+                // ask the host for its log level on every request).
+                if m.rule_count() > 0 {
+                    log::debug!("no rule matched, using the global config");
+                }
                 Some(Rc::clone(config))
             }
             Matched::None => {

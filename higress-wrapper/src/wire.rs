@@ -35,18 +35,15 @@ fn read_u32(bytes: &[u8], at: usize) -> Option<usize> {
     usize::try_from(u32::from_le_bytes(arr)).ok()
 }
 
-/// Deserializes a header map from the host. Names are decoded lossily (Envoy
-/// header names are ASCII); values stay raw bytes.
-pub(crate) fn decode_map(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+/// Calls `f(name, value)` for each pair of a serialized header map, in
+/// order, borrowing from `bytes` (nothing is allocated). A truncated or
+/// inconsistent buffer yields the pairs that could be read.
+pub(crate) fn for_each_pair(bytes: &[u8], mut f: impl FnMut(&[u8], &[u8])) {
     let Some(count) = read_u32(bytes, 0) else {
-        return Vec::new();
+        return;
     };
-    // Each pair needs at least 10 bytes: never pre-allocate more than the
-    // buffer can describe.
-    let mut out = Vec::with_capacity(count.min(bytes.len() / 10));
-    let mut data = match count.checked_mul(8).and_then(|n| n.checked_add(4)) {
-        Some(start) => start,
-        None => return out,
+    let Some(mut data) = count.checked_mul(8).and_then(|n| n.checked_add(4)) else {
+        return;
     };
     for i in 0..count {
         let Some(name_len) = read_u32(bytes, 4 + i * 8) else {
@@ -69,8 +66,20 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
             break;
         };
         data += value_len + 1;
-        out.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
+        f(name, value);
     }
+}
+
+/// Deserializes a header map from the host. Names are decoded lossily (Envoy
+/// header names are ASCII); values stay raw bytes.
+pub(crate) fn decode_map(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    // Each pair needs at least 10 bytes: never pre-allocate more than the
+    // buffer can describe.
+    let count = read_u32(bytes, 0).unwrap_or(0);
+    let mut out = Vec::with_capacity(count.min(bytes.len() / 10));
+    for_each_pair(bytes, |name, value| {
+        out.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
+    });
     out
 }
 
