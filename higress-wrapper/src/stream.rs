@@ -10,7 +10,7 @@
 //! body callbacks hold the data (they never let it pass early), and the body
 //! hooks run once the headers hook has decided.
 
-use crate::host::{self, BufferType, StreamType};
+use crate::host::{self, BufferType};
 use crate::http_context::{HttpContext, Phase};
 use crate::matcher::Matched;
 use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
@@ -23,7 +23,7 @@ use std::rc::Rc;
 
 /// Which phase's future a stream waits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Waiting_ {
+enum WaitingOn {
     Nothing,
     Headers,
     Body,
@@ -43,18 +43,12 @@ impl Dir {
             Dir::Response => BufferType::ResponseBody,
         }
     }
-    fn stream(self) -> StreamType {
-        match self {
-            Dir::Request => StreamType::Request,
-            Dir::Response => StreamType::Response,
-        }
-    }
 }
 
 /// Per-direction bookkeeping of waits and held body data.
 #[derive(Debug)]
 struct DirState {
-    waiting: Cell<Waiting_>,
+    waiting: Cell<WaitingOn>,
     /// Body data held while a headers hook waited: `(body_size, end_of_stream)`.
     held_body: Cell<Option<(usize, bool)>>,
     /// The body hooks saw the end of the body.
@@ -64,7 +58,7 @@ struct DirState {
 impl DirState {
     fn new() -> Self {
         DirState {
-            waiting: Cell::new(Waiting_::Nothing),
+            waiting: Cell::new(WaitingOn::Nothing),
             held_body: Cell::new(None),
             body_ended: Cell::new(false),
         }
@@ -112,13 +106,13 @@ pub(crate) fn cluster_name() -> Option<String> {
 /// What header and data actions share, so one driver applies both.
 trait PhaseResult: Default + Sized + 'static {
     /// What the stream waits on while a future of this kind runs.
-    const WAITING: Waiting_;
+    const WAITING: WaitingOn;
     /// `Ok(true)`: hold the stream; `Ok(false)`: continue; `Err`: wait.
     fn decide(self) -> Result<bool, Waiting<Self>>;
 }
 
 impl PhaseResult for HeaderAction {
-    const WAITING: Waiting_ = Waiting_::Headers;
+    const WAITING: WaitingOn = WaitingOn::Headers;
     fn decide(self) -> Result<bool, Waiting<Self>> {
         match self {
             HeaderAction::Continue => Ok(false),
@@ -129,7 +123,7 @@ impl PhaseResult for HeaderAction {
 }
 
 impl PhaseResult for DataAction {
-    const WAITING: Waiting_ = Waiting_::Body;
+    const WAITING: WaitingOn = WaitingOn::Body;
     fn decide(self) -> Result<bool, Waiting<Self>> {
         match self {
             DataAction::Continue => Ok(false),
@@ -349,7 +343,7 @@ impl<P: HttpPlugin> Inner<P> {
     /// meanwhile, and resume the stream exactly once.
     fn complete_headers(self: &Rc<Self>, dir: Dir, out: Result<HeaderAction, String>) {
         let state = self.dir(dir);
-        state.waiting.set(Waiting_::Nothing);
+        state.waiting.set(WaitingOn::Nothing);
         let Some(action) = self.settle(out, dir) else {
             return;
         };
@@ -375,7 +369,7 @@ impl<P: HttpPlugin> Inner<P> {
 
     /// A body future completed: apply it and resume the stream exactly once.
     fn complete_body(self: &Rc<Self>, dir: Dir, out: Result<DataAction, String>) {
-        self.dir(dir).waiting.set(Waiting_::Nothing);
+        self.dir(dir).waiting.set(WaitingOn::Nothing);
         let Some(action) = self.settle(out, dir) else {
             return;
         };
@@ -398,13 +392,13 @@ impl<P: HttpPlugin> Inner<P> {
         let sent_before = self.local_response_sent();
         let state = self.dir(dir);
         match state.waiting.get() {
-            Waiting_::Headers => {
+            WaitingOn::Headers => {
                 // Hold the data until the headers hook has decided.
                 state.held_body.set(Some((body_size, end_of_stream)));
                 return Action::Pause;
             }
-            Waiting_::Body => return Action::Pause,
-            Waiting_::Nothing => {}
+            WaitingOn::Body => return Action::Pause,
+            WaitingOn::Nothing => {}
         }
         if end_of_stream {
             state.body_ended.set(true);
@@ -469,7 +463,7 @@ impl<P: HttpPlugin> Inner<P> {
     /// get it now (buffered: the whole body; streaming: an empty last chunk).
     fn trailers(self: &Rc<Self>, dir: Dir) -> Action {
         let state = self.dir(dir);
-        if state.waiting.get() != Waiting_::Nothing {
+        if state.waiting.get() != WaitingOn::Nothing {
             return Action::Pause;
         }
         if state.body_ended.get() || self.config().is_none() {
@@ -620,18 +614,4 @@ impl<P: HttpPlugin> Drop for Stream<P> {
         // a reset): nothing may wait for it any more.
         task::cancel_owner(Owner::Stream(self.inner.context_id));
     }
-}
-
-impl<P: HttpPlugin> Stream<P> {
-    /// For the resume path: whether `dir` still waits (tests, leak checks).
-    #[allow(dead_code)]
-    pub(crate) fn is_waiting(&self) -> bool {
-        self.inner.request.waiting.get() != Waiting_::Nothing
-            || self.inner.response.waiting.get() != Waiting_::Nothing
-    }
-}
-
-#[allow(dead_code)]
-fn _assert_stream_type(d: Dir) -> StreamType {
-    d.stream()
 }
