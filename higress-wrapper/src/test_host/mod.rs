@@ -912,6 +912,29 @@ impl TestHostBuilder {
 }
 
 impl TestHost {
+    /// Reconfigures the plugin with a new configuration, as Envoy does on a
+    /// config update that keeps the VM: `proxy_on_configure` runs again on
+    /// the same root. Requests already in flight keep the config they
+    /// matched; new ones use the new config. On `Err` (the plugin refused
+    /// the config, with the reason in the logs) the old config stays.
+    pub fn reconfigure(&self, config: impl AsRef<[u8]>) -> Result<(), Vec<LogRecord>> {
+        let config = config.as_ref().to_vec();
+        let size = config.len();
+        let root = self.root;
+        self.write(|h| {
+            h.plugin_config = config;
+            h.starting = Some(Starting::Configure);
+        });
+        let configured = driver::invoke(root, root, || abi::on_configure(root, size));
+        self.write(|h| h.starting = None);
+        driver::drain(root);
+        if configured {
+            Ok(())
+        } else {
+            Err(self.logs())
+        }
+    }
+
     fn fail(self, stage: StartStage) -> StartFailure {
         let logs = self.logs();
         drop(self);
