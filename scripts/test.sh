@@ -35,6 +35,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32-wasip1)"
 cargo clippy --workspace --exclude higress-e2e --target wasm32-wasip1 --locked -- -D warnings
 
+step "docs (rustdoc, warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
 step "build every example for wasm32-wasip1 (release)"
 cargo build --workspace --exclude higress-e2e --release --target wasm32-wasip1 --locked
 ls -l target/wasm32-wasip1/release/*.wasm

@@ -39,7 +39,7 @@
 //!   `_rules_` matcher (private `matcher`).
 //! - Host calls leave through one private module, `host`, the only `unsafe`
 //!   code in the crate. It never panics on what the host answers.
-//! - [`test_host`] (feature `test-host`) runs your plugin in-process under
+//! - `test_host` (feature `test-host`) runs your plugin in-process under
 //!   `cargo test`, through the same ABI functions Envoy calls.
 //!
 //! ## Dependencies
