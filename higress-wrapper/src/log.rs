@@ -3,7 +3,9 @@
 //!
 //! Use `log::info!` and friends anywhere in a plugin. A line below the host's
 //! current level (Envoy's `wasm` logger, `proxy_get_log_level`) is dropped
-//! before its arguments are formatted. A panic is logged at critical level,
+//! before its arguments are formatted. The level is read on configure and
+//! tick, and at least every 128 request callbacks, so a change through
+//! Envoy's admin `/logging` takes effect within that many callbacks. A panic is logged at critical level,
 //! with the same prefix, before the VM stops.
 
 use crate::host::{self, LogLevel};
@@ -21,10 +23,17 @@ struct Scope {
     stream: Option<u32>,
     /// `x-request-id` of `stream`, read on the first line it logs.
     request_id: Option<RequestId>,
-    /// The host's log level, asked once per host entry (it can change at
-    /// runtime, e.g. through Envoy's admin `/logging`).
+    /// The host's log level. It can change at runtime (Envoy's admin
+    /// `/logging`), so it is asked again on every root entry (configure,
+    /// tick) and after [`LEVEL_REFRESH_ENTRIES`] request entries; a host
+    /// call per request would cost more than the lines it saves.
     level: Option<LogLevel>,
+    /// Request entries since `level` was read.
+    entries: u32,
 }
+
+/// How many request callbacks may use a cached host log level.
+const LEVEL_REFRESH_ENTRIES: u32 = 128;
 
 thread_local! {
     static SCOPE: RefCell<Scope> = const {
@@ -34,6 +43,7 @@ thread_local! {
             stream: None,
             request_id: None,
             level: None,
+            entries: 0,
         })
     };
 }
@@ -64,7 +74,10 @@ pub(crate) fn enter_stream(
             s.plugin_id = plugin_id.cloned();
             s.stream = Some(context_id);
             s.request_id = request_id.cloned();
-            s.level = None;
+            s.entries += 1;
+            if s.entries >= LEVEL_REFRESH_ENTRIES {
+                s.level = None;
+            }
         }
     });
 }
@@ -93,7 +106,12 @@ pub(crate) fn host_enabled(level: LogLevel) -> bool {
             let Ok(min) = host::log_level() else {
                 return true;
             };
-            let _ = SCOPE.try_with(|s| s.try_borrow_mut().map(|mut s| s.level = Some(min)));
+            let _ = SCOPE.try_with(|s| {
+                s.try_borrow_mut().map(|mut s| {
+                    s.level = Some(min);
+                    s.entries = 0;
+                })
+            });
             min
         }
     };
