@@ -389,6 +389,11 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
     }
     let [request_body, streaming_request_body, response_body, streaming_response_body] =
         hooks_flags;
+    // Only a request-headers hook: nothing reads the request line later.
+    let request_headers_only = input
+        .hooks
+        .iter()
+        .all(|(key, _)| key == "on_request_headers");
 
     Ok(quote! {
         /// The plugin registered by `set_ctx!`.
@@ -404,6 +409,7 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
                 streaming_request_body: #streaming_request_body,
                 response_body: #response_body,
                 streaming_response_body: #streaming_response_body,
+                request_headers_only: #request_headers_only,
             };
             type Config = #config;
             type State = #state;

@@ -158,6 +158,15 @@ pub struct Hooks {
     pub response_body: bool,
     /// [`HttpPlugin::on_streaming_response_body`] is implemented.
     pub streaming_response_body: bool,
+    /// No hook runs after the request headers (only
+    /// [`HttpPlugin::on_request_headers`] is implemented; a future it waits
+    /// on still runs while the request headers are held). Envoy lets a plugin read the request headers only until they
+    /// continue, so the SDK normally captures `:scheme`, `:authority`,
+    /// `:path`, `:method` and `x-request-id` at request headers (one host
+    /// call) for later phases; with this flag it skips that call and reads
+    /// them on demand. `set_ctx!` sets it; leave it `false` (the safe
+    /// default) when implementing the trait by hand unless the same holds.
+    pub request_headers_only: bool,
 }
 
 impl Hooks {
@@ -167,6 +176,7 @@ impl Hooks {
         streaming_request_body: false,
         response_body: false,
         streaming_response_body: false,
+        request_headers_only: false,
     };
 }
 

@@ -530,7 +530,7 @@ impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
         };
         inner.enter(Phase::DecodeHeader);
         let config = Inner::<P>::match_config(&shared, authority.as_deref());
-        if config.is_some() && !early {
+        if config.is_some() && !early && !P::HOOKS.request_headers_only {
             inner.with_ctx(|c| c.capture_request_line());
         }
         let matched = config.is_some();

@@ -96,6 +96,7 @@ fn main() {
     let hooks = <Everything as HttpPlugin>::HOOKS;
     assert!(hooks.request_body && hooks.streaming_request_body);
     assert!(hooks.response_body && hooks.streaming_response_body);
+    assert!(!hooks.request_headers_only);
     let config =
         <Everything as HttpPlugin>::parse_config(&serde_json::json!({ "limit": 5 })).unwrap();
     assert_eq!(config, MyConfig { limit: 5 });

@@ -19,7 +19,13 @@ higress_wrapper::set_ctx! {
 
 fn main() {
     assert_eq!(<Plugin as HttpPlugin>::NAME, "my-plugin");
-    assert_eq!(<Plugin as HttpPlugin>::HOOKS, higress_wrapper::Hooks::NONE);
+    assert_eq!(
+        <Plugin as HttpPlugin>::HOOKS,
+        higress_wrapper::Hooks {
+            request_headers_only: true,
+            ..higress_wrapper::Hooks::NONE
+        }
+    );
     let json = serde_json::json!({ "some_field": "v" });
     let config = <Plugin as HttpPlugin>::parse_config(&json).unwrap();
     assert_eq!(config.some_field, "v");
