@@ -128,11 +128,18 @@ pub(crate) fn run_or_spawn<T: 'static>(
     match poll_as(owner, &mut future, &mut cx) {
         Poll::Ready(out) => Some(out),
         Poll::Pending => {
-            let task: BoxFuture<()> = Box::pin(async move {
+            let future: BoxFuture<()> = Box::pin(async move {
                 let out = future.await;
                 on_output(out);
             });
-            insert(id, owner, scope, task);
+            insert(
+                id,
+                Task {
+                    owner,
+                    scope,
+                    future,
+                },
+            );
             None
         }
     }
@@ -160,7 +167,14 @@ pub(crate) fn spawn_after<T: 'static>(
 /// polled first by the next [`run_ready`].
 pub(crate) fn spawn(owner: Owner, scope: TaskScope, future: BoxFuture<()>) {
     let id = next_id();
-    insert(id, owner, scope, future);
+    insert(
+        id,
+        Task {
+            owner,
+            scope,
+            future,
+        },
+    );
     let _ = READY.try_with(|q| {
         if let Ok(mut q) = q.try_borrow_mut() {
             q.push(id);
@@ -168,19 +182,26 @@ pub(crate) fn spawn(owner: Owner, scope: TaskScope, future: BoxFuture<()>) {
     });
 }
 
-fn insert(id: u64, owner: Owner, scope: TaskScope, future: BoxFuture<()>) {
+fn insert(id: u64, task: Task) {
     let _ = TASKS.try_with(|t| {
         if let Ok(mut t) = t.try_borrow_mut() {
-            t.push((
-                id,
-                Task {
-                    owner,
-                    scope,
-                    future,
-                },
-            ));
+            t.push((id, task));
         }
     });
+}
+
+/// The root a task belongs to, without taking it out; `None` if it is gone.
+fn root_of(id: u64) -> Option<u32> {
+    TASKS
+        .try_with(|t| {
+            t.try_borrow().ok().and_then(|t| {
+                t.iter()
+                    .find(|(i, _)| *i == id)
+                    .map(|(_, task)| task.scope.root_id)
+            })
+        })
+        .ok()
+        .flatten()
 }
 
 fn take(id: u64) -> Option<Task> {
@@ -240,18 +261,7 @@ fn pop_ready() -> Option<u64> {
 
 fn ready_root() -> Option<u32> {
     loop {
-        let id = first_ready()?;
-        let root = TASKS
-            .try_with(|t| {
-                t.try_borrow().ok().and_then(|t| {
-                    t.iter()
-                        .find(|(i, _)| *i == id)
-                        .map(|(_, task)| task.scope.root_id)
-                })
-            })
-            .ok()
-            .flatten();
-        match root {
+        match root_of(first_ready()?) {
             Some(root) => return Some(root),
             // Cancelled or finished meanwhile: forget the wake-up.
             None => {
@@ -298,21 +308,15 @@ fn drop_ready_of(root: u32) {
         })
         .unwrap_or_default();
     let mut dropped = Vec::new();
+    let mut kept = Vec::new();
     for id in ids {
-        match take(id) {
-            Some(task) if task.scope.root_id == root => dropped.push(task),
-            Some(task) => {
-                let Task {
-                    owner,
-                    scope,
-                    future,
-                } = task;
-                insert(id, owner, scope, future);
-                let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.push(id)));
-            }
+        match root_of(id) {
+            Some(r) if r == root => dropped.extend(take(id)),
+            Some(_) => kept.push(id),
             None => {}
         }
     }
+    let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.extend(kept)));
     drop(dropped);
 }
 
@@ -357,17 +361,15 @@ pub(crate) fn poll_ready(root: u32) {
     let _restore = RootGuard(CURRENT_ROOT.with(|c| c.replace(Some(root))));
     let mut skipped = Vec::new();
     while let Some(id) = pop_ready() {
-        let Some(mut task) = take(id) else { continue };
-        if task.scope.root_id != root {
-            let Task {
-                owner,
-                scope,
-                future,
-            } = task;
-            insert(id, owner, scope, future);
-            skipped.push(id);
-            continue;
+        match root_of(id) {
+            Some(r) if r == root => {}
+            Some(_) => {
+                skipped.push(id);
+                continue;
+            }
+            None => continue,
         }
+        let Some(mut task) = take(id) else { continue };
         let context_id = task.owner.context_id();
         if let Err(e) = crate::host::set_effective_context(context_id) {
             // The context is gone: drop the task (outside any borrow).
@@ -389,12 +391,7 @@ pub(crate) fn poll_ready(root: u32) {
         let waker = Waker::from(Arc::new(TaskWaker(id)));
         let mut cx = Context::from_waker(&waker);
         if poll_as(task.owner, &mut task.future, &mut cx).is_pending() {
-            let Task {
-                owner,
-                scope,
-                future,
-            } = task;
-            insert(id, owner, scope, future);
+            insert(id, task);
         }
     }
     let _ = READY.try_with(|q| {
