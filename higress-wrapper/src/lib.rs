@@ -52,30 +52,37 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 #![doc(test(attr(deny(warnings))))]
 
-mod callout;
-pub mod cluster;
-pub mod config;
+// Layer 0 — leaves: wire formats, errors, and where host calls leave.
 mod error;
 mod host;
+mod wire;
+// Layer 1 — config: parsing, `_rules_`, merge-patch, matcher (pure).
+pub mod config;
+pub(crate) mod matcher;
+// Layer 2 — runtime: logging, the call table, the executor.
+mod callout;
+mod log;
+mod task;
+// Layer 3 — the public API: hooks, contexts, clients.
+pub mod cluster;
 pub mod http_client;
 mod http_context;
-mod log;
-pub(crate) mod matcher;
 mod plugin;
 mod plugin_context;
 pub mod redis;
+// Layer 4 — the drivers: a plugin root, one request.
 mod root;
 mod stream;
-mod task;
-mod wire;
-
-#[cfg(all(any(test, feature = "test-host"), not(target_arch = "wasm32")))]
-pub mod test_host;
+// Layer 5 — where the host enters.
+mod entry;
 
 pub use config::{ConfigError, RuleInput};
 pub use error::HostError;
 pub use http_context::{ContextValue, HeaderValue, HttpContext, HttpHandle, Phase};
-pub use plugin::{DataAction, HeaderAction, HookOutput, Hooks, HttpPlugin, StartError};
+pub use plugin::{
+    BodyHook, DataAction, DoneHook, HeaderAction, HeaderHook, HookOutput, Hooks, HttpPlugin,
+    StartError, StreamingBodyHook, TrailersHook,
+};
 pub use plugin_context::PluginContext;
 
 /// Registers a plugin, like Go's `wrapper.SetCtx(name, options...)`.
@@ -120,20 +127,93 @@ pub mod prelude {
     pub use crate::config::{ConfigError, RuleInput};
     pub use crate::JsonValue;
     pub use crate::{
-        ContextValue, DataAction, HeaderAction, HeaderValue, HostError, HttpContext, HttpHandle,
-        HttpPlugin, Phase, PluginContext, StartError,
+        ContextValue, DataAction, HeaderAction, HeaderValue, Hooks, HostError, HttpContext,
+        HttpHandle, HttpPlugin, Phase, PluginContext, StartError,
+    };
+}
+
+/// What the SDK has in flight on this VM (its thread): futures waiting on a
+/// host call, and host calls waiting for a reply. Both return to zero once
+/// every request has ended and no plugin-owned work is running, so a test
+/// (or a tick function) can check that nothing was left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PendingWork {
+    /// Futures (async hooks, spawned work) waiting to be polled again.
+    pub tasks: usize,
+    /// Host calls (HTTP, Redis) waiting for their reply.
+    pub calls: usize,
+}
+
+/// What is in flight right now (see [`PendingWork`]).
+///
+/// ```
+/// let work = higress_wrapper::pending_work();
+/// assert_eq!(work, higress_wrapper::PendingWork { tasks: 0, calls: 0 });
+/// ```
+pub fn pending_work() -> PendingWork {
+    PendingWork {
+        tasks: task::pending_tasks(),
+        calls: callout::pending_calls(),
+    }
+}
+
+/// The module's entry points for plugin `$plugin`: `_initialize` (the WASI
+/// reactor start, which registers the plugin) and the proxy-wasm ABI version
+/// export `proxy_abi_version_0_2_100`, which must come **before** the SDK's
+/// own `proxy_abi_version_0_2_1`.
+///
+/// Higress's host takes the first `proxy_abi_version_*` export in the
+/// module (0.2.100: a `Pause` from a headers callback keeps the body flowing
+/// to the plugin, as stock Envoy does with `allow_on_headers_stop_iteration`);
+/// stock Envoy skips versions it does not know and runs the module as 0.2.1.
+/// One `.wasm` serves both. This export is written in the plugin's crate,
+/// whose functions the linker places first (in release and debug builds),
+/// so it precedes the SDK's 0.2.1 export; the workspace checks the order in
+/// every example's module with Higress's first-match rule.
+///
+/// [`set_ctx!`](crate::set_ctx) calls it; call it yourself once when you
+/// implement [`HttpPlugin`] by hand:
+///
+/// ```
+/// # use higress_wrapper::prelude::*;
+/// # #[allow(dead_code)]
+/// # struct MyPlugin;
+/// # impl HttpPlugin for MyPlugin {
+/// #     const NAME: &'static str = "p";
+/// #     type Config = ();
+/// #     type State = ();
+/// #     fn parse_config(_: &serde_json::Value) -> Result<(), ConfigError> { Ok(()) }
+/// # }
+/// higress_wrapper::plugin_entry!(MyPlugin);
+/// ```
+/// It expands to nothing on native targets.
+#[macro_export]
+macro_rules! plugin_entry {
+    ($plugin:ty) => {
+        /// The module's start (WASI reactor): registers the plugin.
+        #[cfg(target_arch = "wasm32")]
+        #[no_mangle]
+        #[allow(unsafe_code)]
+        pub extern "C" fn _initialize() {
+            $crate::__private::register::<$plugin>();
+        }
+
+        /// Higress reads the first ABI version export: 0.2.100.
+        #[cfg(target_arch = "wasm32")]
+        #[no_mangle]
+        #[allow(unsafe_code)]
+        pub extern "C" fn proxy_abi_version_0_2_100() {}
     };
 }
 
 /// Used by the code `set_ctx!` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use proxy_wasm;
     pub use serde_json;
 
     /// Registers `P` with the host; called from `_initialize`.
     pub fn register<P: crate::HttpPlugin>() {
-        crate::root::register::<P>();
+        crate::entry::register::<P>();
     }
 
     /// The default config parser `set_ctx!` uses.
