@@ -405,3 +405,62 @@ pub trait HttpPlugin: Sized + 'static {
     /// queue id is the plugin's.
     fn on_queue_ready(_ctx: &mut PluginContext<'_, Self::Config>, _queue_id: u32) {}
 }
+
+/// The callback style of waiting (defined here, beside the actions it
+/// builds, so that `http_context` does not depend on this module).
+impl<S> HttpContext<S> {
+    /// The callback style, for authors coming from Go: waits for `call` (a
+    /// Redis or HTTP call), then runs `callback` with this request's context
+    /// and the result; the action it returns is applied and the request
+    /// resumed by the SDK. Return it from a headers hook:
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// # use higress_wrapper::redis::RedisClient;
+    /// fn on_request_headers(ctx: &mut HttpContext, redis: &RedisClient) -> HeaderAction {
+    ///     ctx.then(redis.get("k"), |ctx, reply| {
+    ///         if let Ok(Some(v)) = reply {
+    ///             ctx.set_request_header("x-v", v);
+    ///         }
+    ///         HeaderAction::Continue
+    ///     })
+    /// }
+    /// # let _ = on_request_headers;
+    /// ```
+    pub fn then<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> HeaderAction + 'static,
+    ) -> HeaderAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        HeaderAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(HeaderAction::Continue)
+        })
+    }
+
+    /// [`then`](Self::then) for body hooks.
+    pub fn then_data<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> DataAction + 'static,
+    ) -> DataAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        DataAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(DataAction::Continue)
+        })
+    }
+}
