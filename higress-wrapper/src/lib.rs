@@ -36,7 +36,7 @@
 //! - A request enters in [`stream`](crate) (private): the host calls it for
 //!   each phase; it matches the config and calls your hooks.
 //! - Config is parsed in [`config`] and matched per request by the prepared
-//!   `_rules_` matcher (private `matcher`).
+//!   `_rules_` matcher (private `config::matcher`).
 //! - Host calls leave through one private module, `host`, the only `unsafe`
 //!   code in the crate. It never panics on what the host answers.
 //! - `test_host` (feature `test-host`) runs your plugin in-process under
@@ -60,7 +60,6 @@ mod host;
 pub mod http_client;
 mod http_context;
 mod log;
-pub(crate) mod matcher;
 mod plugin;
 mod plugin_context;
 pub mod redis;

@@ -7,9 +7,9 @@
 //! reconfigures this one) while requests in flight keep the config they
 //! matched (they hold an `Rc` of it).
 
+use crate::config::matcher::RuleMatcher;
 use crate::config::{self, ParsedConfig};
 use crate::host::{self, BufferType};
-use crate::matcher::RuleMatcher;
 use crate::plugin::HttpPlugin;
 use crate::plugin_context::{tick_period_ms, PluginContext, Tick};
 use crate::stream::Stream;

@@ -10,9 +10,9 @@
 //! body callbacks hold the data (they never let it pass early), and the body
 //! hooks run once the headers hook has decided.
 
+use crate::config::matcher::Matched;
 use crate::host::{self, BufferType};
 use crate::http_context::{HttpContext, Phase};
-use crate::matcher::Matched;
 use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
 use crate::root::Shared;
 use crate::task::{self, Owner, TaskScope};
