@@ -40,3 +40,31 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
     *target = Value::Object(merged);
 }
+
+/// `patch` merge-patched over a copy of `target`, as
+/// `{ let mut t = target.clone(); merge_patch(&mut t, patch); t }` gives,
+/// without first copying the parts of `target` that `patch` replaces or
+/// removes.
+pub(super) fn merged(target: &Value, patch: &Value) -> Value {
+    let Value::Object(patch) = patch else {
+        return patch.clone();
+    };
+    let target = match target {
+        Value::Object(target) => Some(target),
+        _ => None,
+    };
+    let mut out = Map::new();
+    for (key, value) in target.into_iter().flatten() {
+        if !patch.contains_key(key) {
+            out.insert(key.clone(), value.clone());
+        }
+    }
+    for (key, value) in patch {
+        if value.is_null() {
+            continue;
+        }
+        let base = target.and_then(|t| t.get(key)).unwrap_or(&Value::Null);
+        out.insert(key.clone(), merged(base, value));
+    }
+    Value::Object(out)
+}

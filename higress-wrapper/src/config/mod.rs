@@ -36,6 +36,7 @@ pub(crate) mod matcher;
 mod merge;
 mod redact;
 mod rules;
+mod scan;
 #[cfg(test)]
 mod tests;
 

@@ -2,30 +2,23 @@
 //! id and rules, validating each rule's match keys, and handing each rule to
 //! its parser.
 
+use std::cell::OnceCell;
+
 use serde_json::{Map, Value};
 
 use super::error::ConfigError;
 use super::kind;
-use super::matcher::{Category, MatchConditions, RuleMatcher, RuleSpec};
-use super::merge::merge_patch;
+use super::matcher::{Category, MatchConditions, RuleMatcherBuilder, RuleSpec};
+use super::merge::merged;
 use super::redact::redact;
+use super::scan::{self, RulesShape, Top, TopObject};
 
-const RULES_KEY: &str = "_rules_";
-const PLUGIN_ID_KEY: &str = "_plugin_id_";
+pub(super) const RULES_KEY: &str = "_rules_";
+pub(super) const PLUGIN_ID_KEY: &str = "_plugin_id_";
 pub(super) const MATCH_ROUTE_KEY: &str = "_match_route_";
 pub(super) const MATCH_DOMAIN_KEY: &str = "_match_domain_";
 pub(super) const MATCH_SERVICE_KEY: &str = "_match_service_";
 pub(super) const MATCH_ROUTE_PREFIX_KEY: &str = "_match_route_prefix_";
-
-/// Keys removed from a rule object before it reaches a rule parser.
-const RULE_RESERVED_KEYS: [&str; 6] = [
-    MATCH_ROUTE_KEY,
-    MATCH_DOMAIN_KEY,
-    MATCH_SERVICE_KEY,
-    MATCH_ROUTE_PREFIX_KEY,
-    RULES_KEY,
-    PLUGIN_ID_KEY,
-];
 
 /// Location label of errors about the configuration as a whole.
 const PLUGIN_CONFIG: &str = "plugin config";
@@ -38,7 +31,10 @@ pub struct RuleInput<'a, C> {
     index: usize,
     location: &'a str,
     rule_json: Value,
-    merged_json: Value,
+    global_json: &'a Value,
+    /// Made on first use: a parser that reads only the rule's own keys does
+    /// not pay for a copy of the global keys per rule.
+    pub(super) merged_json: OnceCell<Value>,
     global: Option<&'a C>,
 }
 
@@ -51,11 +47,13 @@ impl<C> RuleInput<'_, C> {
     }
 
     /// The global keys (top level without `_rules_` and `_plugin_id_`) with
-    /// [`RuleInput::rule_json`] merge-patched over them ([`merge_patch`]; a
-    /// `null` in the rule removes a global key). The default rule parser
-    /// parses this, so a rule inherits every global key it does not set.
+    /// [`RuleInput::rule_json`] merge-patched over them
+    /// ([`merge_patch`](super::merge_patch); a `null` in the rule removes a
+    /// global key). The default rule parser parses this, so a rule inherits
+    /// every global key it does not set.
     pub fn merged_json(&self) -> &Value {
-        &self.merged_json
+        self.merged_json
+            .get_or_init(|| merged(self.global_json, &self.rule_json))
     }
 
     /// The parsed global config; `None` when there are no global keys or the
@@ -82,54 +80,49 @@ pub(crate) struct ParsedConfig<C> {
     /// The top-level `_plugin_id_`, for logs.
     pub(crate) plugin_id: Option<String>,
     /// Rules and global config, ready for per-request matching.
-    pub(crate) matcher: RuleMatcher<C>,
+    pub(crate) matcher: super::matcher::RuleMatcher<C>,
     /// Problems that did not fail the configuration; the caller logs them.
     pub(crate) warnings: Vec<String>,
 }
 
-/// Parses the plugin configuration bytes into a [`RuleMatcher`].
+fn invalid_json(err: serde_json::Error) -> ConfigError {
+    ConfigError::new(format!("invalid JSON: {}", redact(&err.to_string(), None)))
+        .located(PLUGIN_CONFIG, None)
+}
+
+/// Parses the plugin configuration bytes into a
+/// [`RuleMatcher`](super::matcher::RuleMatcher).
 ///
 /// Follows the Go wrapper's `ParseRuleConfig`, except that the global parser
 /// sees the top level without `_rules_` and `_plugin_id_`, a failed global
 /// config next to rules becomes a warning, and malformed match keys are
 /// errors instead of being ignored.
+///
+/// The rules are read one at a time from `raw` ([`scan`]): the JSON of a
+/// rule is dropped once its parser has run, so memory grows with what the
+/// rules keep (their configs and match keys), not with their JSON.
 pub(crate) fn parse_plugin_config<C>(
     raw: &[u8],
     parse: &dyn Fn(&Value) -> Result<C, ConfigError>,
     parse_rule: &dyn Fn(&RuleInput<'_, C>) -> Result<C, ConfigError>,
 ) -> Result<ParsedConfig<C>, ConfigError> {
-    let root: Value = if raw.iter().all(u8::is_ascii_whitespace) {
-        Value::Object(Map::new())
+    let top = if raw.iter().all(u8::is_ascii_whitespace) {
+        Top::Object(TopObject::default())
     } else {
-        serde_json::from_slice(raw).map_err(|err| {
-            ConfigError::new(format!("invalid JSON: {}", redact(&err.to_string(), None)))
-                .located(PLUGIN_CONFIG, None)
-        })?
+        scan::read_top(raw).map_err(invalid_json)?
     };
-    let Value::Object(all) = root else {
-        return Err(ConfigError::new(format!(
-            "the top level must be a JSON object, found {}",
-            kind(&root)
-        ))
-        .located(PLUGIN_CONFIG, None));
+    let top = match top {
+        Top::Object(top) => top,
+        Top::NotObject(found) => {
+            return Err(ConfigError::new(format!(
+                "the top level must be a JSON object, found {found}"
+            ))
+            .located(PLUGIN_CONFIG, None));
+        }
     };
 
-    // Split off the reserved keys (by rebuilding, not `Map::remove`; see
-    // `merge_patch`).
-    let mut top = Map::new();
-    let mut plugin_id_json = None;
-    let mut rules_json = None;
-    for (key, value) in all {
-        match key.as_str() {
-            PLUGIN_ID_KEY => plugin_id_json = Some(value),
-            RULES_KEY => rules_json = Some(value),
-            _ => {
-                top.insert(key, value);
-            }
-        }
-    }
     let mut warnings = Vec::new();
-    let plugin_id = match plugin_id_json {
+    let plugin_id = match top.plugin_id {
         None => None,
         Some(Value::String(id)) => Some(id),
         Some(other) => {
@@ -140,26 +133,25 @@ pub(crate) fn parse_plugin_config<C>(
             None
         }
     };
-    let rules = match rules_json {
+    let rule_count = match top.rules {
         None => None,
-        Some(Value::Array(rules)) => Some(rules),
-        Some(other) => {
+        Some(RulesShape::Array(count)) => Some(count),
+        Some(RulesShape::Other(found)) => {
             return Err(ConfigError::new(format!(
-                "expected an array of rule objects, found {}",
-                kind(&other)
+                "expected an array of rule objects, found {found}"
             ))
             .located(RULES_KEY, None));
         }
     };
-    let global_json = Value::Object(top);
-    let has_global_keys = global_json.as_object().is_some_and(|o| !o.is_empty());
+    let has_global_keys = !top.global.is_empty();
+    let global_json = Value::Object(top.global);
 
-    let Some(rules) = rules else {
+    let Some(rule_count) = rule_count else {
         // No `_rules_`: the global config (possibly `{}`) is the whole config.
         let global = parse(&global_json).map_err(|e| e.located(GLOBAL_CONFIG, None))?;
         return Ok(ParsedConfig {
             plugin_id,
-            matcher: RuleMatcher::new(Vec::new(), Some(global)),
+            matcher: RuleMatcherBuilder::with_capacity(0).finish(Some(global)),
             warnings,
         });
     };
@@ -172,7 +164,7 @@ pub(crate) fn parse_plugin_config<C>(
             Err(err) => global_error = Some(err.located(GLOBAL_CONFIG, None)),
         }
     }
-    if rules.is_empty() {
+    if rule_count == 0 {
         if let Some(err) = global_error {
             return Err(err);
         }
@@ -188,65 +180,82 @@ pub(crate) fn parse_plugin_config<C>(
         ));
     }
 
-    let mut specs = Vec::with_capacity(rules.len());
-    for (index, rule) in rules.iter().enumerate() {
-        specs.push(parse_rule_entry(
-            index,
-            rule,
-            &global_json,
-            global.as_ref(),
-            parse_rule,
-        )?);
+    let mut builder = RuleMatcherBuilder::with_capacity(rule_count);
+    if rule_count > 0 {
+        scan::for_each_rule(
+            raw,
+            top.rules_keys,
+            &mut |index, rule| {
+                let spec =
+                    parse_rule_entry(index, rule, &global_json, global.as_ref(), parse_rule)?;
+                builder.push(spec);
+                Ok(())
+            },
+            invalid_json,
+        )?;
     }
     Ok(ParsedConfig {
         plugin_id,
-        matcher: RuleMatcher::new(specs, global),
+        matcher: builder.finish(global),
         warnings,
     })
 }
 
 fn parse_rule_entry<C>(
     index: usize,
-    rule: &Value,
+    rule: Value,
     global_json: &Value,
     global: Option<&C>,
     parse_rule: &dyn Fn(&RuleInput<'_, C>) -> Result<C, ConfigError>,
 ) -> Result<RuleSpec<C>, ConfigError> {
     let bare_location = format!("{RULES_KEY}[{index}]");
     let fail = |err: ConfigError| err.located(&bare_location, Some(index));
-    let Value::Object(rule) = rule else {
-        return Err(fail(ConfigError::new(format!(
-            "a rule must be a JSON object, found {}",
-            kind(rule)
-        ))));
+    let rule = match rule {
+        Value::Object(rule) => rule,
+        other => {
+            return Err(fail(ConfigError::new(format!(
+                "a rule must be a JSON object, found {}",
+                kind(&other)
+            ))));
+        }
     };
 
-    let routes = string_list(rule, MATCH_ROUTE_KEY).map_err(fail)?;
-    let domains = string_list(rule, MATCH_DOMAIN_KEY).map_err(fail)?;
-    let services = string_list(rule, MATCH_SERVICE_KEY).map_err(fail)?;
-    let route_prefixes = string_list(rule, MATCH_ROUTE_PREFIX_KEY).map_err(fail)?;
-    let non_empty = |list: &[String]| -> Vec<String> {
-        let mut out = Vec::with_capacity(list.len());
-        for s in list {
-            if !s.is_empty() {
-                out.push(s.clone());
+    // Split off the match keys and drop the other reserved keys, moving the
+    // values (by rebuilding, not `Map::remove`; see `merge_patch`).
+    let mut own = Map::new();
+    let [mut routes, mut domains, mut services, mut prefixes] = [None, None, None, None];
+    for (key, value) in rule {
+        match key.as_str() {
+            MATCH_ROUTE_KEY => routes = Some(value),
+            MATCH_DOMAIN_KEY => domains = Some(value),
+            MATCH_SERVICE_KEY => services = Some(value),
+            MATCH_ROUTE_PREFIX_KEY => prefixes = Some(value),
+            RULES_KEY | PLUGIN_ID_KEY => {}
+            _ => {
+                own.insert(key, value);
             }
         }
-        out
-    };
-    let conditions = MatchConditions {
-        routes: non_empty(&routes),
-        // Go keeps empty domains (an exact match on an empty host).
-        domains: domains.clone(),
-        services: non_empty(&services),
-        route_prefixes: non_empty(&route_prefixes),
-    };
-    let Some(category) = conditions.category() else {
+    }
+    let mut routes = string_list(routes, MATCH_ROUTE_KEY).map_err(fail)?;
+    // Go keeps empty domains (an exact match on an empty host).
+    let domains = string_list(domains, MATCH_DOMAIN_KEY).map_err(fail)?;
+    let mut services = string_list(services, MATCH_SERVICE_KEY).map_err(fail)?;
+    let mut route_prefixes = string_list(prefixes, MATCH_ROUTE_PREFIX_KEY).map_err(fail)?;
+
+    // Empty route names, services and prefixes are dropped, as in Go.
+    let any = |list: &[String]| list.iter().any(|s| !s.is_empty());
+    let Some(category) = Category::of(
+        any(&routes),
+        !domains.is_empty(),
+        any(&services),
+        any(&route_prefixes),
+    ) else {
         return Err(fail(ConfigError::new(format!(
             "a rule needs at least one of {MATCH_ROUTE_KEY}, {MATCH_DOMAIN_KEY}, \
              {MATCH_SERVICE_KEY}, {MATCH_ROUTE_PREFIX_KEY}"
         ))));
     };
+    // The description names the lists as written, before the filtering.
     let named: &[(&str, &[String])] = match category {
         Category::Route => &[(MATCH_ROUTE_KEY, &routes)],
         Category::RouteAndService => &[(MATCH_ROUTE_KEY, &routes), (MATCH_SERVICE_KEY, &services)],
@@ -255,21 +264,22 @@ fn parse_rule_entry<C>(
         Category::RoutePrefix => &[(MATCH_ROUTE_PREFIX_KEY, &route_prefixes)],
     };
     let location = describe(&bare_location, named);
-
-    let mut own = Map::new();
-    for (key, value) in rule {
-        if !RULE_RESERVED_KEYS.contains(&key.as_str()) {
-            own.insert(key.clone(), value.clone());
-        }
+    for list in [&mut routes, &mut services, &mut route_prefixes] {
+        list.retain(|s| !s.is_empty());
     }
-    let rule_json = Value::Object(own);
-    let mut merged_json = global_json.clone();
-    merge_patch(&mut merged_json, &rule_json);
+    let conditions = MatchConditions {
+        routes,
+        domains,
+        services,
+        route_prefixes,
+    };
+
     let input = RuleInput {
         index,
         location: &location,
-        rule_json,
-        merged_json,
+        rule_json: Value::Object(own),
+        global_json,
+        merged_json: OnceCell::new(),
         global,
     };
     let config = parse_rule(&input).map_err(|e| e.located(&location, Some(index)))?;
@@ -281,26 +291,27 @@ fn parse_rule_entry<C>(
     })
 }
 
-/// Reads an optional array-of-strings match key. `null` counts as absent.
-fn string_list(rule: &Map<String, Value>, key: &str) -> Result<Vec<String>, ConfigError> {
-    let items = match rule.get(key) {
+/// Reads an optional array-of-strings match key, taking the strings out of
+/// the value. `null` counts as absent.
+fn string_list(value: Option<Value>, key: &str) -> Result<Vec<String>, ConfigError> {
+    let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(ConfigError::new(format!(
                 "expected an array of strings, found {}",
-                kind(other)
+                kind(&other)
             ))
             .with_path(key));
         }
     };
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    for (i, item) in items.into_iter().enumerate() {
         match item {
-            Value::String(s) => out.push(s.clone()),
+            Value::String(s) => out.push(s),
             other => {
                 return Err(
-                    ConfigError::new(format!("expected a string, found {}", kind(other)))
+                    ConfigError::new(format!("expected a string, found {}", kind(&other)))
                         .with_path(format!("{key}[{i}]")),
                 )
             }

@@ -756,3 +756,137 @@ fn custom_rule_parser_can_use_the_global() {
         "_rules_[0] (_match_route_: [\"r\"]): add: too big"
     );
 }
+
+// ---- reading the rules one at a time -------------------------------------
+
+#[test]
+fn merged_is_merge_patch_over_a_copy() {
+    let targets = [
+        json!({"a": "b", "n": {"x": 1, "y": [1, 2]}, "z": null}),
+        json!({}),
+        json!([1, 2]),
+        json!("s"),
+        json!(null),
+    ];
+    let patches = [
+        json!({"a": null, "n": {"x": null, "w": {"k": null, "v": 2}}, "q": 3}),
+        json!({"n": 5, "z": {"deep": null}}),
+        json!({}),
+        json!([{"a": null}]),
+        json!(null),
+        json!(7),
+    ];
+    for target in &targets {
+        for patch in &patches {
+            let mut want = target.clone();
+            merge_patch(&mut want, patch);
+            assert_eq!(
+                super::merge::merged(target, patch),
+                want,
+                "target={target} patch={patch}"
+            );
+        }
+    }
+}
+
+#[test]
+fn rules_are_read_like_one_json_value() {
+    // `_rules_` before the global keys; a key given twice counts once, with
+    // its last value (as `serde_json::Value` reads it).
+    let raw = r#"{"_rules_": [{"_match_route_": ["old"], "name": "old"}],
+        "name": "first", "_plugin_id_": "p1",
+        "_rules_": [{"_match_route_": ["a"], "name": "a", "name": "a2"}, {"_match_route_": ["b"]}],
+        "name": "g", "_plugin_id_": "p2"}"#;
+    let p = match parse(raw) {
+        Ok(p) => p,
+        Err(err) => return assert_eq!(err.to_string(), ""),
+    };
+    assert_eq!(p.plugin_id.as_deref(), Some("p2"));
+    assert_eq!(p.matcher.global().map(|g| g.name.as_str()), Some("g"));
+    assert_eq!(p.matcher.rule_count(), 2);
+    let name = |route: &str| match p.matcher.find(None, Some(route), None) {
+        crate::config::matcher::Matched::Rule { config, .. } => config.name.clone(),
+        crate::config::matcher::Matched::Global(g) => format!("global {}", g.name),
+        crate::config::matcher::Matched::None => "none".to_owned(),
+    };
+    assert_eq!(name("a"), "a2");
+    assert_eq!(name("b"), "g");
+    assert_eq!(name("old"), "global g");
+
+    // The last `_rules_` decides the shape.
+    assert_eq!(
+        parse_err(r#"{"_rules_": [{"_match_route_": ["r"]}], "_rules_": 5}"#),
+        "_rules_: expected an array of rule objects, found a number"
+    );
+    assert!(parse(r#"{"name": "g", "_rules_": 5, "_rules_": []}"#).is_ok());
+}
+
+#[test]
+fn bad_json_anywhere_is_reported_before_any_rule_is_parsed() {
+    let calls = RefCell::new(0);
+    let rule = |r: &RuleInput<'_, Cfg>| -> Result<Cfg, ConfigError> {
+        *calls.borrow_mut() += 1;
+        from_json(r.merged_json())
+    };
+    // Rule 0 is wrong and rule 1 is not JSON: the JSON error wins, and no
+    // rule parser ran.
+    for (raw, want) in [
+        (
+            r#"{"_rules_": [{"_match_route_": ["r"], "limit": "x"}, {"_match_route_": [1e999]}]}"#,
+            "plugin config: invalid JSON: number out of range at line 1 column ",
+        ),
+        (
+            r#"{"_rules_": [{"_match_route_": ["r"]}], "name": "g"} x"#,
+            "plugin config: invalid JSON: trailing characters at line 1 column ",
+        ),
+        (
+            r#"[{"_match_route_": ["r"]}, {"a": tru}]"#,
+            "plugin config: invalid JSON: expected ident at line 1 column ",
+        ),
+    ] {
+        let got = err_of(parse_plugin_config(raw.as_bytes(), &parse_cfg, &rule)).to_string();
+        assert!(got.starts_with(want), "{got}");
+        // Word for word what parsing the whole text into a `Value` says.
+        let whole = serde_json::from_str::<Value>(raw).map(|_| ());
+        assert_eq!(
+            whole.map_err(|e| format!("plugin config: invalid JSON: {e}")),
+            Err(got),
+            "{raw}"
+        );
+    }
+    assert_eq!(*calls.borrow(), 0);
+}
+
+#[test]
+fn a_failing_rule_stops_the_reading() {
+    let seen = RefCell::new(Vec::new());
+    let rule = |r: &RuleInput<'_, u8>| -> Result<u8, ConfigError> {
+        seen.borrow_mut().push(r.index());
+        if r.index() == 1 {
+            Err(ConfigError::new("no"))
+        } else {
+            Ok(0)
+        }
+    };
+    let global = |_: &Value| -> Result<u8, ConfigError> { Ok(0) };
+    let raw = br#"{"_rules_": [{"_match_route_": ["a"]}, {"_match_route_": ["b"]}, {"_match_route_": ["c"]}]}"#;
+    let err = err_of(parse_plugin_config(raw, &global, &rule));
+    assert_eq!(err.to_string(), "_rules_[1] (_match_route_: [\"b\"]): no");
+    assert_eq!(seen.borrow().as_slice(), &[0, 1]);
+}
+
+#[test]
+fn merged_json_is_made_only_when_asked_for() {
+    // A parser reading only the rule's own keys never triggers the merge;
+    // the value it would see is unchanged either way.
+    let rule = |r: &RuleInput<'_, u8>| -> Result<u8, ConfigError> {
+        assert!(r.merged_json.get().is_none());
+        assert_eq!(r.rule_json(), &json!({"b": 2}));
+        assert_eq!(r.merged_json(), &json!({"a": 1, "b": 2}));
+        assert!(r.merged_json.get().is_some());
+        Ok(1)
+    };
+    let global = |_: &Value| -> Result<u8, ConfigError> { Ok(0) };
+    let raw = br#"{"a": 1, "_rules_": [{"_match_route_": ["r"], "b": 2}]}"#;
+    assert!(parse_plugin_config(raw, &global, &rule).is_ok());
+}
