@@ -46,7 +46,10 @@ const HEADERS: &[(&str, &str)] = &[
 fn higress_0_2_100_reads_the_body_before_the_headers_leave() {
     let host = TestHost::builder().higress().start::<Plugin>("{}").unwrap();
     let mut s = host.http_stream();
-    assert_eq!(s.send_request_headers(HEADERS, false).unwrap(), Action::Pause);
+    assert_eq!(
+        s.send_request_headers(HEADERS, false).unwrap(),
+        Action::Pause
+    );
     // The body callbacks run while the headers are held.
     assert_eq!(s.send_request_body("12345", false).unwrap(), Action::Pause);
     assert_eq!(s.send_request_body("678", true).unwrap(), Action::Continue);
@@ -62,7 +65,10 @@ fn stock_envoy_0_2_1_holds_the_body_until_resumed() {
         .start::<Plugin>("{}")
         .unwrap();
     let mut s = host.http_stream();
-    assert_eq!(s.send_request_headers(HEADERS, false).unwrap(), Action::Pause);
+    assert_eq!(
+        s.send_request_headers(HEADERS, false).unwrap(),
+        Action::Pause
+    );
     // Stop all: the plugin never sees the body, so nothing sets the header.
     assert_eq!(s.send_request_body("12345678", true).unwrap(), Action::Held);
     assert!(s.upstream_request_header("x-body-len").is_none());
