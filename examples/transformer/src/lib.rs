@@ -1,8 +1,8 @@
 //! transformer: a port of Higress's `transformer` Go plugin.
 //!
-//! Rewrites request headers, query parameters and bodies (JSON and
-//! `application/x-www-form-urlencoded`), and response headers and JSON
-//! bodies, with the operations `remove`, `rename`, `replace`, `add`,
+//! Rewrites request headers, query parameters and bodies (JSON,
+//! `application/x-www-form-urlencoded`, `multipart/form-data`), and response
+//! headers and JSON bodies, with the operations `remove`, `rename`, `replace`, `add`,
 //! `append`, `map` and `dedupe`, applied in the order configured:
 //!
 //! ```json
@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Same config keys, defaults, checks and results as Go; see the README for
-//! what is not ported (multipart bodies, GJSON wildcards) and why.
+//! what is not ported (GJSON wildcards, file parts) and why.
 use higress_wrapper::config::from_json;
 use higress_wrapper::prelude::*;
 use json_path::to_text;
@@ -21,6 +21,7 @@ use serde_json::Value;
 use url::Kvs;
 
 mod json_path;
+mod multipart;
 mod url;
 
 // ----- config -------------------------------------------------------------------
@@ -307,6 +308,7 @@ enum Found {
 enum Body {
     Json(Value),
     Form(Kvs),
+    Multipart { boundary: String, fields: Kvs },
 }
 
 /// What a transformation can read besides its target.
@@ -324,7 +326,7 @@ impl Sources<'_> {
             Source::Headers => kv(self.headers),
             Source::Querys => kv(self.querys),
             Source::Body => match self.body? {
-                Body::Form(kvs) => kv(Some(kvs)),
+                Body::Form(kvs) | Body::Multipart { fields: kvs, .. } => kv(Some(kvs)),
                 Body::Json(doc) => json_path::get(doc, key).cloned().map(Found::Json),
             },
         }
@@ -606,6 +608,11 @@ fn parse_body(content_type: &str, body: &[u8]) -> Option<Body> {
         "application/x-www-form-urlencoded" => {
             url::parse_strict(&String::from_utf8_lossy(body)).map(Body::Form)
         }
+        "multipart/form-data" => {
+            let boundary = multipart::boundary(content_type)?;
+            let fields = multipart::parse(body, &boundary)?;
+            Some(Body::Multipart { boundary, fields })
+        }
         _ => None,
     }
 }
@@ -618,6 +625,7 @@ fn body_bytes(body: &Body) -> Vec<u8> {
             bytes
         }
         Body::Form(kvs) => url::encode(kvs).into_bytes(),
+        Body::Multipart { boundary, fields } => multipart::write(fields, boundary),
     }
 }
 
@@ -670,7 +678,7 @@ fn on_request_headers(ctx: &mut HttpContext<State>, config: &TransformerConfig) 
         .unwrap_or_default();
     let valid = matches!(
         media_type(&content_type).as_str(),
-        "application/json" | "application/x-www-form-urlencoded"
+        "application/json" | "application/x-www-form-urlencoded" | "multipart/form-data"
     );
     let body_change = !t.body.is_empty();
     if body_change && valid {
@@ -729,7 +737,7 @@ fn on_request_body(
     };
     let changed = match &mut parsed {
         Body::Json(doc) => apply_json(&t.body, doc, &sources, hp).is_some(),
-        Body::Form(kvs) => {
+        Body::Form(kvs) | Body::Multipart { fields: kvs, .. } => {
             apply_kv(&t.body, Source::Body, kvs, &sources, hp);
             true
         }

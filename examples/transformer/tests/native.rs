@@ -175,6 +175,40 @@ fn readme_request_form_body() {
 }
 
 #[test]
+fn readme_request_multipart_body() {
+    let host = start(&serde_json::from_str(BODY_RULES).unwrap());
+    let b = "------------------------1118b3fab5afbc4e";
+    let field = |name: &str, value: &str| {
+        format!("--{b}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
+    // What `curl -F a1=t1 -F a2=t2 -F a3=t3` sends.
+    let body = format!(
+        "{}{}{}--{b}--\r\n",
+        field("a1", "t1"),
+        field("a2", "t2"),
+        field("a3", "t3")
+    );
+    let s = post(&host, &format!("multipart/form-data; boundary={b}"), &body);
+    let sent = String::from_utf8(s.upstream_request_body()).unwrap();
+    let want = [
+        ("a1-new", "t1-new"),
+        ("a1-new", "t1-foo.bar-append"),
+        ("a2-new", "t2"),
+        ("a3", "t3-new"),
+        ("a4", "t1-new"),
+    ];
+    let want: String = want.iter().map(|(n, v)| field(n, v)).collect();
+    assert_eq!(sent, format!("{want}--{b}--\r\n"));
+
+    // A file upload is passed on untouched (Go would drop the file part).
+    let file = format!(
+        "--{b}\r\nContent-Disposition: form-data; name=\"a1\"; filename=\"a.txt\"\r\n\r\ndata\r\n--{b}--\r\n"
+    );
+    let s = post(&host, &format!("multipart/form-data; boundary={b}"), &file);
+    assert_eq!(s.upstream_request_body(), file.as_bytes());
+}
+
+#[test]
 fn readme_route_by_body_parameter() {
     let config = json!({"reqRules": [
         {"operate": "map", "headers": [{"fromKey": "userId", "toKey": "x-user-id"}], "mapSource": "body"}
