@@ -97,7 +97,11 @@ fn on_request_headers(ctx: &mut HttpContext<State>, config: &TransformerConfig) 
     if !config.reroute {
         ctx.disable_reroute();
     }
+    // The response phase matches host_pattern / path_pattern on these too.
     let (host, path) = (ctx.host().to_owned(), ctx.path().to_owned());
+    let state = ctx.state_mut();
+    state.host.clone_from(&host);
+    state.path.clone_from(&path);
     let Some(t) = &config.request else {
         ctx.dont_read_request_body();
         return HeaderAction::Continue;

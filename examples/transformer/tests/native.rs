@@ -347,6 +347,26 @@ fn response_headers_and_typed_body_values() {
 }
 
 #[test]
+fn response_patterns_see_the_request_host_and_path() {
+    // Only respRules: the request's host and path still feed the patterns.
+    let host = start(&json!({"respRules": [
+        {"operate": "add", "headers": [{"key": "x-served-for", "value": "$1", "host_pattern": r"^(\w+)\."}]},
+        {"operate": "add", "headers": [{"key": "x-api", "value": "v$1", "path_pattern": r"^/api/v(\d+)/"}]}
+    ]}));
+    let mut s = host.http_stream();
+    s.set_authority("shop.example.com");
+    s.send_request_headers(&[(":path", "/api/v2/items")], true)
+        .unwrap();
+    s.send_response_headers(&[(":status", "200")], true)
+        .unwrap();
+    assert_eq!(
+        s.client_response_header("x-served-for").unwrap(),
+        "shopexample.com"
+    );
+    assert_eq!(s.client_response_header("x-api").unwrap(), "v2items");
+}
+
+#[test]
 fn a_body_that_is_not_json_or_form_is_left_alone() {
     let host = start(&serde_json::from_str(BODY_RULES).unwrap());
     let s = post(&host, "text/plain", "a1=t1");
