@@ -198,6 +198,16 @@ fn int(value: &JsonValue) -> i64 {
     }
 }
 
+/// gjson's `.Bool()`.
+fn boolean(value: &JsonValue) -> bool {
+    match value {
+        JsonValue::Bool(b) => *b,
+        JsonValue::String(s) => matches!(s.as_str(), "1" | "t" | "T" | "TRUE" | "true" | "True"),
+        JsonValue::Number(_) => int(value) != 0,
+        _ => false,
+    }
+}
+
 fn get<'a>(json: &'a JsonValue, key: &str) -> Option<&'a JsonValue> {
     json.get(key).filter(|v| !v.is_null())
 }
@@ -356,9 +366,7 @@ pub fn parse_config(json: &JsonValue) -> Result<ClusterKeyRateLimitConfig, Confi
         rule_name: text(rule_name),
         global_threshold: None,
         rule_items: Vec::new(),
-        show_limit_quota_header: get(json, "show_limit_quota_header")
-            .and_then(JsonValue::as_bool)
-            .unwrap_or(false),
+        show_limit_quota_header: get(json, "show_limit_quota_header").is_some_and(boolean),
         rejected_code: get(json, "rejected_code")
             .map(|c| u32::try_from(int(c)).unwrap_or(0))
             .unwrap_or(429),
