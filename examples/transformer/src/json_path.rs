@@ -1,6 +1,7 @@
 //! The subset of GJSON / SJSON paths the transformer's README documents:
 //! `a.b.c` nests, `\.` escapes a dot, and a number indexes an array
-//! (`friends.1.first`). No wildcards, queries or modifiers.
+//! (`friends.1.first`), and `#` over an array when setting (`users.#.age`).
+//! No other wildcards, queries or modifiers.
 
 use serde_json::{Map, Value};
 
@@ -41,38 +42,47 @@ pub(crate) fn get<'v>(root: &'v Value, path: &str) -> Option<&'v Value> {
 }
 
 /// Sets `path` to `new`, creating objects on the way (and padding arrays
-/// with `null`, as SJSON does). `false` if a scalar is in the way.
+/// with `null`, as SJSON does); `#` sets the rest of the path in every
+/// element of an array (`users.#.age`, the README's replace). `false` if a
+/// scalar is in the way.
 pub(crate) fn set(root: &mut Value, path: &str, new: Value) -> bool {
-    let segments = segments(path);
-    let mut value = root;
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        if value.is_null() {
-            *value = Value::Object(Map::new());
-        }
-        let slot = match value {
-            Value::Object(map) => map.entry(segment.clone()).or_insert(Value::Null),
-            Value::Array(items) => {
-                let Ok(index) = segment.parse::<usize>() else {
-                    return false;
-                };
-                if items.len() <= index {
-                    items.resize(index + 1, Value::Null);
-                }
-                match items.get_mut(index) {
-                    Some(slot) => slot,
-                    None => return false,
-                }
-            }
-            _ => return false,
-        };
-        if last {
-            *slot = new;
-            return true;
-        }
-        value = slot;
+    set_at(root, &segments(path), &new)
+}
+
+fn set_at(value: &mut Value, segments: &[String], new: &Value) -> bool {
+    let Some((segment, rest)) = segments.split_first() else {
+        *value = new.clone();
+        return true;
+    };
+    if value.is_null() {
+        *value = Value::Object(Map::new());
     }
-    false
+    match value {
+        Value::Array(items) if segment == "#" => {
+            // Every element, even after one fails.
+            let mut ok = true;
+            for item in items.iter_mut() {
+                ok &= set_at(item, rest, new);
+            }
+            ok
+        }
+        Value::Object(map) => {
+            let slot = map.entry(segment.clone()).or_insert(Value::Null);
+            set_at(slot, rest, new)
+        }
+        Value::Array(items) => {
+            let Ok(index) = segment.parse::<usize>() else {
+                return false;
+            };
+            if items.len() <= index {
+                items.resize(index + 1, Value::Null);
+            }
+            items
+                .get_mut(index)
+                .is_some_and(|slot| set_at(slot, rest, new))
+        }
+        _ => false,
+    }
 }
 
 /// Removes `path`; `true` if something was removed.
@@ -149,5 +159,8 @@ mod tests {
                    "users": [{"456": {"name": "l", "age": 19}}]})
         );
         assert!(!set(&mut json!({"a": 1}), "a.b", json!(2)));
+        let mut doc = json!({"users": [{"age": 18}, {"age": 19}]});
+        assert!(set(&mut doc, "users.#.age", json!("20")));
+        assert_eq!(doc, json!({"users": [{"age": "20"}, {"age": "20"}]}));
     }
 }

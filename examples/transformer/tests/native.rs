@@ -313,6 +313,36 @@ fn readme_response_body_nested_and_escaped_keys() {
 }
 
 #[test]
+fn readme_json_array_paths() {
+    let users = r#"{"users":[{"123":{"name":"zhangsan"}},{"456":{"name":"lisi"}}]}"#;
+    let sent = |rules: Value, body: &str| {
+        let host = start(&json!({ "reqRules": rules }));
+        let s = post(&host, "application/json", body);
+        serde_json::from_slice::<Value>(&s.upstream_request_body()).unwrap()
+    };
+    // Remove the first element.
+    let rules = json!([{"operate": "remove", "body": [{"key": "users.0"}]}]);
+    assert_eq!(
+        sent(rules, users),
+        json!({"users": [{"456": {"name": "lisi"}}]})
+    );
+    // Rename a key inside the first element (the README's YAML says
+    // `first`; its prose says `msg`).
+    let rules = json!([{"operate": "rename", "body": [{"oldKey": "users.0.123", "newKey": "users.0.first"}]}]);
+    assert_eq!(
+        sent(rules, users),
+        json!({"users": [{"first": {"name": "zhangsan"}}, {"456": {"name": "lisi"}}]})
+    );
+    // `#` walks the array (replace only).
+    let rules = json!([{"operate": "replace", "body": [{"key": "users.#.age", "newValue": 20}]}]);
+    let body = r#"{"users":[{"name":"zhangsan","age":18},{"name":"lisi","age":19}]}"#;
+    assert_eq!(
+        sent(rules, body),
+        json!({"users": [{"name": "zhangsan", "age": "20"}, {"name": "lisi", "age": "20"}]})
+    );
+}
+
+#[test]
 fn response_headers_and_typed_body_values() {
     let host = start(&json!({"respRules": [
         {"operate": "remove", "headers": [{"key": "Server"}]},
