@@ -60,6 +60,7 @@ mod host;
 pub mod http_client;
 mod http_context;
 mod log;
+pub mod logging;
 pub(crate) mod matcher;
 mod plugin;
 mod plugin_context;
