@@ -47,9 +47,10 @@ use std::fmt::{self, Write as _};
 
 /// A byte string shown at most `max` bytes long, then `... (N bytes)`.
 ///
-/// Bytes that are not printable UTF-8 (control characters, invalid UTF-8)
-/// are shown as `\xNN`, so a value cannot forge log lines or terminal
-/// escapes. The cut never splits a UTF-8 character.
+/// Control characters are shown as `\xNN` (so a value cannot forge log
+/// lines or send terminal escapes), invalid UTF-8 as U+FFFD (as
+/// [`HeaderValue`](crate::HeaderValue)'s `Display` does). The cut never
+/// splits a UTF-8 character.
 #[derive(Debug, Clone, Copy)]
 pub struct Truncated<'a> {
     bytes: &'a [u8],
@@ -116,8 +117,8 @@ fn write_escaped(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
                 f.write_char(c)?;
             }
         }
-        for b in chunk.invalid() {
-            write!(f, "\\x{b:02x}")?;
+        if !chunk.invalid().is_empty() {
+            f.write_char(char::REPLACEMENT_CHARACTER)?;
         }
     }
     Ok(())
@@ -389,7 +390,7 @@ mod tests {
         assert_eq!(Truncated::new("x", 0).to_string(), "... (1 bytes)");
         assert_eq!(
             Truncated::new(&b"a\nb\xff"[..], 10).to_string(),
-            "a\\x0ab\\xff"
+            "a\\x0ab\u{fffd}"
         );
         let t = Truncated::short(&[b'x'; 1000][..]);
         assert!(t.is_cut());
