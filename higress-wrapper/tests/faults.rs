@@ -14,12 +14,12 @@
 mod common;
 
 use common::redis_server::{RedisServer, Resp};
+use higress_test_host::{Action, HttpStream, LogLevel, TestHost};
 use higress_wrapper::cluster::FqdnCluster;
 use higress_wrapper::http_client::TimeoutMs;
 use higress_wrapper::logging::LINES_PER_SECOND;
 use higress_wrapper::prelude::*;
 use higress_wrapper::redis::{RedisClient, RedisError};
-use higress_wrapper::test_host::{Action, HttpStream, LogLevel, TestHost};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;

@@ -9,10 +9,10 @@
     clippy::indexing_slicing
 )]
 
+use higress_test_host::{Action, CalloutKind, LogLevel, TestHost};
 use higress_wrapper::cluster::TargetCluster;
 use higress_wrapper::http_client::{HttpClient, HttpError, MAX_TIMEOUT};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{Action, CalloutKind, LogLevel, TestHost};
 use std::time::Duration;
 
 #[derive(serde::Deserialize)]

@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use higress_wrapper::test_host::{Action, CalloutKind, HttpStream, LogLevel, TestHost};
+use higress_test_host::{Action, CalloutKind, HttpStream, LogLevel, TestHost};
 use http_callout::Plugin;
 
 const CONFIG: &str = r#"{"cluster": "auth_service", "path": "/check", "timeout_ms": 300}"#;
