@@ -108,11 +108,8 @@ fn write_escaped(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c.is_control() {
-                if let Ok(b) = u8::try_from(u32::from(c)) {
-                    write!(f, "\\x{b:02x}")?;
-                } else {
-                    write!(f, "\\u{{{:x}}}", u32::from(c))?;
-                }
+                // Control characters are U+0000-001F and U+007F-009F.
+                write!(f, "\\x{:02x}", u32::from(c))?;
             } else {
                 f.write_char(c)?;
             }
