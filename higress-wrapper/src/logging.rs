@@ -36,7 +36,7 @@
 //!           );
 //!       }
 //!   }
-//!   # on_auth_result(true, 200);
+//!   # let _ = on_auth_result;
 //!   ```
 //!
 //! The limits are per worker (each Envoy worker runs its own copy of the
