@@ -224,7 +224,8 @@ impl RedisClientBuilder {
         self
     }
     /// How long the host batches commands before flushing (default 3 ms;
-    /// Go's `WithBufferFlushTimeout`).
+    /// Go's `WithBufferFlushTimeout`). Zero disables the batching delay;
+    /// other values are rounded up to whole milliseconds.
     pub fn buffer_flush_timeout(mut self, timeout: Duration) -> Self {
         self.buffer_flush_timeout = timeout;
         self
@@ -289,7 +290,9 @@ impl RedisClientBuilder {
             "{}?db={}&buffer_flush_timeout={}&max_buffer_size_before_flush={}",
             self.cluster,
             self.database,
-            self.buffer_flush_timeout.as_millis(),
+            // 0 disables buffering; any other value counts in whole
+            // milliseconds, rounded up so that 0.5 ms does not become 0.
+            crate::http_client::host_timeout_ms(self.buffer_flush_timeout).unwrap_or(0),
             self.max_buffer_size
         );
         Ok(RedisClient {
@@ -706,6 +709,27 @@ mod tests {
             Script::new("return 1").sha1(),
             "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
         );
+    }
+
+    #[test]
+    fn timeouts_never_reach_the_host_as_zero() {
+        reset_registry();
+        let c = crate::cluster::FqdnCluster::new("redis.static", 6379);
+        for bad in [Duration::ZERO, Duration::from_micros(999)] {
+            let err = RedisClient::builder(&c).timeout(bad).build().err();
+            let msg = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(msg.contains("at least 1 ms"), "{msg}");
+        }
+        let client = RedisClient::builder(&c)
+            .timeout(Duration::from_micros(1500))
+            .buffer_flush_timeout(Duration::from_micros(500))
+            .build();
+        let inner = client.map(|c| c.inner);
+        assert_eq!(inner.as_ref().map(|i| i.timeout_ms).ok(), Some(2));
+        assert!(inner
+            .as_ref()
+            .is_ok_and(|i| i.init_service.contains("&buffer_flush_timeout=1&")));
+        reset_registry();
     }
 
     #[test]
