@@ -40,7 +40,7 @@
 //!   the per-request driver `stream` (rule matching, hooks, pause/resume)
 //!   or the plugin root `root` (configure, plugin start, ticks).
 //! - Config is **parsed** in [`config`] and **matched** per request by the
-//!   `_rules_` matcher prepared at configure time (private `matcher`).
+//!   `_rules_` matcher prepared at configure time (private `config::matcher`).
 //! - Host calls **leave** through one private module, `host`: every
 //!   `proxy_*` import, raw statuses mapped to [`HostError`]; it never panics
 //!   on what the host answers. `host` and `entry` are the only modules with
@@ -58,7 +58,7 @@
 //! | layer | modules | what they are, what they may call |
 //! |---|---|---|
 //! | 0 leaf | `error`, `wire`, `host` | errors, wire formats, the host imports; nothing of the SDK but each other |
-//! | 1 config | `config`, `matcher` | parsing, `_rules_`, merge-patch, the prepared matcher; pure (layer 0 at most) |
+//! | 1 config | `config` | parsing, `_rules_`, merge-patch, the prepared matcher (`config/`); pure (layer 0 at most) |
 //! | 2 runtime | `callout`, `log`, `logging`, `task` | the table of calls in flight, logging (and its public helpers: `Truncated`, rate-limited failure lines), the executor; layers 0-1 |
 //! | 3 API | `plugin`, `http_context`, `plugin_context`, `cluster`, `http_client`, `redis` | what plugins use; layers 0-2 |
 //! | 4 driver | `stream`, `root` | one request through the hooks; a plugin root; layers 0-3 |
@@ -82,9 +82,8 @@
 mod error;
 mod host;
 mod wire;
-// Layer 1 — config: parsing, `_rules_`, merge-patch, matcher (pure).
+// Layer 1 — config: parsing, `_rules_`, merge-patch, matcher (pure; config/).
 pub mod config;
-pub(crate) mod matcher;
 // Layer 2 — runtime: logging, the call table, the executor.
 mod callout;
 mod log;

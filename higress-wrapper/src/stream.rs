@@ -16,9 +16,9 @@
 //! Layering: driver. Imports the public API layer (`plugin`, `http_context`)
 //! and the runtime below it.
 
+use crate::config::matcher::{Matched, RuleMatcher};
 use crate::host;
 use crate::http_context::{Dir, HttpContext, Phase, WaitingOn};
-use crate::matcher::{Matched, RuleMatcher};
 use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
 use crate::task::{self, Owner, TaskScope};
 use std::cell::RefCell;
