@@ -149,17 +149,16 @@ const CAUSES_PER_SOURCE: usize = 8;
 /// Causes tracked in all (per worker).
 const MAX_ENTRIES: usize = 64;
 
-/// The longest cause kept for comparison (longer messages are compared by
-/// their beginning).
-const CAUSE_BYTES: usize = 256;
+/// The bucket of a source's causes beyond [`CAUSES_PER_SOURCE`] (a real
+/// message hashing to 0 merely shares it).
+const OTHER_CAUSES: u64 = 0;
 
-/// The bucket of a source's causes beyond [`CAUSES_PER_SOURCE`].
-const OTHER_CAUSES: &str = "(other causes)";
-
+/// One cause of one source. Sources and causes are kept as 64-bit FNV-1a
+/// hashes: no strings are stored, copied or compared.
 #[derive(Debug)]
 struct Entry {
-    source: String,
-    cause: String,
+    source: u64,
+    cause: u64,
     level: log::Level,
     /// When the first failure of this outage was seen.
     first_ms: u64,
@@ -169,7 +168,7 @@ struct Entry {
     window_ms: u64,
     /// Lines logged in the current window.
     logged: u32,
-    /// Lines suppressed since the last `suppressed` line.
+    /// Lines suppressed since the last line logged.
     suppressed: u64,
     /// Failures since the first.
     failures: u64,
@@ -183,17 +182,38 @@ fn now_ms() -> u64 {
     crate::host::current_time_nanos().map_or(0, |n| n / 1_000_000)
 }
 
-fn cause_key(message: &str) -> &str {
-    if message.len() <= CAUSE_BYTES {
-        return message;
+/// FNV-1a over what is written to it: a message is hashed as it is
+/// formatted, without building a string.
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
     }
-    let cut = char_boundary(message.as_bytes(), CAUSE_BYTES);
-    message.get(..cut).unwrap_or(message)
 }
 
-/// What to log for one failure, decided under the borrow, logged after it.
+impl fmt::Write for Fnv {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Ok(())
+    }
+}
+
+fn hash_str(s: &str) -> u64 {
+    let mut h = Fnv::new();
+    let _ = h.write_str(s);
+    h.0
+}
+
+/// What to do with one failure line.
+#[derive(Debug, PartialEq, Eq)]
 enum Decision {
-    Log { suppressed_before: u64 },
+    /// Log it, after a `suppressed` line if this many were held back.
+    Log {
+        suppressed_before: u64,
+    },
     Suppress,
 }
 
@@ -203,34 +223,31 @@ enum Decision {
 ///
 /// The message is the cause: identical messages count together. The first
 /// failure of a cause is always logged. When a cause logs again after
-/// suppressed lines, a line `suppressed N similar lines in the last ...`
+/// suppressed lines, a line `<source>: suppressed N similar lines: ...`
 /// comes first. Call [`recovered`] when the source works again.
 pub fn failure(level: log::Level, source: &str, message: fmt::Arguments<'_>) {
-    let text = match message.as_str() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(message.to_string()),
-    };
+    let mut cause = Fnv::new();
+    let _ = cause.write_fmt(message);
     let now = now_ms();
     let decision = ENTRIES
         .try_with(|entries| {
             let mut entries = entries.try_borrow_mut().ok()?;
-            Some(decide(&mut entries, level, source, cause_key(&text), now))
+            Some(decide(&mut entries, level, hash_str(source), cause.0, now))
         })
         .ok()
         .flatten();
     match decision {
         // Not trackable (re-entered while logging): log it, never lose it.
-        None => log::log!(level, "{text}"),
+        None => log::log!(level, "{message}"),
         Some(Decision::Suppress) => {}
         Some(Decision::Log { suppressed_before }) => {
             if suppressed_before > 0 {
                 log::log!(
                     level,
-                    "{source}: suppressed {suppressed_before} similar lines: {}",
-                    Truncated::new(cause_key(&text), 120)
+                    "{source}: suppressed {suppressed_before} similar lines: {message}"
                 );
             }
-            log::log!(level, "{text}");
+            log::log!(level, "{message}");
         }
     }
 }
@@ -238,14 +255,16 @@ pub fn failure(level: log::Level, source: &str, message: fmt::Arguments<'_>) {
 fn decide(
     entries: &mut Vec<Entry>,
     level: log::Level,
-    source: &str,
-    cause: &str,
+    source: u64,
+    cause: u64,
     now: u64,
 ) -> Decision {
-    let index = match entries
-        .iter()
-        .position(|e| e.source == source && e.cause == cause)
-    {
+    let find = |entries: &[Entry], cause: u64| {
+        entries
+            .iter()
+            .position(|e| e.source == source && e.cause == cause)
+    };
+    let index = match find(entries, cause) {
         Some(i) => i,
         None => {
             let of_source = entries.iter().filter(|e| e.source == source).count();
@@ -254,15 +273,12 @@ fn decide(
             } else {
                 cause
             };
-            match entries
-                .iter()
-                .position(|e| e.source == source && e.cause == cause)
-            {
+            match find(entries, cause) {
                 Some(i) => i,
                 None if entries.len() < MAX_ENTRIES + CAUSES_PER_SOURCE => {
                     entries.push(Entry {
-                        source: source.to_owned(),
-                        cause: cause.to_owned(),
+                        source,
+                        cause,
                         level,
                         first_ms: now,
                         last_ms: now,
@@ -287,89 +303,81 @@ fn decide(
     };
     entry.failures += 1;
     entry.last_ms = now;
-    if level < entry.level {
-        entry.level = level; // log::Level orders Error lowest: the most severe wins
-    }
+    // `log::Level` orders Error first: the most severe level wins.
+    entry.level = entry.level.min(level);
     if now.saturating_sub(entry.window_ms) >= WINDOW_MS {
         entry.window_ms = now;
         entry.logged = 0;
     }
     if entry.logged < LINES_PER_SECOND {
         entry.logged += 1;
-        let suppressed_before = std::mem::take(&mut entry.suppressed);
-        Decision::Log { suppressed_before }
+        Decision::Log {
+            suppressed_before: std::mem::take(&mut entry.suppressed),
+        }
     } else {
         entry.suppressed += 1;
         Decision::Suppress
     }
 }
 
+/// What ended when a source recovered.
+#[derive(Debug, Clone, Copy)]
+struct Ended {
+    level: log::Level,
+    failures: u64,
+    suppressed: u64,
+    over_ms: u64,
+}
+
+/// Removes `source`'s entries if its last failure is at least [`QUIET_MS`]
+/// old, and sums them up.
+fn end(entries: &mut Vec<Entry>, source: u64, now: u64) -> Option<Ended> {
+    let mut ended: Option<Ended> = None;
+    for e in entries.iter().filter(|e| e.source == source) {
+        if now.saturating_sub(e.last_ms) < QUIET_MS {
+            return None;
+        }
+        let so_far = ended.get_or_insert(Ended {
+            level: e.level,
+            failures: 0,
+            suppressed: 0,
+            over_ms: 0,
+        });
+        so_far.level = so_far.level.min(e.level);
+        so_far.failures += e.failures;
+        so_far.suppressed += e.suppressed;
+        so_far.over_ms = so_far.over_ms.max(now.saturating_sub(e.first_ms));
+    }
+    if ended.is_some() {
+        entries.retain(|e| e.source != source);
+    }
+    ended
+}
+
 /// Marks `source` as working. If it had failures, and the last one is at
 /// least a second old, logs one line — `<source> recovered after N
-/// failures in ... (M lines suppressed)` — at the level of those failures,
-/// and forgets them. Cheap when nothing failed: call it on every success.
+/// failures in M ms (K lines suppressed since the last one logged)` — at
+/// the level of those failures, and forgets them. Cheap when nothing
+/// failed: call it on every success.
 pub fn recovered(source: &str) {
     let ended = ENTRIES
         .try_with(|entries| {
             let mut entries = entries.try_borrow_mut().ok()?;
-            if entries.is_empty() || !entries.iter().any(|e| e.source == source) {
+            if entries.is_empty() {
                 return None;
             }
-            let now = now_ms();
-            let last = entries
-                .iter()
-                .filter(|e| e.source == source)
-                .map(|e| e.last_ms)
-                .max()?;
-            if now.saturating_sub(last) < QUIET_MS {
-                return None;
-            }
-            let mut ended = Vec::new();
-            entries.retain_mut(|e| {
-                if e.source == source {
-                    ended.push((
-                        e.level,
-                        e.failures,
-                        e.suppressed,
-                        now.saturating_sub(e.first_ms),
-                    ));
-                    false
-                } else {
-                    true
-                }
-            });
-            Some(ended)
+            end(&mut entries, hash_str(source), now_ms())
         })
         .ok()
         .flatten();
-    let Some(ended) = ended else {
-        return;
-    };
-    let level = ended
-        .iter()
-        .map(|(level, ..)| *level)
-        .min()
-        .unwrap_or(log::Level::Error);
-    let failures: u64 = ended.iter().map(|(_, n, ..)| n).sum();
-    let suppressed: u64 = ended.iter().map(|(_, _, s, _)| s).sum();
-    let over_ms = ended.iter().map(|(.., ms)| *ms).max().unwrap_or(0);
-    log::log!(
-        level,
-        "{source} recovered after {failures} failures in {} ({suppressed} lines suppressed since the last one logged)",
-        Millis(over_ms)
-    );
-}
-
-/// Milliseconds shown as `850 ms` or `12.3 s`.
-struct Millis(u64);
-
-impl fmt::Display for Millis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 < 1000 {
-            write!(f, "{} ms", self.0)
-        } else {
-            write!(f, "{}.{} s", self.0 / 1000, (self.0 % 1000) / 100)
-        }
+    if let Some(e) = ended {
+        log::log!(
+            e.level,
+            "{source} recovered after {} failures in {} ms ({} lines suppressed since the last one logged)",
+            e.failures,
+            e.over_ms,
+            e.suppressed
+        );
     }
 }
 
@@ -396,7 +404,7 @@ mod tests {
     }
 
     fn run(entries: &mut Vec<Entry>, cause: &str, now: u64) -> Option<u64> {
-        match decide(entries, log::Level::Error, "src", cause, now) {
+        match decide(entries, log::Level::Error, 7, hash_str(cause), now) {
             Decision::Log { suppressed_before } => Some(suppressed_before),
             Decision::Suppress => None,
         }
@@ -427,5 +435,24 @@ mod tests {
             .count();
         assert_eq!(logged, CAUSES_PER_SOURCE + LINES_PER_SECOND as usize);
         assert!(entries.len() <= CAUSES_PER_SOURCE + 1);
+    }
+
+    #[test]
+    fn a_recovery_needs_a_quiet_second_and_sums_the_causes() {
+        let mut entries = Vec::new();
+        for _ in 0..10 {
+            run(&mut entries, "a", 100);
+            run(&mut entries, "b", 100);
+        }
+        // A success between failures is not a recovery.
+        assert!(end(&mut entries, 7, 600).is_none());
+        assert_eq!(entries.len(), 2);
+        let ended = end(&mut entries, 7, 1100).map(|e| (e.failures, e.suppressed, e.over_ms));
+        assert_eq!(
+            ended,
+            Some((20, 2 * (10 - u64::from(LINES_PER_SECOND)), 1000))
+        );
+        assert!(entries.is_empty());
+        assert!(end(&mut entries, 7, 5000).is_none());
     }
 }

@@ -10,6 +10,7 @@
 //! Whether requests that match no rule are authenticated is Go's
 //! `global_auth`: `true` yes, `false` no, unset: only if there are no rules.
 use higress_wrapper::config::from_json;
+use higress_wrapper::logging::Truncated;
 use higress_wrapper::prelude::*;
 use serde::Deserialize;
 use std::cell::Cell;
@@ -215,7 +216,14 @@ fn on_request_headers(ctx: &mut HttpContext, config: &BasicAuthConfig) -> Header
         return bad_credential(ctx, "invalid credential format");
     };
     match config.consumers.passwords.get(user) {
-        None => return bad_credential(ctx, &format!("username {user:?} is not configured")),
+        None => {
+            // The user name is the client's: log a bounded part of it.
+            let why = format!(
+                "username \"{}\" is not configured",
+                Truncated::new(user, 64)
+            );
+            return bad_credential(ctx, &why);
+        }
         Some(correct) if correct != password => {
             let why = format!("credential password is not correct for username {user:?}");
             return bad_credential(ctx, &why);

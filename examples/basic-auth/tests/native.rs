@@ -476,3 +476,29 @@ fn global_auth_unset_depends_on_rules() {
     let host = start(&rules);
     assert_passed(&request(&host, None), None);
 }
+
+#[test]
+fn an_unknown_huge_user_name_is_logged_truncated() {
+    let host = TestHost::start::<Plugin>(global_auth_true().to_string()).unwrap();
+    let user = "u".repeat(30_000);
+    let authorization = basic(&format!("{user}:pw"));
+    let mut s = host.http_stream();
+    s.send_request_headers(
+        &[(":path", "/"), ("authorization", authorization.as_str())],
+        true,
+    )
+    .unwrap();
+    assert_eq!(s.local_response().map(|r| r.status), Some(401));
+    let lines = host.logs_containing("is not configured");
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].message.contains("... (30000 bytes)"),
+        "{}",
+        lines[0].message
+    );
+    assert!(
+        lines[0].message.len() < 300,
+        "{} bytes",
+        lines[0].message.len()
+    );
+}
