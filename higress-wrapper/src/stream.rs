@@ -21,7 +21,7 @@ use crate::host;
 use crate::http_context::{Dir, HttpContext, Phase, WaitingOn};
 use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
 use crate::task::{self, Owner, TaskScope};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// What a plugin root shares with the requests it creates (built by `root`
@@ -103,6 +103,8 @@ pub(crate) struct Stream<P: HttpPlugin> {
     config: RefCell<Option<Rc<P::Config>>>,
     ctx: Rc<RefCell<HttpContext<P::State>>>,
     context_id: u32,
+    /// `proxy_on_log` ran: its tasks and calls are already gone.
+    ended: Cell<bool>,
 }
 
 impl<P: HttpPlugin> Stream<P> {
@@ -118,6 +120,7 @@ impl<P: HttpPlugin> Stream<P> {
             config: RefCell::new(None),
             ctx,
             context_id,
+            ended: Cell::new(false),
         }
     }
 
@@ -606,6 +609,7 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
         // The stream is over: its pending futures are dropped (and their
         // calls forgotten) before stream done runs.
         task::cancel_owner(Owner::Stream(self.context_id));
+        self.ended.set(true);
         let Some(hook) = P::HOOKS.on_stream_done else {
             return;
         };
@@ -618,8 +622,11 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
     }
 
     fn delete(self: Rc<Self>) {
-        // The host deleted the context (normally after `on_log`, but also on
-        // a reset): nothing may wait for it any more.
-        task::cancel_owner(Owner::Stream(self.context_id));
+        // The host deleted the context (normally after `on_log`, which
+        // already cancelled; on a reset without it): nothing may wait for it
+        // any more.
+        if !self.ended.get() {
+            task::cancel_owner(Owner::Stream(self.context_id));
+        }
     }
 }
