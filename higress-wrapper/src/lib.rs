@@ -69,7 +69,9 @@ pub mod http_client;
 mod http_context;
 mod plugin;
 mod plugin_context;
+pub mod query;
 pub mod redis;
+mod redis_service;
 // Layer 4 — the drivers: a plugin root, one request.
 mod root;
 mod stream;
@@ -77,11 +79,11 @@ mod stream;
 mod entry;
 
 pub use config::{ConfigError, RuleInput};
-pub use error::HostError;
+pub use error::{Error, HostError, Result};
 pub use http_context::{ContextValue, HeaderValue, HttpContext, HttpHandle, Phase};
 pub use plugin::{
     BodyHook, DataAction, DoneHook, HeaderAction, HeaderHook, HookOutput, Hooks, HttpPlugin,
-    StartError, StreamingBodyHook, TrailersHook,
+    PhaseAction, StartError, StreamingBodyHook, TrailersHook, WaitOutput,
 };
 pub use plugin_context::PluginContext;
 
@@ -127,7 +129,7 @@ pub mod prelude {
     pub use crate::config::{ConfigError, RuleInput};
     pub use crate::JsonValue;
     pub use crate::{
-        ContextValue, DataAction, HeaderAction, HeaderValue, Hooks, HostError, HttpContext,
+        ContextValue, DataAction, Error, HeaderAction, HeaderValue, Hooks, HostError, HttpContext,
         HttpHandle, HttpPlugin, Phase, PluginContext, StartError,
     };
 }

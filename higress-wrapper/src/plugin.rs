@@ -89,6 +89,67 @@ where
     }
 }
 
+/// What the future of [`HttpContext::wait`] may output: the action itself,
+/// or `Result<action, higress_wrapper::Error>`. There is exactly one
+/// `Result` form, so `Ok(HeaderAction::Continue)` needs no type annotation,
+/// and `?` converts every SDK error (and any other error) into
+/// [`Error`](crate::Error).
+#[diagnostic::on_unimplemented(
+    message = "the future given to `ctx.wait` outputs `{Self}`, but it must output the hook's action or `Result<action, higress_wrapper::Error>`",
+    label = "this future's output is not an action or `Result<action, higress_wrapper::Error>`",
+    note = "end the future with `Ok(HeaderAction::Continue)` (`Ok(DataAction::Continue)` in a body hook), without a type annotation: `?` converts RedisError, HttpError, HostError, ConfigError and any std error into `higress_wrapper::Error`",
+    note = "for an error of your own that is not a `std::error::Error`, return `Err(higress_wrapper::Error::msg(..))`"
+)]
+pub trait WaitOutput<A>: sealed::Sealed {
+    /// Converts to the action, or the error message to log.
+    #[doc(hidden)]
+    fn into_result(self) -> Result<A, String>;
+}
+
+impl WaitOutput<HeaderAction> for HeaderAction {
+    fn into_result(self) -> Result<HeaderAction, String> {
+        Ok(self)
+    }
+}
+
+impl WaitOutput<DataAction> for DataAction {
+    fn into_result(self) -> Result<DataAction, String> {
+        Ok(self)
+    }
+}
+
+impl<A: PhaseAction> WaitOutput<A> for Result<A, crate::Error> {
+    fn into_result(self) -> Result<A, String> {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// A phase result a hook can wait for: [`HeaderAction`] or [`DataAction`].
+pub trait PhaseAction: sealed::Sealed + Sized + 'static {
+    /// The waiting form of this action.
+    #[doc(hidden)]
+    fn waiting(future: BoxFuture<Result<Self, String>>) -> Self;
+}
+
+impl PhaseAction for HeaderAction {
+    fn waiting(future: BoxFuture<Result<Self, String>>) -> Self {
+        HeaderAction::Wait(Waiting(future))
+    }
+}
+
+impl PhaseAction for DataAction {
+    fn waiting(future: BoxFuture<Result<Self, String>>) -> Self {
+        DataAction::Wait(Waiting(future))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::HeaderAction {}
+    impl Sealed for super::DataAction {}
+    impl<A> Sealed for Result<A, crate::Error> {}
+}
+
 macro_rules! action_common {
     ($ty:ident, $cont:ident, $stop:ident) => {
         impl $ty {
@@ -324,6 +385,12 @@ impl From<String> for StartError {
 impl From<crate::HostError> for StartError {
     fn from(err: crate::HostError) -> StartError {
         StartError(format!("host call failed: {err}"))
+    }
+}
+
+impl From<crate::Error> for StartError {
+    fn from(err: crate::Error) -> StartError {
+        StartError(err.to_string())
     }
 }
 

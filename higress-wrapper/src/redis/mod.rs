@@ -53,6 +53,7 @@ use crate::callout::{self, CallFuture, Reply};
 use crate::cluster::Cluster;
 use crate::config::ConfigError;
 use crate::error::HostError;
+pub use crate::redis_service::RedisService;
 use crate::task;
 pub use resp::{DecodeError, FromValue, FromValueError, Value};
 use std::cell::{Cell, RefCell};
