@@ -7,42 +7,24 @@
 //!   "redis": {"service_name": "redis.static", "service_port": 6379,
 //!             "username": "", "password": "secret", "timeout": 500},
 //!   "key": "greeting",
+//!   "key_param": "user",
 //!   "header": "x-redis-value"
 //! }
 //! ```
 //!
-//! On each request it runs `GET <key>`, logs the value and puts it in the
-//! request header. While Redis answers, the request is paused; the SDK
-//! resumes it when the reply (or an error) arrives. An error is logged and
-//! the request continues (fail open).
+//! `redis` is the SDK's [`RedisService`] (the Go plugins' field names and
+//! defaults). On each request it runs `GET <key>` — or `GET <key>:<value>`
+//! when `key_param` is set and the request's query string has that
+//! parameter (`/?user=alice` reads `greeting:alice`) — logs the value and
+//! puts it in the request header. While Redis answers, the request is
+//! paused; the SDK resumes it when the reply (or an error) arrives. An error
+//! is logged and the request continues (fail open).
 //!
 //! Runs on Higress only: stock Envoy has no Redis host calls and refuses
 //! to load the module.
-use higress_wrapper::cluster::FqdnCluster;
 use higress_wrapper::prelude::*;
-use higress_wrapper::redis::{RedisClient, RedisError};
+use higress_wrapper::redis::{RedisClient, RedisService};
 use serde::Deserialize;
-use std::rc::Rc;
-use std::time::Duration;
-
-/// `redis` section of the config.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RedisSection {
-    service_name: String,
-    service_port: u16,
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    password: String,
-    /// Milliseconds.
-    #[serde(default = "default_timeout")]
-    timeout: u64,
-}
-
-fn default_timeout() -> u64 {
-    1000
-}
 
 fn default_header() -> String {
     "x-redis-value".to_owned()
@@ -51,8 +33,10 @@ fn default_header() -> String {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    redis: RedisSection,
+    redis: RedisService,
     key: String,
+    #[serde(default)]
+    key_param: Option<String>,
     #[serde(default = "default_header")]
     header: String,
 }
@@ -61,38 +45,35 @@ struct RawConfig {
 #[derive(Debug)]
 pub struct Config {
     redis: RedisClient,
-    key: Rc<str>,
-    header: Rc<str>,
+    key: String,
+    key_param: Option<String>,
+    header: String,
 }
 
 fn parse_config(json: &JsonValue) -> Result<Config, ConfigError> {
     let raw: RawConfig = higress_wrapper::config::from_json(json)?;
-    let cluster = FqdnCluster::new(raw.redis.service_name, raw.redis.service_port);
-    let redis = RedisClient::builder(&cluster)
-        .username(raw.redis.username)
-        .password(raw.redis.password)
-        .timeout(Duration::from_millis(raw.redis.timeout))
-        .build()?;
     Ok(Config {
-        redis,
-        key: raw.key.into(),
-        header: raw.header.into(),
+        redis: raw.redis.client()?,
+        key: raw.key,
+        key_param: raw.key_param,
+        header: raw.header,
     })
 }
 
 fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
-    let get = config.redis.get(&*config.key);
-    let (key, header) = (Rc::clone(&config.key), Rc::clone(&config.header));
-    let request = ctx.handle();
-    HeaderAction::wait(async move {
-        match get.await? {
+    let key = match config.key_param.as_deref().and_then(|p| ctx.query_param(p)) {
+        Some(suffix) => format!("{}:{suffix}", config.key),
+        None => config.key.clone(),
+    };
+    ctx.wait(config, |ctx, config| async move {
+        match config.redis.get(&*key).await? {
             Some(value) => {
                 log::info!("redis {key} = {}", String::from_utf8_lossy(&value));
-                request.with(|ctx| ctx.set_request_header(&header, &value));
+                ctx.set_request_header(&config.header, &value);
             }
             None => log::info!("redis {key} is not set"),
         }
-        Ok::<_, RedisError>(HeaderAction::Continue)
+        Ok(HeaderAction::Continue)
     })
 }
 
