@@ -225,3 +225,26 @@ pub mod __private {
         crate::config::from_json(json)
     }
 }
+
+/// Every ```` ```rust ```` block of the README and the guides is compiled
+/// (and run) as a doctest of this crate, so the docs cannot drift from the
+/// API. Only under `cargo test --doc`: a packaged crate never reads these
+/// files.
+#[cfg(doctest)]
+#[doc(test(attr(allow(dead_code, unused_imports, unused_variables))))]
+mod docs_check {
+    #[doc = include_str!("../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../docs/quickstart.md")]
+    struct Quickstart;
+    #[doc = include_str!("../../docs/config-and-rules.md")]
+    struct ConfigAndRules;
+    #[doc = include_str!("../../docs/async-redis-http.md")]
+    struct AsyncRedisHttp;
+    #[doc = include_str!("../../docs/zh-CN/quickstart.md")]
+    struct QuickstartZh;
+    #[doc = include_str!("../../docs/zh-CN/config-and-rules.md")]
+    struct ConfigAndRulesZh;
+    #[doc = include_str!("../../docs/zh-CN/async-redis-http.md")]
+    struct AsyncRedisHttpZh;
+}

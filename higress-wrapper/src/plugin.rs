@@ -19,13 +19,13 @@ use std::future::Future;
 /// |---|---|
 /// | stock Envoy, ABI 0.2.1 (default) | becomes *stop all*: the headers **and the body** are held; body hooks do not run until the stream is resumed (by the SDK when a waited-on future completes, or by [`HttpContext::resume_request`]). A request paused by hand to read its body first **hangs**. |
 /// | stock Envoy with `allow_on_headers_stop_iteration: true` | headers are held, body hooks run; the headers leave once a body hook returns `Continue` at end of stream, so a header set after reading the body reaches the upstream. |
-/// | Higress | the host picks the semantics from the ABI the module exports. This SDK exports `proxy_abi_version_0_2_1`, so it is the first row (stop all); only modules exporting `0_2_100` keep `StopIteration` (this SDK does not offer that). |
+/// | Higress | the host picks the semantics from the first ABI version the module exports. Modules built with this SDK export `proxy_abi_version_0_2_100` first ([`plugin_entry!`](crate::plugin_entry), which `set_ctx!` calls), so it is the second row: `StopIteration` holds the headers and the body hooks run. |
 ///
 /// In every case a local response ([`HttpContext::send_local_response`])
 /// ends the request, whatever the hook returns.
 ///
 /// A hook that must wait for a host call (Redis, HTTP) returns
-/// [`HeaderAction::wait`] with a future: the SDK polls it at once (no cost if
+/// [`HttpContext::wait`] (or [`HeaderAction::wait`] with a future it built): the SDK polls it at once (no cost if
 /// it completes without waiting), otherwise pauses the request and resumes
 /// it exactly once when the future completes, applying its result. User code
 /// never calls resume by hand.
