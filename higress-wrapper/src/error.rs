@@ -64,8 +64,10 @@ impl HostError {
 /// [`ConfigError`](crate::ConfigError), …) and any other
 /// [`std::error::Error`] converts into it with `?`.
 ///
-/// It is the error of a future handed to [`HttpContext::wait`](crate::HttpContext::wait), so `Ok(HeaderAction::Continue)` needs no type
-/// annotation. The original error stays inside: [`downcast_ref`](Error::downcast_ref) gets it back.
+/// It is the error of a future handed to
+/// [`HttpContext::wait`](crate::HttpContext::wait), so
+/// `Ok(HeaderAction::Continue)` needs no type annotation. The original error
+/// stays inside: [`downcast_ref`](Error::downcast_ref) gets it back.
 ///
 /// Like `anyhow::Error` it does not implement [`std::error::Error`] itself
 /// (that is what lets every error convert into it); it implements

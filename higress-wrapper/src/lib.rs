@@ -29,8 +29,15 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip1` and deploy the
 //! `.wasm` to Higress (a `WasmPlugin`) or any Envoy (an `envoy.filters.http.wasm`
-//! filter). The module exports `proxy_abi_version_0_2_1` and imports only the
-//! standard proxy-wasm ABI and WASI, so it loads in stock Envoy as well.
+//! filter). The module exports `proxy_abi_version_0_2_100` (which Higress
+//! reads) before `proxy_abi_version_0_2_1` (which stock Envoy reads), and
+//! imports only the standard proxy-wasm ABI and WASI (plus Higress's Redis
+//! calls if it uses Redis), so it loads in stock Envoy as well.
+//!
+//! A hook that waits on Redis or HTTP hands a future to
+//! [`HttpContext::wait`]: it gets an owned request handle and the matched
+//! config, and `?` turns every SDK error into one [`Error`]. See the guides
+//! in the repository's `docs/` (async, `_rules_`, migrating from Go).
 //!
 //! ## Where things are
 //! - A request enters in [`stream`](crate) (private): the host calls it for
@@ -39,11 +46,13 @@
 //!   `_rules_` matcher (private `matcher`).
 //! - Host calls leave through one private module, `host`, the only `unsafe`
 //!   code in the crate. It never panics on what the host answers.
-//! - `test_host` (feature `test-host`) runs your plugin in-process under
-//!   `cargo test`, through the same ABI functions Envoy calls.
+//! - The companion crate `higress-test-host` (a dev-dependency) runs your
+//!   plugin in-process under `cargo test`, through the same ABI functions
+//!   Envoy calls.
 //!
 //! ## Dependencies
-//! Only `proxy-wasm`, `serde`, `serde_json`, `thiserror` and `log`. Config
+//! Only `serde`, `serde_json`, `thiserror` and `log` (the host calls and the
+//! `proxy_on_*` exports are the SDK's own). Config
 //! errors name the JSON path of the bad field
 //! (`redis.port: invalid type: string, expected u16`) through the SDK's own
 //! small `&Value` deserializer, which also keeps float formatting out of the

@@ -111,8 +111,9 @@ impl RedisService {
     }
 
     /// Builds the client (nothing is sent until the first command). Fails
-    /// on an empty `service_name`, or as [`RedisClientBuilder::build`]
-    /// (crate::redis::RedisClientBuilder::build) does.
+    /// on an empty `service_name`, or as
+    /// [`RedisClientBuilder::build`](crate::redis::RedisClientBuilder::build)
+    /// does.
     pub fn client(&self) -> Result<RedisClient, ConfigError> {
         if self.service_name.trim().is_empty() {
             return Err(ConfigError::new("must not be empty").with_path("redis.service_name"));
