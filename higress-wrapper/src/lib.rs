@@ -250,6 +250,10 @@ mod docs_check {
     struct ConfigAndRules;
     #[doc = include_str!("../../docs/async-redis-http.md")]
     struct AsyncRedisHttp;
+    #[doc = include_str!("../../docs/migration-from-go.md")]
+    struct MigrationFromGo;
+    #[doc = include_str!("../../docs/zh-CN/migration-from-go.md")]
+    struct MigrationFromGoZh;
     #[doc = include_str!("../../docs/zh-CN/quickstart.md")]
     struct QuickstartZh;
     #[doc = include_str!("../../docs/zh-CN/config-and-rules.md")]
