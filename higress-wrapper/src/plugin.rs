@@ -154,6 +154,8 @@ macro_rules! action_common {
     ($ty:ident, $cont:ident, $stop:ident) => {
         impl $ty {
             /// Waits for `future` (e.g. a Redis or HTTP call) before deciding.
+            /// Usually [`HttpContext::wait`] is shorter: it hands the future
+            /// the request and the config, and needs no type annotation.
             /// The request is paused while it waits and resumed exactly once
             /// when it completes, with the action it returns. If it returns
             /// an `Err`, the error is logged and the request continues (fail

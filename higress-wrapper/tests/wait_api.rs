@@ -48,6 +48,9 @@ fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
         );
     }
     ctx.wait(config, |ctx, config| async move {
+        // The first poll runs right after the hook returned: the handle
+        // reaches the request before any `.await`, too.
+        ctx.set_request_header("x-before-await", "1");
         let answer = auth().get("/check").send().await?;
         if answer.status == 403 {
             ctx.send_local_response(403, &[], "denied");
@@ -110,6 +113,7 @@ fn the_future_gets_the_request_and_the_matched_config() {
     assert_eq!(header(&s, "x-auth-rule").as_deref(), Some("allowed"));
     assert_eq!(header(&s, "x-auth"), None);
     assert_eq!(header(&s, "x-rule").as_deref(), Some("rule 1"));
+    assert_eq!(header(&s, "x-before-await").as_deref(), Some("1"));
     host.assert_idle();
 }
 

@@ -1,5 +1,11 @@
 //! Using the hook's borrowed `ctx` inside the future (here the handle was
 //! named `_req`, so `ctx` is still the hook's `&mut HttpContext`).
+//!
+//! This is a borrow-check error, which no attribute can reword: rustc points
+//! at the use of `ctx` inside the future (the user's span) and at the hook's
+//! `&mut HttpContext` parameter. The API avoids the trap by shape: the
+//! closure receives an owned handle, and the documented form names it `ctx`,
+//! which shadows the borrowed one (see `ui/pass/wait_no_annotations.rs`).
 extern crate higress_test_host;
 
 use higress_wrapper::prelude::*;
