@@ -51,7 +51,7 @@ step "cargo package (every publishable crate, verified)"
 # registry, so higress-wrapper builds against the packaged macros and
 # higress-test-host against the packaged SDK before any of them is on
 # crates.io. (Packaging one crate alone fails while its path dependencies are
-# unpublished.) higress-wrapper's dev-dependency on higress-test-host has no
+# unpublished, even with --no-verify: the lockfile needs them.) higress-wrapper's dev-dependency on higress-test-host has no
 # version and is left out of the package, which breaks the cycle.
 # --allow-dirty: this script runs before a commit too.
 cargo package --allow-dirty --locked -p higress-wrapper-macros -p higress-wrapper -p higress-test-host
