@@ -370,7 +370,9 @@ impl<S> HttpContext<S> {
     }
 
     /// An owned handle to this request, to use inside a future the hook
-    /// waits on (see [`HttpHandle`]).
+    /// waits on (see [`HttpHandle`]). [`wait`](Self::wait) hands one to the
+    /// future it builds; take one yourself for
+    /// [`HeaderAction::wait`](crate::HeaderAction::wait) or detached work.
     pub fn handle(&self) -> HttpHandle<S> {
         HttpHandle {
             ctx: Weak::clone(&self.this),
