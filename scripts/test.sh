@@ -44,3 +44,15 @@ ls -l target/wasm32-wasip1/release/*.wasm
 
 step "tests (unit, doc, UI, native test host, real Envoy end-to-end)"
 cargo test --workspace --locked
+
+step "cargo package (every publishable crate, verified)"
+# The three crates are packaged together: cargo (1.90+) verifies each one
+# against the others' freshly packaged versions through a temporary local
+# registry, so higress-wrapper builds against the packaged macros and
+# higress-test-host against the packaged SDK before any of them is on
+# crates.io. Packaging one crate alone fails while its path dependencies are
+# unpublished, even with --no-verify (the package's lockfile needs them).
+# higress-wrapper's dev-dependency on higress-test-host has no version and is
+# left out of the package, which breaks the cycle.
+# --allow-dirty: this script runs before a commit too.
+cargo package --allow-dirty --locked -p higress-wrapper-macros -p higress-wrapper -p higress-test-host

@@ -150,7 +150,12 @@
 //!         HeaderAction::Continue
 //!     })
 //! }
-//! # fn no_config(_: &JsonValue) -> Result<(), ConfigError> { Ok(()) }
+//! // A plugin without settings: `()` as the config, parsed by a function
+//! // that accepts any JSON (serde would want `null` for `()`).
+//! fn no_config(_: &JsonValue) -> Result<(), ConfigError> {
+//!     Ok(())
+//! }
+//!
 //! higress_wrapper::set_ctx! {
 //!     name: "auth",
 //!     config: (),

@@ -3,9 +3,11 @@
 //! Every method goes to the host through the SDK's own host module and never
 //! panics: reads return `Option`, writes log a warning if the host refuses.
 
+use crate::action::{DataAction, HeaderAction, PhaseAction, WaitOutput};
 use crate::error::HostError;
 use crate::host::{self, BufferType, MapType, StreamType};
 use crate::log::RequestId;
+use std::any::Any;
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::fmt;
@@ -236,6 +238,12 @@ pub struct HttpContext<S = ()> {
     context: Vec<(String, ContextValue)>,
     pub(crate) this: Weak<RefCell<HttpContext<S>>>,
     user_attributes: serde_json::Map<String, serde_json::Value>,
+    /// The config matched for this request, for [`HttpContext::wait`].
+    pub(crate) matched_config: Option<Rc<dyn Any>>,
+    /// Which `_rules_` entry matched (`None`: the global config).
+    pub(crate) matched_rule: Option<usize>,
+    /// How many `_rules_` entries the configuration has.
+    pub(crate) rule_count: usize,
     state: S,
 }
 
@@ -268,6 +276,9 @@ impl<S: Default> HttpContext<S> {
             context: Vec::new(),
             this: Weak::new(),
             user_attributes: serde_json::Map::new(),
+            matched_config: None,
+            matched_rule: None,
+            rule_count: 0,
             state: S::default(),
         }
     }
@@ -367,11 +378,45 @@ impl<S> HttpContext<S> {
     }
 
     /// An owned handle to this request, to use inside a future the hook
-    /// waits on (see [`HttpHandle`]).
+    /// waits on (see [`HttpHandle`]). [`wait`](Self::wait) hands one to the
+    /// future it builds; take one yourself for
+    /// [`HeaderAction::wait`](crate::HeaderAction::wait) or detached work.
     pub fn handle(&self) -> HttpHandle<S> {
         HttpHandle {
             ctx: Weak::clone(&self.this),
         }
+    }
+
+    /// Which `_rules_` entry matched this request: its index in `_rules_`,
+    /// or `None` when the global config applies (Go's key-auth keeps a
+    /// `ruleSet` flag for this).
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// # #[derive(serde::Deserialize)] struct Config { global_auth: Option<bool> }
+    /// // Go key-auth: with rules configured and `global_auth` not set,
+    /// // requests that no rule matched pass unchecked.
+    /// fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
+    ///     if ctx.has_rules() && ctx.matched_rule().is_none() && config.global_auth != Some(true) {
+    ///         return HeaderAction::Continue;
+    ///     }
+    ///     // ... check the key ...
+    ///     HeaderAction::Continue
+    /// }
+    /// # let _ = on_request_headers;
+    /// ```
+    pub fn matched_rule(&self) -> Option<usize> {
+        self.matched_rule
+    }
+
+    /// Whether the configuration has any `_rules_` entries.
+    pub fn has_rules(&self) -> bool {
+        self.rule_count > 0
+    }
+
+    /// How many `_rules_` entries the configuration has.
+    pub fn rule_count(&self) -> usize {
+        self.rule_count
     }
 
     /// The plugin's name.
@@ -405,6 +450,24 @@ impl<S> HttpContext<S> {
     pub fn path_without_query(&self) -> &str {
         let path = self.path();
         path.split_once('?').map_or(path, |(p, _)| p)
+    }
+
+    /// Every parameter of the query string, in order, percent-decoded (and
+    /// `+` as a space); a key given twice appears twice. See
+    /// [`query`](crate::query) for the decoding rules.
+    pub fn query_params(&self) -> Vec<(String, String)> {
+        crate::query::parse(self.path())
+    }
+
+    /// The first value of query parameter `key` (decoded), `None` if absent.
+    /// `?a` and `?a=` both give `Some("")`.
+    pub fn query_param(&self, key: &str) -> Option<String> {
+        crate::query::first(self.path(), key)
+    }
+
+    /// Every value of query parameter `key` (decoded), in order.
+    pub fn query_param_all(&self, key: &str) -> Vec<String> {
+        crate::query::all(self.path(), key)
     }
 
     /// `:method` of the request.
@@ -909,6 +972,125 @@ impl<S> HttpContext<S> {
         );
     }
 
+    /// Waits for the future `f` builds before deciding this phase: `f` gets
+    /// an owned handle to this request and an `Rc` of the config this hook
+    /// received, so the future needs no clone and no handle of its own.
+    /// Name the handle `ctx`: inside the future it then stands for the
+    /// request (the borrowed `ctx` of the hook cannot live past `.await`).
+    ///
+    /// The future outputs the action, or `Result<action, Error>` — `?` turns
+    /// every SDK error into [`Error`](crate::Error), so `Ok(...)` needs no
+    /// annotation. The request is paused while it waits and resumed exactly
+    /// once when it completes; an `Err` is logged and the request continues
+    /// (fail open) unless [`set_error_response`](Self::set_error_response)
+    /// chose otherwise. A future that completes without waiting costs one
+    /// allocation; a hook that does not call `wait` costs nothing.
+    ///
+    /// ```
+    /// use higress_wrapper::prelude::*;
+    /// use higress_wrapper::redis::RedisClient;
+    ///
+    /// struct Config { redis: RedisClient, header: String }
+    ///
+    /// fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
+    ///     ctx.wait(config, |ctx, config| async move {
+    ///         if let Some(value) = config.redis.get("greeting").await? {
+    ///             ctx.set_request_header(&config.header, value);
+    ///         }
+    ///         Ok(HeaderAction::Continue)
+    ///     })
+    /// }
+    /// # let _ = on_request_headers;
+    /// ```
+    ///
+    /// `config` must be the config the hook received (it is how the SDK
+    /// finds its `Rc`); given anything else, the wait fails with an error
+    /// saying so, handled as any failed wait.
+    pub fn wait<C, A, F, Fut>(&self, config: &C, f: F) -> A
+    where
+        C: 'static,
+        A: PhaseAction,
+        F: FnOnce(HttpHandle<S>, Rc<C>) -> Fut,
+        Fut: std::future::Future + 'static,
+        Fut::Output: WaitOutput<A>,
+        S: 'static,
+    {
+        let matched = self
+            .matched_config
+            .as_ref()
+            .and_then(|any| Rc::clone(any).downcast::<C>().ok())
+            .filter(|rc| std::ptr::eq(Rc::as_ptr(rc), config));
+        match matched {
+            Some(config) => {
+                let future = f(self.handle(), config);
+                A::waiting(Box::pin(
+                    async move { WaitOutput::into_result(future.await) },
+                ))
+            }
+            None => A::waiting(Box::pin(async {
+                Err(
+                    "ctx.wait(config, ..): `config` is not the config this hook received"
+                        .to_owned(),
+                )
+            })),
+        }
+    }
+
+    /// The callback style, for authors coming from Go: waits for `call` (a
+    /// Redis or HTTP call), then runs `callback` with this request's context
+    /// and the result; the action it returns is applied and the request
+    /// resumed by the SDK. Return it from a headers hook:
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// # use higress_wrapper::redis::RedisClient;
+    /// fn on_request_headers(ctx: &mut HttpContext, redis: &RedisClient) -> HeaderAction {
+    ///     ctx.then(redis.get("k"), |ctx, reply| {
+    ///         if let Ok(Some(v)) = reply {
+    ///             ctx.set_request_header("x-v", v);
+    ///         }
+    ///         HeaderAction::Continue
+    ///     })
+    /// }
+    /// # let _ = on_request_headers;
+    /// ```
+    pub fn then<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> HeaderAction + 'static,
+    ) -> HeaderAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        HeaderAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(HeaderAction::Continue)
+        })
+    }
+
+    /// [`then`](Self::then) for body hooks.
+    pub fn then_data<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> DataAction + 'static,
+    ) -> DataAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        DataAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(DataAction::Continue)
+        })
+    }
+
     /// Whether a local response was sent for this request.
     pub fn local_response_sent(&self) -> bool {
         self.flags.local_response_sent
@@ -974,6 +1156,61 @@ impl<S> HttpHandle<S> {
     /// Whether the request is still in flight.
     pub fn is_alive(&self) -> bool {
         self.ctx.strong_count() > 0
+    }
+
+    /// [`HttpContext::request_header`]; `None` also once the request ended.
+    pub fn request_header(&self, name: &str) -> Option<HeaderValue> {
+        self.with(|ctx| ctx.request_header(name)).flatten()
+    }
+
+    /// [`HttpContext::set_request_header`]; nothing once the request ended.
+    pub fn set_request_header(&self, name: &str, value: impl AsRef<[u8]>) {
+        self.with(|ctx| ctx.set_request_header(name, value));
+    }
+
+    /// [`HttpContext::add_request_header`]; nothing once the request ended.
+    pub fn add_request_header(&self, name: &str, value: impl AsRef<[u8]>) {
+        self.with(|ctx| ctx.add_request_header(name, value));
+    }
+
+    /// [`HttpContext::remove_request_header`]; nothing once the request ended.
+    pub fn remove_request_header(&self, name: &str) {
+        self.with(|ctx| ctx.remove_request_header(name));
+    }
+
+    /// [`HttpContext::response_header`]; `None` also once the request ended.
+    pub fn response_header(&self, name: &str) -> Option<HeaderValue> {
+        self.with(|ctx| ctx.response_header(name)).flatten()
+    }
+
+    /// [`HttpContext::set_response_header`]; nothing once the request ended.
+    pub fn set_response_header(&self, name: &str, value: impl AsRef<[u8]>) {
+        self.with(|ctx| ctx.set_response_header(name, value));
+    }
+
+    /// [`HttpContext::add_response_header`]; nothing once the request ended.
+    pub fn add_response_header(&self, name: &str, value: impl AsRef<[u8]>) {
+        self.with(|ctx| ctx.add_response_header(name, value));
+    }
+
+    /// [`HttpContext::remove_response_header`]; nothing once the request ended.
+    pub fn remove_response_header(&self, name: &str) {
+        self.with(|ctx| ctx.remove_response_header(name));
+    }
+
+    /// [`HttpContext::send_local_response`]; nothing once the request ended.
+    pub fn send_local_response(
+        &self,
+        status: u32,
+        headers: &[(&str, &[u8])],
+        body: impl AsRef<[u8]>,
+    ) {
+        self.with(|ctx| ctx.send_local_response(status, headers, body));
+    }
+
+    /// [`HttpContext::set_user_attribute`]; nothing once the request ended.
+    pub fn set_user_attribute(&self, key: impl Into<String>, value: impl Into<serde_json::Value>) {
+        self.with(|ctx| ctx.set_user_attribute(key, value));
     }
 }
 

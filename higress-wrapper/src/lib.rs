@@ -34,6 +34,11 @@
 //! 0.2.1; see [`plugin_entry!`]) and imports only the host calls it uses, so
 //! it loads in stock Envoy as well unless it uses a Higress-only call.
 //!
+//! A hook that waits on Redis or HTTP hands a future to
+//! [`HttpContext::wait`]: it gets an owned request handle and the matched
+//! config, and `?` turns every SDK error into one [`Error`]. See the guides
+//! in the repository's `docs/` (async, `_rules_`, migrating from Go).
+//!
 //! ## Where things are
 //! - A request **enters** in `entry` (private): every `proxy_on_*` export
 //!   of the module, each a few lines that find the context and hand over to
@@ -60,7 +65,7 @@
 //! | 0 leaf | `error`, `wire`, `host` | errors, wire formats, the host imports; nothing of the SDK but each other |
 //! | 1 config | `config` | parsing, `_rules_`, merge-patch, the prepared matcher (`config/`); pure (layer 0 at most) |
 //! | 2 runtime | `callout`, `log`, `logging`, `task` | the table of calls in flight, logging (and its public helpers: `Truncated`, rate-limited failure lines), the executor; layers 0-1 |
-//! | 3 API | `plugin`, `http_context`, `plugin_context`, `cluster`, `http_client`, `redis` | what plugins use; layers 0-2 |
+//! | 3 API | `action`, `plugin`, `http_context`, `plugin_context`, `query`, `cluster`, `http_client`, `redis` | what plugins use; layers 0-2 |
 //! | 4 driver | `stream`, `root` | one request through the hooks; a plugin root; layers 0-3 |
 //! | 5 entry | `entry` | where the host enters; layers 0-4 |
 //!
@@ -90,11 +95,13 @@ mod log;
 pub mod logging;
 mod task;
 // Layer 3 — the public API: hooks, contexts, clients.
+mod action;
 pub mod cluster;
 pub mod http_client;
 mod http_context;
 mod plugin;
 mod plugin_context;
+pub mod query;
 pub mod redis;
 // Layer 4 — the drivers: a plugin root, one request.
 mod root;
@@ -102,12 +109,12 @@ mod stream;
 // Layer 5 — where the host enters.
 mod entry;
 
+pub use action::{DataAction, HeaderAction, HookOutput, PhaseAction, WaitOutput};
 pub use config::{ConfigError, RuleInput};
-pub use error::HostError;
+pub use error::{Error, HostError, Result};
 pub use http_context::{ContextValue, HeaderValue, HttpContext, HttpHandle, Phase};
 pub use plugin::{
-    BodyHook, DataAction, DoneHook, HeaderAction, HeaderHook, HookOutput, Hooks, HttpPlugin,
-    StartError, StreamingBodyHook, TrailersHook,
+    BodyHook, DoneHook, HeaderHook, Hooks, HttpPlugin, StartError, StreamingBodyHook, TrailersHook,
 };
 pub use plugin_context::PluginContext;
 
@@ -148,7 +155,7 @@ pub mod prelude {
     pub use crate::config::{ConfigError, RuleInput};
     pub use crate::JsonValue;
     pub use crate::{
-        ContextValue, DataAction, HeaderAction, HeaderValue, Hooks, HostError, HttpContext,
+        ContextValue, DataAction, Error, HeaderAction, HeaderValue, Hooks, HostError, HttpContext,
         HttpHandle, HttpPlugin, Phase, PluginContext, StartError,
     };
 }
@@ -243,4 +250,31 @@ pub mod __private {
     ) -> Result<C, crate::ConfigError> {
         crate::config::from_json(json)
     }
+}
+
+/// Every ```` ```rust ```` block of the README and the guides is compiled
+/// (and run) as a doctest of this crate, so the docs cannot drift from the
+/// API. Only under `cargo test --doc`: a packaged crate never reads these
+/// files.
+#[cfg(doctest)]
+#[doc(test(attr(allow(dead_code, unused_imports, unused_variables))))]
+mod docs_check {
+    #[doc = include_str!("../../README.md")]
+    struct Readme;
+    #[doc = include_str!("../../docs/quickstart.md")]
+    struct Quickstart;
+    #[doc = include_str!("../../docs/config-and-rules.md")]
+    struct ConfigAndRules;
+    #[doc = include_str!("../../docs/async-redis-http.md")]
+    struct AsyncRedisHttp;
+    #[doc = include_str!("../../docs/migration-from-go.md")]
+    struct MigrationFromGo;
+    #[doc = include_str!("../../docs/zh-CN/migration-from-go.md")]
+    struct MigrationFromGoZh;
+    #[doc = include_str!("../../docs/zh-CN/quickstart.md")]
+    struct QuickstartZh;
+    #[doc = include_str!("../../docs/zh-CN/config-and-rules.md")]
+    struct ConfigAndRulesZh;
+    #[doc = include_str!("../../docs/zh-CN/async-redis-http.md")]
+    struct AsyncRedisHttpZh;
 }

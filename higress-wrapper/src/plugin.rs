@@ -1,148 +1,15 @@
-//! The hook traits a plugin implements, and the typed phase results.
+//! The hook trait a plugin implements and its table of hooks (the phase
+//! results they return are in `action`).
 //!
 //! [`set_ctx!`](crate::set_ctx) is thin sugar over [`HttpPlugin`]: it names
 //! your functions and fills in the trait. Implementing the trait by hand is
 //! equally supported.
 
+use crate::action::{DataAction, HeaderAction};
 use crate::config::{ConfigError, RuleInput};
 use crate::http_context::HttpContext;
 use crate::plugin_context::PluginContext;
-use crate::task::BoxFuture;
 use std::fmt;
-use std::future::Future;
-
-/// What a request- or response-headers hook tells the host.
-///
-/// When a pause holds the request and what resumes it:
-///
-/// | host | `StopIteration` (or a [`wait`](HeaderAction::wait)) from **request** headers |
-/// |---|---|
-/// | stock Envoy, ABI 0.2.1 (default) | becomes *stop all*: the headers **and the body** are held; body hooks do not run until the stream is resumed (by the SDK when a waited-on future completes, or by [`HttpContext::resume_request`]). A request paused by hand to read its body first **hangs**. |
-/// | stock Envoy with `allow_on_headers_stop_iteration: true` | headers are held, body hooks run; the headers leave once a body hook returns `Continue` at end of stream, so a header set after reading the body reaches the upstream. |
-/// | Higress | the host picks the semantics from the first ABI version the module exports. Modules built with this SDK export `proxy_abi_version_0_2_100` first ([`plugin_entry!`](crate::plugin_entry)), so Higress keeps `StopIteration` as it is: the second row, without any option. |
-///
-/// In every case a local response ([`HttpContext::send_local_response`])
-/// ends the request, whatever the hook returns.
-///
-/// A hook that must wait for a host call (Redis, HTTP) returns
-/// [`HeaderAction::wait`] with a future: the SDK polls it at once (no cost if
-/// it completes without waiting), otherwise pauses the request and resumes
-/// it exactly once when the future completes, applying its result. User code
-/// never calls resume by hand.
-#[derive(Default)]
-#[non_exhaustive]
-#[must_use]
-pub enum HeaderAction {
-    /// Let the headers continue to the next filter.
-    #[default]
-    Continue,
-    /// Hold the headers (see the table above for what resumes them).
-    StopIteration,
-    #[doc(hidden)]
-    Wait(Waiting<HeaderAction>),
-}
-
-/// What a body hook tells the host.
-#[derive(Default)]
-#[non_exhaustive]
-#[must_use]
-pub enum DataAction {
-    /// Let the data continue.
-    #[default]
-    Continue,
-    /// Hold the data and keep buffering until resumed.
-    StopIterationAndBuffer,
-    #[doc(hidden)]
-    Wait(Waiting<DataAction>),
-}
-
-/// A hook's pending future (see [`HeaderAction::wait`]).
-#[doc(hidden)]
-pub struct Waiting<A>(pub(crate) BoxFuture<Result<A, String>>);
-
-/// What an async hook may produce: the action itself, or a `Result` whose
-/// error is logged and handled by the request's error policy (continue by
-/// default, see [`HttpContext::set_error_response`]).
-pub trait HookOutput<A> {
-    /// Converts to the action, or an error message.
-    fn into_action(self) -> Result<A, String>;
-}
-
-impl HookOutput<HeaderAction> for HeaderAction {
-    fn into_action(self) -> Result<HeaderAction, String> {
-        Ok(self)
-    }
-}
-
-impl HookOutput<DataAction> for DataAction {
-    fn into_action(self) -> Result<DataAction, String> {
-        Ok(self)
-    }
-}
-
-impl<A, E: fmt::Display> HookOutput<A> for Result<A, E>
-where
-    A: HookOutput<A>,
-{
-    fn into_action(self) -> Result<A, String> {
-        self.map_err(|e| e.to_string())
-    }
-}
-
-macro_rules! action_common {
-    ($ty:ident, $cont:ident, $stop:ident) => {
-        impl $ty {
-            /// Waits for `future` (e.g. a Redis or HTTP call) before deciding.
-            /// The request is paused while it waits and resumed exactly once
-            /// when it completes, with the action it returns. If it returns
-            /// an `Err`, the error is logged and the request continues (fail
-            /// open) unless [`HttpContext::set_error_response`] chose otherwise.
-            /// A future that completes without waiting costs nothing extra.
-            pub fn wait<F, R>(future: F) -> $ty
-            where
-                F: Future<Output = R> + 'static,
-                R: HookOutput<$ty> + 'static,
-            {
-                $ty::Wait(Waiting(Box::pin(async move { future.await.into_action() })))
-            }
-
-            /// Whether this is the continue action.
-            pub fn is_continue(&self) -> bool {
-                matches!(self, $ty::$cont)
-            }
-        }
-
-        impl fmt::Debug for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(match self {
-                    $ty::$cont => stringify!($cont),
-                    $ty::$stop => stringify!($stop),
-                    $ty::Wait(_) => "Wait(..)",
-                })
-            }
-        }
-
-        /// Two actions are equal if both are the same immediate action; a
-        /// waiting action equals nothing.
-        impl PartialEq for $ty {
-            fn eq(&self, other: &$ty) -> bool {
-                matches!(
-                    (self, other),
-                    ($ty::$cont, $ty::$cont) | ($ty::$stop, $ty::$stop)
-                )
-            }
-        }
-    };
-}
-
-action_common!(HeaderAction, Continue, StopIteration);
-action_common!(DataAction, Continue, StopIterationAndBuffer);
-
-impl<A> fmt::Debug for Waiting<A> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Waiting(..)")
-    }
-}
 
 /// A request- or response-headers hook (see [`Hooks`]).
 pub type HeaderHook<P> =
@@ -327,6 +194,12 @@ impl From<crate::HostError> for StartError {
     }
 }
 
+impl From<crate::Error> for StartError {
+    fn from(err: crate::Error) -> StartError {
+        StartError(err.to_string())
+    }
+}
+
 impl From<ConfigError> for StartError {
     fn from(err: ConfigError) -> StartError {
         StartError(err.to_string())
@@ -404,63 +277,4 @@ pub trait HttpPlugin: Sized + 'static {
     /// host's `proxy_on_queue_ready`). The SDK itself uses no queue: every
     /// queue id is the plugin's.
     fn on_queue_ready(_ctx: &mut PluginContext<'_, Self::Config>, _queue_id: u32) {}
-}
-
-/// The callback style of waiting (defined here, beside the actions it
-/// builds, so that `http_context` does not depend on this module).
-impl<S> HttpContext<S> {
-    /// The callback style, for authors coming from Go: waits for `call` (a
-    /// Redis or HTTP call), then runs `callback` with this request's context
-    /// and the result; the action it returns is applied and the request
-    /// resumed by the SDK. Return it from a headers hook:
-    ///
-    /// ```
-    /// # use higress_wrapper::prelude::*;
-    /// # use higress_wrapper::redis::RedisClient;
-    /// fn on_request_headers(ctx: &mut HttpContext, redis: &RedisClient) -> HeaderAction {
-    ///     ctx.then(redis.get("k"), |ctx, reply| {
-    ///         if let Ok(Some(v)) = reply {
-    ///             ctx.set_request_header("x-v", v);
-    ///         }
-    ///         HeaderAction::Continue
-    ///     })
-    /// }
-    /// # let _ = on_request_headers;
-    /// ```
-    pub fn then<F, T>(
-        &self,
-        call: F,
-        callback: impl FnOnce(&mut HttpContext<S>, T) -> HeaderAction + 'static,
-    ) -> HeaderAction
-    where
-        F: std::future::Future<Output = T> + 'static,
-        S: 'static,
-    {
-        let handle = self.handle();
-        HeaderAction::wait(async move {
-            let result = call.await;
-            handle
-                .with(|ctx| callback(ctx, result))
-                .unwrap_or(HeaderAction::Continue)
-        })
-    }
-
-    /// [`then`](Self::then) for body hooks.
-    pub fn then_data<F, T>(
-        &self,
-        call: F,
-        callback: impl FnOnce(&mut HttpContext<S>, T) -> DataAction + 'static,
-    ) -> DataAction
-    where
-        F: std::future::Future<Output = T> + 'static,
-        S: 'static,
-    {
-        let handle = self.handle();
-        DataAction::wait(async move {
-            let result = call.await;
-            handle
-                .with(|ctx| callback(ctx, result))
-                .unwrap_or(DataAction::Continue)
-        })
-    }
 }

@@ -16,10 +16,11 @@
 //! Layering: driver. Imports the public API layer (`plugin`, `http_context`)
 //! and the runtime below it.
 
+use crate::action::{DataAction, HeaderAction, Waiting};
 use crate::config::matcher::{Matched, RuleMatcher};
 use crate::host;
 use crate::http_context::{Dir, HttpContext, Phase, WaitingOn};
-use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
+use crate::plugin::HttpPlugin;
 use crate::task::{self, Owner, TaskScope};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -161,7 +162,11 @@ impl<P: HttpPlugin> Stream<P> {
     }
 
     /// Runs the prepared `_rules_` matcher; reads only the inputs some rule needs.
-    fn match_config(shared: &Shared<P::Config>, authority: Option<&[u8]>) -> Option<Rc<P::Config>> {
+    /// Returns the config and, if a rule matched, its index.
+    fn match_config(
+        shared: &Shared<P::Config>,
+        authority: Option<&[u8]>,
+    ) -> Option<(Rc<P::Config>, Option<usize>)> {
         let m = &shared.matcher;
         let authority = if m.needs_host() { authority } else { None };
         let route = if m.needs_route() {
@@ -180,7 +185,7 @@ impl<P: HttpPlugin> Stream<P> {
                     "config matched {}",
                     m.describe_rule(index).unwrap_or("a rule")
                 );
-                Some(Rc::clone(config))
+                Some((Rc::clone(config), Some(index)))
             }
             Matched::Global(config) => {
                 // Without rules there is nothing to explain (and no need to
@@ -188,7 +193,7 @@ impl<P: HttpPlugin> Stream<P> {
                 if m.rule_count() > 0 {
                     log::debug!("no rule matched, using the global config");
                 }
-                Some(Rc::clone(config))
+                Some((Rc::clone(config), None))
             }
             Matched::None => {
                 log::debug!("no rule matched and there is no global config: plugin skipped");
@@ -534,18 +539,25 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
             None
         };
         self.enter(Phase::DecodeHeader);
-        let config = Self::match_config(&shared, authority.as_deref());
+        let (config, rule) = match Self::match_config(&shared, authority.as_deref()) {
+            Some((config, rule)) => (Some(config), rule),
+            None => (None, None),
+        };
         if config.is_some() && !early && !hooks.request_headers_only() {
             self.with_ctx(|c| c.capture_request_line());
         }
-        let matched = config.is_some();
-        if let Ok(mut slot) = self.config.try_borrow_mut() {
-            *slot = config;
-        }
-        if !matched {
+        let Some(config) = config else {
             return Action::Continue;
+        };
+        let for_wait: Rc<dyn std::any::Any> = Rc::clone(&config) as Rc<dyn std::any::Any>;
+        if let Ok(mut slot) = self.config.try_borrow_mut() {
+            *slot = Some(config);
         }
+        let rule_count = shared.matcher.rule_count();
         self.with_ctx(|c| {
+            c.matched_config = Some(for_wait);
+            c.matched_rule = rule;
+            c.rule_count = rule_count;
             c.request.has_body = !end_of_stream;
             c.request.read_body = !end_of_stream && hooks.reads_request_body();
             c.response.read_body = hooks.reads_response_body();

@@ -18,7 +18,7 @@
 //! service answering with a body over 32 MiB counts as down: Envoy drops
 //! such a response and reports a reset, which the log line names.
 use higress_wrapper::cluster::TargetCluster;
-use higress_wrapper::http_client::{HttpClient, HttpError, TimeoutMs};
+use higress_wrapper::http_client::{HttpClient, TimeoutMs};
 use higress_wrapper::prelude::*;
 use serde::Deserialize;
 use std::rc::Rc;
@@ -71,26 +71,23 @@ fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
         .request_header("authorization")
         .map(|v| v.to_str_lossy().into_owned())
         .unwrap_or_default();
-    let check = config
-        .auth
-        .get(&config.path)
-        .header("authorization", authorization)
-        .timeout(config.timeout)
-        .send();
-    let request = ctx.handle();
-    HeaderAction::wait(async move {
-        let response = check.await?;
-        request.with(|ctx| {
-            if response.status == 200 {
-                let user = response.header("x-user").map(|v| v.as_bytes().to_vec());
-                ctx.set_request_header("x-auth-user", user.unwrap_or_default());
-                log::info!("auth ok");
-            } else {
-                log::info!("auth denied: status {}", response.status);
-                ctx.send_local_response(403, &[("content-type", b"text/plain")], "forbidden");
-            }
-        });
-        Ok::<_, HttpError>(HeaderAction::Continue)
+    ctx.wait(config, |ctx, config| async move {
+        let response = config
+            .auth
+            .get(&config.path)
+            .header("authorization", authorization)
+            .timeout(config.timeout)
+            .send()
+            .await?;
+        if response.status == 200 {
+            let user = response.header("x-user").map(|v| v.as_bytes().to_vec());
+            ctx.set_request_header("x-auth-user", user.unwrap_or_default());
+            log::info!("auth ok");
+        } else {
+            log::info!("auth denied: status {}", response.status);
+            ctx.send_local_response(403, &[("content-type", b"text/plain")], "forbidden");
+        }
+        Ok(HeaderAction::Continue)
     })
 }
 

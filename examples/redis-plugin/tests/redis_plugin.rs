@@ -21,7 +21,8 @@ use std::net::{SocketAddr, TcpListener};
 const CLUSTER: &str = "outbound|6379||redis.static";
 const CONFIG: &str = r#"{
     "redis": {"service_name": "redis.static", "service_port": 6379, "password": "", "timeout": 500},
-    "key": "greeting"
+    "key": "greeting",
+    "key_param": "user"
 }"#;
 
 fn host(redis: SocketAddr) -> TestHost {
@@ -32,10 +33,14 @@ fn host(redis: SocketAddr) -> TestHost {
 }
 
 fn request(host: &TestHost) -> HttpStream<'_> {
+    request_to(host, "/")
+}
+
+fn request_to<'h>(host: &'h TestHost, path: &str) -> HttpStream<'h> {
     let mut s = host.http_stream();
     let action = s
         .send_request_headers(
-            &[(":path", "/"), (":method", "GET"), (":authority", "gw")],
+            &[(":path", path), (":method", "GET"), (":authority", "gw")],
             true,
         )
         .unwrap();
@@ -63,6 +68,24 @@ fn a_present_value_is_set_and_logged() {
         1
     );
     assert_eq!(host.redis_inits().len(), 1);
+    host.assert_idle();
+}
+
+#[test]
+fn the_query_parameter_picks_the_key() {
+    let server = RedisServer::start();
+    redis_cmd!(server.client(), "SET", "greeting:alice b", "hi alice");
+    let host = host(server.addr());
+    let s = request_to(&host, "/?user=alice+b&x=1");
+    assert_eq!(
+        s.upstream_request_header("x-redis-value").unwrap(),
+        "hi alice"
+    );
+    assert_eq!(
+        host.logs_containing("redis greeting:alice b = hi alice")
+            .len(),
+        1
+    );
     host.assert_idle();
 }
 
