@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::build::{envoy_binary, target_dir, wasm_module};
-use crate::client::http_request_timeout;
-use crate::error::{Error, Result};
-use crate::gateway::{ClusterSpec, Gateway, GatewayBuilder, PluginSpec};
+use higress_e2e::{
+    envoy_binary, http_request_timeout, target_dir, wasm_module, ClusterSpec, Error, Gateway,
+    GatewayBuilder, PluginSpec, Result,
+};
 
 /// The header value every plugin candidate sets (`x-custom-header`).
 pub const BENCH_VALUE: &str = "bench-value";

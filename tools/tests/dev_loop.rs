@@ -1,4 +1,4 @@
-//! The dev loop (`./scripts/run.sh`, the `dev` binary): one round with
+//! The dev loop (`./scripts/run.sh`, `cargo higress dev`): one round with
 //! `--once`, `verify` against a started gateway, reload on change, survival
 //! of a refused config, and no Envoy left behind when the loop is killed.
 #![allow(
@@ -15,13 +15,27 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant, SystemTime};
 
-use higress_e2e::dev::{
+use cargo_higress::dev::{
     failed_start_report, find_package, load_config, send_sample, start_dev_gateway, verify,
     CheckStatus, ConfigArg, DevGatewaySpec, VerifyTarget, Watcher, DEV_CLUSTER, DEV_ROUTE,
 };
 use higress_e2e::{repo_root, wasm_module, ClusterSpec, EchoUpstream, Gateway};
 
-const DEV: &str = env!("CARGO_BIN_EXE_dev");
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-higress");
+
+/// `cargo-higress` run from the workspace root, as `./scripts/run.sh` does.
+fn tool_command() -> Command {
+    let mut command = Command::new(TOOL);
+    command.current_dir(repo_root());
+    command
+}
+
+/// `cargo-higress dev ...` from the workspace root.
+fn dev_command() -> Command {
+    let mut command = tool_command();
+    command.arg("dev");
+    command
+}
 
 fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
@@ -45,7 +59,7 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn once_shows_the_plugin_header_and_log_line() {
     let port = free_port();
-    let output = Command::new(DEV)
+    let output = dev_command()
         .args(["my-plugin", "--once", "--port", &port.to_string()])
         .stdin(Stdio::null())
         .output()
@@ -107,7 +121,7 @@ fn once_shows_the_plugin_header_and_log_line() {
 #[test]
 fn once_with_a_refused_config_explains_why_and_fails() {
     let port = free_port();
-    let output = Command::new(DEV)
+    let output = dev_command()
         .args([
             "my-plugin",
             "--once",
@@ -136,13 +150,17 @@ fn once_with_a_refused_config_explains_why_and_fails() {
 // verify, as a library call on gateways started here
 // ---------------------------------------------------------------------------
 
-fn my_plugin_gateway(configuration: &str, upstream: &EchoUpstream) -> higress_e2e::dev::DevGateway {
+fn my_plugin_gateway(
+    configuration: &str,
+    upstream: &EchoUpstream,
+) -> cargo_higress::dev::DevGateway {
     let spec = DevGatewaySpec {
         plugin_name: "my-plugin".into(),
         wasm: wasm_module("my-plugin").unwrap_or_else(|e| panic!("{e}")),
         configuration: configuration.into(),
         port: free_port(),
         upstream_port: upstream.port(),
+        ..DevGatewaySpec::default()
     };
     start_dev_gateway(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -236,7 +254,7 @@ fn verify_answers_the_four_questions() {
     // one would at a port-forwarded Higress gateway and its saved log.
     let admin = gateway.gateway().admin_addr().to_string();
     let log = gateway.gateway().log_path().to_str().unwrap().to_owned();
-    let output = Command::new(DEV)
+    let output = tool_command()
         .args(["verify", "my-plugin", "--admin", &admin, "--log", &log])
         .stdin(Stdio::null())
         .output()
@@ -254,7 +272,7 @@ fn verify_answers_the_four_questions() {
         "{stdout}"
     );
     // Without the log, what needs it is a warning, not a failure.
-    let output = Command::new(DEV)
+    let output = tool_command()
         .args(["verify", "my-plugin", "--admin", &admin])
         .stdin(Stdio::null())
         .output()
@@ -302,6 +320,7 @@ fn a_refused_config_is_reported_with_the_sdk_message() {
         configuration: r#"{"_rules_": [{"some_field": "x"}]}"#.into(),
         port: free_port(),
         upstream_port: upstream.port(),
+        ..DevGatewaySpec::default()
     };
     let error = start_dev_gateway(&spec).unwrap_err();
     let report = failed_start_report("my-plugin", &error, 5);
@@ -384,7 +403,7 @@ fn watcher_sees_edits_additions_and_removals_only() {
 
 #[test]
 fn my_plugin_watch_list_and_default_config() {
-    let package = find_package("my-plugin").unwrap();
+    let package = find_package(Some(&repo_root().join("Cargo.toml")), Some("my-plugin")).unwrap();
     let dir = repo_root().join("examples").join("my-plugin");
     assert_eq!(package.lib_name, "my_plugin");
     assert_eq!(package.dir, dir);
@@ -406,7 +425,12 @@ fn my_plugin_watch_list_and_default_config() {
         serde_json::json!({"some_field": "hello from my-plugin"})
     );
 
-    let err = find_package("no-such-plugin").unwrap_err().to_string();
+    let err = find_package(
+        Some(&repo_root().join("Cargo.toml")),
+        Some("no-such-plugin"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("plugin packages:") && err.contains("my-plugin"),
         "{err}"
@@ -426,7 +450,7 @@ struct DevProcess {
 
 impl DevProcess {
     fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(DEV)
+        let mut child = dev_command()
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -536,7 +560,7 @@ fn the_loop_reloads_keeps_the_old_gateway_on_error_and_leaves_no_envoy() {
     assert_eq!(custom_header_via(port), "v1");
 
     // `dev verify` from another process finds this gateway (by its port).
-    let verify_out = Command::new(DEV)
+    let verify_out = tool_command()
         .args(["verify", "my-plugin", "--port", &port.to_string()])
         .stdin(Stdio::null())
         .output()
@@ -586,7 +610,7 @@ fn the_loop_reloads_keeps_the_old_gateway_on_error_and_leaves_no_envoy() {
     let _ = dev.child.kill();
     let _ = dev.child.wait();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !higress_e2e::dev::port_is_free(port) {
+    while !cargo_higress::dev::port_is_free(port) {
         assert!(
             Instant::now() < deadline,
             "Envoy still listens on {port} after the dev process was killed"

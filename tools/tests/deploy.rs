@@ -1,4 +1,4 @@
-//! `higress-deploy`: the WasmPlugin and McpBridge YAML generated from a
+//! `cargo higress deploy`: the WasmPlugin and McpBridge YAML generated from a
 //! plugin config. Checks the exact output for a config with rules, the
 //! errors for what a WasmPlugin cannot express, and that the YAML parses
 //! back (with PyYAML, a real YAML parser) to the same JSON.
@@ -14,14 +14,21 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use higress_e2e::deploy::{
+use cargo_higress::deploy::{
     mcp_bridge, plugin_config, to_yaml, wasm_plugin, FailStrategy, Phase, ServiceSpec,
     WasmPluginSpec,
 };
 use higress_e2e::{envoy_binary, repo_root};
 use serde_json::{json, Value};
 
-const DEPLOY: &str = env!("CARGO_BIN_EXE_higress-deploy");
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-higress");
+
+/// `cargo-higress deploy ...`.
+fn deploy_command() -> Command {
+    let mut command = Command::new(TOOL);
+    command.arg("deploy");
+    command
+}
 
 fn spec() -> WasmPluginSpec {
     WasmPluginSpec::new(
@@ -67,7 +74,7 @@ spec:
   phase: AUTHN
   priority: 100
   failStrategy: FAIL_OPEN
-  url: "oci://registry.example.com/plugins/my-plugin:1.0.0"
+  url: oci://registry.example.com/plugins/my-plugin:1.0.0
   defaultConfigDisable: false
   defaultConfig:
     some_field: hello
@@ -85,8 +92,8 @@ spec:
         some_field: for-domains
       configDisable: false
     - service:
-        - "redis.static:6379"
-        - "outbound|80||echo.static"
+        - redis.static:6379
+        - outbound|80||echo.static
       config:
         some_field: for-services
       configDisable: false
@@ -253,7 +260,7 @@ fn mcp_bridge_registries_and_cluster_names() {
         .yaml
         .contains("Do not edit host files inside the gateway container"));
     assert!(rendered.yaml.ends_with(
-        "spec:\n  registries:\n    - type: static\n      name: redis\n      domain: \"10.0.0.5:6379\"\n      port: 6379\n    - type: dns\n      name: auth\n      domain: auth.example.com\n      port: 443\n      protocol: HTTPS\n"
+        "spec:\n  registries:\n    - type: static\n      name: redis\n      domain: 10.0.0.5:6379\n      port: 6379\n    - type: dns\n      name: auth\n      domain: auth.example.com\n      port: 443\n      protocol: HTTPS\n"
     ), "{}", rendered.yaml);
     let twice = vec![services[0].clone(), services[0].clone()];
     assert!(mcp_bridge("higress-system", &twice).is_err());
@@ -454,7 +461,7 @@ fn yaml_quoting_survives_a_real_parser() {
     assert_eq!(plugin_config(&parsed[0]).unwrap(), config);
 
     // The plain JSON -> YAML helper, on its own.
-    let parsed = pyyaml_load(&to_yaml(&config));
+    let parsed = pyyaml_load(&to_yaml(&config).unwrap());
     assert_eq!(parsed, vec![config]);
 }
 
@@ -466,7 +473,7 @@ fn the_cli_writes_both_files_and_they_parse() {
         .join("examples")
         .join("my-plugin")
         .join("config.json");
-    let output = Command::new(DEPLOY)
+    let output = deploy_command()
         .args([
             "--name",
             "my-plugin",
@@ -512,7 +519,7 @@ fn the_cli_writes_both_files_and_they_parse() {
     );
 
     // Without --out: one stream, McpBridge first, then the WasmPlugin.
-    let output = Command::new(DEPLOY)
+    let output = deploy_command()
         .args([
             "--name=my-plugin",
             r#"--config={"some_field":"x"}"#,
@@ -529,7 +536,7 @@ fn the_cli_writes_both_files_and_they_parse() {
     assert_eq!(docs[1]["spec"]["url"], "file:///opt/plugins/my-plugin.wasm");
 
     // A route prefix is refused with the reason, exit code 1.
-    let output = Command::new(DEPLOY)
+    let output = deploy_command()
         .args([
             "--name=p",
             r#"--config={"_rules_":[{"_match_route_prefix_":["default/"],"a":1}]}"#,

