@@ -151,6 +151,16 @@ fn defaults_and_a_config_without_rules() {
         plugin_config(&rendered.resource.to_json()).unwrap(),
         rules_only
     );
+    // The default FAIL_CLOSE says what a panic leads to on Higress, how to
+    // recover, and where a reload policy exists.
+    assert!(rendered.yaml.contains(
+        "# failStrategy FAIL_CLOSE: if the plugin fails to load or crashes, requests get 503."
+    ));
+    assert!(rendered.yaml.contains("until the gateway pod restarts"));
+    assert!(rendered.yaml.contains("kubectl rollout restart"));
+    assert!(rendered
+        .yaml
+        .contains("Higress has no FAIL_RELOAD (plain Envoy does: cargo higress deploy --envoy)"));
 }
 
 #[test]
@@ -548,4 +558,67 @@ fn the_cli_writes_both_files_and_they_parse() {
     assert!(String::from_utf8_lossy(&output.stderr)
         .contains("_match_route_prefix_ cannot be expressed in a WasmPlugin"));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+// ---------------------------------------------------------------------------
+// deploy --envoy: the filter loads in a real Envoy, with FAIL_RELOAD
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_envoy_filter_it_writes_runs_in_envoy_with_fail_reload() {
+    let wasm = higress_e2e::wasm_module("my-plugin").unwrap_or_else(|e| panic!("{e}"));
+    let output = deploy_command()
+        .args([
+            "--envoy",
+            "--name=my-plugin",
+            r#"--config={"some_field":"from the generated filter"}"#,
+        ])
+        .arg(format!("--url=file://{}", wasm.display()))
+        .output()
+        .unwrap();
+    let yaml = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{yaml}");
+    assert!(
+        yaml.contains("# failure_policy FAIL_RELOAD: after a plugin panic the VM is recreated"),
+        "{yaml}"
+    );
+    let docs = pyyaml_load(&yaml);
+    let filters = docs[0].as_array().unwrap().clone();
+    assert_eq!(filters.len(), 1, "{yaml}");
+    assert_eq!(
+        filters[0]["typed_config"]["config"]["failure_policy"],
+        "FAIL_RELOAD"
+    );
+
+    // Envoy with exactly that filter in front of the router.
+    let upstream = higress_e2e::EchoUpstream::start().unwrap();
+    let gateway = higress_e2e::Gateway::builder()
+        .name("deploy-envoy-filter")
+        .cluster(higress_e2e::ClusterSpec::new("echo", upstream.port()))
+        .patch_bootstrap(move |bootstrap| {
+            let http_filters = bootstrap
+                .pointer_mut(
+                    "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters",
+                )
+                .and_then(Value::as_array_mut)
+                .unwrap();
+            for (i, filter) in filters.into_iter().enumerate() {
+                http_filters.insert(i, filter);
+            }
+        })
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = gateway.get("/", &[]).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        upstream
+            .last_request()
+            .and_then(|r| r.header_str("x-custom-header")),
+        Some("from the generated filter".to_owned())
+    );
+    let dump = gateway.admin_get("/config_dump").unwrap().text();
+    assert!(
+        dump.contains("FAIL_RELOAD"),
+        "config_dump lacks FAIL_RELOAD"
+    );
 }

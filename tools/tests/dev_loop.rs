@@ -619,3 +619,109 @@ fn the_loop_reloads_keeps_the_old_gateway_on_error_and_leaves_no_envoy() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------
+// Several routes and domains (higress-dev.toml), host semantics
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dev_file_routes_let_rules_match_by_route_domain_and_service() {
+    let dir = temp_dir("routes");
+    let dev_file = dir.join("higress-dev.toml");
+    std::fs::write(
+        &dev_file,
+        r#"
+        host = "envoy"
+        allow_on_headers_stop_iteration = true
+        failure_policy = "FAIL_CLOSED"
+
+        [[route]]
+        name = "default/api"
+        domains = ["api.example.com"]
+        prefix = "/api"
+        service = "api.static"
+
+        [[route]]
+        name = "default/shop"
+        domains = ["shop.example.com"]
+        "#,
+    )
+    .unwrap();
+    let package = find_package(Some(&repo_root().join("Cargo.toml")), Some("my-plugin")).unwrap();
+    let options = cargo_higress::dev::DevOptions {
+        dev_file: Some(dev_file),
+        ..Default::default()
+    };
+    let setup = cargo_higress::dev::DevSetup::load(&package, &options).unwrap();
+    assert_eq!(setup.routes.len(), 2);
+    let config = cargo_higress::dev::PluginConfig {
+        text: r#"{"some_field": "global", "_rules_": [
+            {"_match_route_": ["default/api"], "some_field": "by-route"},
+            {"_match_domain_": ["shop.example.com"], "some_field": "by-domain"},
+            {"_match_service_": ["api.static"], "some_field": "never: the route rule comes first"}
+        ]}"#
+        .into(),
+        file: None,
+        origin: "test".into(),
+    };
+    let wasm = wasm_module("my-plugin").unwrap_or_else(|e| panic!("{e}"));
+    let upstream = EchoUpstream::start().unwrap();
+    let spec = cargo_higress::dev::dev_spec(
+        &package,
+        &setup,
+        &wasm,
+        &config,
+        free_port(),
+        upstream.port(),
+    );
+    // Forced on, although `host = "envoy"` alone would leave it off.
+    assert!(spec.allow_on_headers_stop_iteration);
+    let gateway = start_dev_gateway(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let listener = gateway.gateway().listener_addr();
+    let header_for = |host: &str, path: &str| {
+        let before = upstream.requests().len();
+        let response =
+            higress_e2e::http_request(listener, "GET", path, &[("host", host.as_bytes())], b"")
+                .unwrap();
+        assert_eq!(response.status, 200, "{host}{path}: {}", response.text());
+        let seen = upstream
+            .wait_for_requests(before + 1, Duration::from_secs(2))
+            .and_then(|all| all.into_iter().nth(before))
+            .unwrap();
+        seen.header_str("x-custom-header").unwrap_or_default()
+    };
+    assert_eq!(header_for("api.example.com", "/api/users"), "by-route");
+    assert_eq!(header_for("shop.example.com", "/"), "by-domain");
+    // Another host: the catch-all route, so the global config.
+    assert_eq!(header_for("localhost", "/"), "global");
+    // As in Envoy and Higress, a domain with routes of its own is matched
+    // against those only: no route for /other there.
+    let other = higress_e2e::http_request(
+        listener,
+        "GET",
+        "/other",
+        &[("host", b"api.example.com")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(other.status, 404);
+
+    // verify lists every route, and the policies reached Envoy.
+    let report = verify(&gateway.verify_target(), 5).unwrap();
+    let names: Vec<&str> = report.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["default/api", "default/shop", DEV_ROUTE],
+        "{report}"
+    );
+    let dump = gateway.gateway().admin_get("/config_dump").unwrap().text();
+    assert!(
+        dump.contains("\"allow_on_headers_stop_iteration\": true"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("\"failure_policy\": \"FAIL_CLOSED\""),
+        "{dump}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
