@@ -735,7 +735,7 @@ fn leading_brackets(mut text: &str, count: usize) -> Option<(Vec<&str>, &str)> {
 /// the name out) or Envoy's own warning or error about Wasm.
 ///
 /// ```
-/// use higress_e2e::dev::parse_log_line;
+/// use cargo_higress::dev::parse_log_line;
 /// let line = "[2026-11-25 15:36:26.260][2515][info][wasm] [source/extensions/common/wasm/context.cc:1151] \
 ///             wasm log my-plugin: [my-plugin] [nil] [e42b01a7-1293] request received";
 /// let parsed = parse_log_line(line, "my-plugin").unwrap();

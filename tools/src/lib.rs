@@ -10,7 +10,7 @@
 //! | `cargo higress dev` | the dev loop: serve the plugin through a local Envoy, stream its logs, rebuild and reload on change ([`dev`]) |
 //! | `cargo higress verify` | the checklist for a running dev gateway, or any Envoy's admin address |
 //! | `cargo higress deploy` | Higress `WasmPlugin` and `McpBridge` YAML, or a plain Envoy filter ([`deploy`]) |
-//! | `cargo higress bench` | the SDK-versus-raw benchmark of this workspace ([`bench`]) |
+//! | `cargo higress bench` | the SDK-versus-raw benchmark of this workspace ([`mod@bench`]) |
 //!
 //! Install it with `cargo install --path tools` from this checkout; cargo
 //! then runs `cargo-higress` for `cargo higress ...`. Envoy comes from
