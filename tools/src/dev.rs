@@ -2153,6 +2153,8 @@ struct Session {
     current: Option<(PathBuf, PluginConfig)>,
     gateway: Option<DevGateway>,
     tail: Option<LogTail>,
+    /// Requests held in the gateway: since when, and whether reported.
+    held: HeldRequests,
 }
 
 impl fmt::Debug for Session {
@@ -2165,7 +2167,105 @@ impl fmt::Debug for Session {
     }
 }
 
+/// How long a request may stay in the dev gateway before the loop says so.
+/// The echo upstream answers at once, so a request in flight that long is
+/// held by the plugin.
+pub const HELD_REPORT_AFTER: Duration = Duration::from_secs(3);
+
+/// Requests the dev gateway holds (see [`held_message`]).
+#[derive(Debug, Default)]
+struct HeldRequests {
+    since: Option<Instant>,
+    reported: bool,
+    last_check: Option<Instant>,
+}
+
+/// Where requests in flight are: `downstream` active in Envoy, of which
+/// `upstream` have reached a cluster (so are waiting in a response hook).
+/// Returns what to tell the user when some have been held for `held`.
+pub fn held_message(downstream: u64, upstream: u64, held: Duration, allow: bool) -> Option<String> {
+    if downstream == 0 {
+        return None;
+    }
+    let before = downstream.saturating_sub(upstream);
+    let mut text = format!("==> {downstream} request(s) held for {}s", held.as_secs());
+    if before > 0 {
+        text.push_str(&format!(
+            ": {before} not yet sent upstream, so a request hook (on_request_headers or \
+             on_request_body) paused it and has not resumed it"
+        ));
+        if !allow {
+            text.push_str(
+                "\n    allow_on_headers_stop_iteration is off here (stock Envoy): a Pause in \
+                 on_request_headers also stops the body, so the body hook never runs. To read the \
+                 body before releasing the headers, run with --allow-on-headers-stop-iteration true \
+                 (what Higress does for modules with ABI 0.2.100)",
+            );
+        }
+    } else {
+        text.push_str(
+            ": the upstream has them, so a response hook (on_response_headers or \
+             on_response_body) paused and has not resumed",
+        );
+    }
+    Some(text)
+}
+
 impl Session {
+    /// Says so when requests stay in the gateway past [`HELD_REPORT_AFTER`]
+    /// (checked once a second), and when they are gone again.
+    fn check_held(&mut self) {
+        let now = Instant::now();
+        if self
+            .held
+            .last_check
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.held.last_check = Some(now);
+        let Some(gateway) = &self.gateway else {
+            self.held = HeldRequests::default();
+            return;
+        };
+        let g = gateway.gateway();
+        let downstream = g
+            .stat("http.ingress_http.downstream_rq_active")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        if downstream == 0 {
+            if self.held.reported {
+                self.ui.line("==> the held request(s) have finished");
+            }
+            self.held.since = None;
+            self.held.reported = false;
+            return;
+        }
+        let since = *self.held.since.get_or_insert(now);
+        let held = now.duration_since(since);
+        if self.held.reported || held < HELD_REPORT_AFTER {
+            return;
+        }
+        let mut clusters = BTreeSet::from([DEV_CLUSTER.to_owned()]);
+        clusters.extend(self.setup.routes.iter().map(DevRoute::cluster));
+        let upstream: u64 = clusters
+            .iter()
+            .filter_map(|c| {
+                g.stat(&format!("cluster.{c}.upstream_rq_active"))
+                    .ok()
+                    .flatten()
+            })
+            .sum();
+        let allow = gateway.spec().allow_on_headers_stop_iteration;
+        if let Some(text) = held_message(downstream, upstream, held, allow) {
+            for line in text.lines() {
+                self.ui.line(line);
+            }
+        }
+        self.held.reported = true;
+    }
+
     /// Copies the freshly built module so that a later rebuild does not
     /// change the file a running (or restorable) gateway was started from.
     fn stash_module(&mut self, built: &Path) -> Result<PathBuf> {
@@ -2682,6 +2782,7 @@ pub fn run(options: DevOptions) -> Result<i32> {
         current: None,
         gateway: None,
         tail: None,
+        held: HeldRequests::default(),
     };
     session.ui.line(&format!(
         "==> config: {} = {}",
@@ -2750,6 +2851,7 @@ pub fn run(options: DevOptions) -> Result<i32> {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         session.drain_logs();
+        session.check_held();
         if let Some(gateway) = session.gateway.as_mut() {
             if !gateway.is_running() && !reported_exit {
                 reported_exit = true;
@@ -3045,6 +3147,22 @@ mod tests {
         no_default["metadata"] = serde_json::json!(null);
         let err = package_from_metadata(&no_default, None, Path::new("/ws")).unwrap_err();
         assert!(err.to_string().contains("name one: a, b"), "{err}");
+    }
+
+    #[test]
+    fn held_requests_name_the_phase_and_the_flag() {
+        let held = Duration::from_secs(3);
+        assert_eq!(held_message(0, 0, held, false), None);
+        let before = held_message(2, 1, held, false).unwrap();
+        assert!(before.starts_with("==> 2 request(s) held for 3s: 1 not yet sent upstream"));
+        assert!(before.contains("--allow-on-headers-stop-iteration true"));
+        let allowed = held_message(1, 0, held, true).unwrap();
+        assert!(
+            !allowed.contains("allow_on_headers_stop_iteration"),
+            "{allowed}"
+        );
+        let after = held_message(1, 1, held, false).unwrap();
+        assert!(after.contains("a response hook"), "{after}");
     }
 
     #[test]

@@ -725,3 +725,54 @@ fn dev_file_routes_let_rules_match_by_route_domain_and_service() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_request_a_hook_holds_is_reported_with_the_way_out() {
+    let port = free_port();
+    let mut dev = DevProcess::spawn(&[
+        "e2e-probe",
+        "--port",
+        &port.to_string(),
+        "--config",
+        r#"{"tag": "stop"}"#,
+        "--host",
+        "envoy",
+        "--no-sample",
+    ]);
+    dev.expect(
+        &format!("e2e-probe is running in Envoy on http://127.0.0.1:{port}"),
+        Duration::from_secs(180),
+    );
+    // The probe pauses in on_request_headers to read the body first; without
+    // allow_on_headers_stop_iteration the body never comes.
+    let client = std::thread::spawn(move || {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        higress_e2e::http_request_timeout(
+            addr,
+            "POST",
+            "/echo-len",
+            &[("x-probe-req-body", b"echo-len")],
+            &vec![b'a'; 100_000],
+            Duration::from_secs(8),
+        )
+    });
+    let line = dev.expect("request(s) held for", Duration::from_secs(15));
+    assert!(
+        line.contains("1 not yet sent upstream") && line.contains("on_request_headers"),
+        "{line}"
+    );
+    let hint = dev.expect(
+        "allow_on_headers_stop_iteration is off here",
+        Duration::from_secs(2),
+    );
+    assert!(
+        hint.contains("run with --allow-on-headers-stop-iteration true"),
+        "{hint}"
+    );
+    // The client gives up; the loop says the request is gone.
+    assert!(client.join().unwrap().is_err(), "the request was answered");
+    dev.expect(
+        "==> the held request(s) have finished",
+        Duration::from_secs(10),
+    );
+}
