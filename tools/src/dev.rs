@@ -2897,9 +2897,18 @@ fn compact_json(text: &str) -> String {
 pub fn run_verify(options: DevOptions) -> Result<i32> {
     let ui = Ui::new();
     if let Some(admin) = options.admin {
-        let plugin_name = options.package.clone().ok_or_else(|| {
-            Error::Config("verify --admin needs the plugin's name (its WasmPlugin name)".into())
-        })?;
+        // The name the plugin has in that Envoy: as given, else the name of
+        // the package here (the dev loop names plugins after packages).
+        let plugin_name = match options.package.clone() {
+            Some(name) => name,
+            None => find_package(options.manifest_path.as_deref(), None)
+                .map(|p| p.name)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "verify --admin needs the plugin's name (its WasmPlugin name): {e}"
+                    ))
+                })?,
+        };
         let target = VerifyTarget {
             admin,
             log_path: options.log_file.clone().unwrap_or_default(),

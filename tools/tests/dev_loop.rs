@@ -283,6 +283,18 @@ fn verify_answers_the_four_questions() {
         stdout.contains("[warn] plugin started: cannot tell, no log"),
         "{stdout}"
     );
+    // Unnamed, at the workspace root: the workspace's dev package.
+    let output = tool_command()
+        .args(["verify", "--admin", &admin])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("==> checking plugin my-plugin on the Envoy with admin"),
+        "{stdout}"
+    );
 }
 
 #[test]
