@@ -2,9 +2,9 @@
 //! `higress_wrapper::set_ctx!`; the documentation lives there.
 //!
 //! The macro only forwards: it parses `key: value` pairs, and generates an
-//! `impl higress_wrapper::HttpPlugin` whose methods call your functions
-//! through typed function pointers spanned on your function names, so a
-//! wrong signature is reported at your code with the expected type.
+//! `impl higress_wrapper::HttpPlugin` whose `HOOKS` name your functions as
+//! typed function pointers spanned on your function names, so a wrong
+//! signature is reported at your code with the expected type.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -342,58 +342,28 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
     });
 
     let ctx_ty = quote!(&mut #krate::HttpContext<#state>);
-    let mut hooks_flags = [false; 4];
-    let mut methods = Vec::new();
+    let mut fields = Vec::new();
     for (key, f) in &input.hooks {
         let sp = f.span();
-        let method = match key.to_string().as_str() {
-            "on_request_headers" | "on_response_headers" => quote_spanned! {sp=>
-                fn #key(__hw_ctx: #ctx_ty, __hw_config: &#config) -> #krate::HeaderAction {
-                    let __hw_f: fn(#ctx_ty, &#config) -> #krate::HeaderAction = #f;
-                    __hw_f(__hw_ctx, __hw_config)
-                }
-            },
-            "on_request_body" | "on_response_body" => quote_spanned! {sp=>
-                fn #key(__hw_ctx: #ctx_ty, __hw_config: &#config, __hw_body: &[u8]) -> #krate::DataAction {
-                    let __hw_f: fn(#ctx_ty, &#config, &[u8]) -> #krate::DataAction = #f;
-                    __hw_f(__hw_ctx, __hw_config, __hw_body)
-                }
-            },
+        let ty = match key.to_string().as_str() {
+            "on_request_headers" | "on_response_headers" => {
+                quote_spanned! {sp=> fn(#ctx_ty, &#config) -> #krate::HeaderAction }
+            }
+            "on_request_body" | "on_response_body" => {
+                quote_spanned! {sp=> fn(#ctx_ty, &#config, &[u8]) -> #krate::DataAction }
+            }
             "on_streaming_request_body" | "on_streaming_response_body" => quote_spanned! {sp=>
-                fn #key(
-                    __hw_ctx: #ctx_ty,
-                    __hw_config: &#config,
-                    __hw_chunk: &[u8],
-                    __hw_end_of_stream: bool,
-                ) -> ::core::option::Option<::std::vec::Vec<u8>> {
-                    let __hw_f: fn(#ctx_ty, &#config, &[u8], bool)
-                        -> ::core::option::Option<::std::vec::Vec<u8>> = #f;
-                    __hw_f(__hw_ctx, __hw_config, __hw_chunk, __hw_end_of_stream)
-                }
+                fn(#ctx_ty, &#config, &[u8], bool) -> ::core::option::Option<::std::vec::Vec<u8>>
             },
-            _ => quote_spanned! {sp=>
-                fn #key(__hw_ctx: #ctx_ty, __hw_config: &#config) {
-                    let __hw_f: fn(#ctx_ty, &#config) = #f;
-                    __hw_f(__hw_ctx, __hw_config)
-                }
-            },
+            _ => quote_spanned! {sp=> fn(#ctx_ty, &#config) },
         };
-        match key.to_string().as_str() {
-            "on_request_body" => hooks_flags[0] = true,
-            "on_streaming_request_body" => hooks_flags[1] = true,
-            "on_response_body" => hooks_flags[2] = true,
-            "on_streaming_response_body" => hooks_flags[3] = true,
-            _ => {}
-        }
-        methods.push(method);
+        fields.push(quote_spanned! {sp=>
+            #key: ::core::option::Option::Some({
+                let __hw_f: #ty = #f;
+                __hw_f
+            }),
+        });
     }
-    let [request_body, streaming_request_body, response_body, streaming_response_body] =
-        hooks_flags;
-    // Only a request-headers hook: nothing reads the request line later.
-    let request_headers_only = input
-        .hooks
-        .iter()
-        .all(|(key, _)| key == "on_request_headers");
 
     Ok(quote! {
         /// The plugin registered by `set_ctx!`.
@@ -404,12 +374,9 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         #[allow(clippy::type_complexity)]
         impl #krate::HttpPlugin for #plugin {
             const NAME: &'static str = #name;
-            const HOOKS: #krate::Hooks = #krate::Hooks {
-                request_body: #request_body,
-                streaming_request_body: #streaming_request_body,
-                response_body: #response_body,
-                streaming_response_body: #streaming_response_body,
-                request_headers_only: #request_headers_only,
+            const HOOKS: #krate::Hooks<Self> = #krate::Hooks {
+                #(#fields)*
+                ..#krate::Hooks::NONE
             };
             type Config = #config;
             type State = #state;
@@ -420,12 +387,8 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
 
             #parse_rule_config
             #on_plugin_start
-            #(#methods)*
         }
 
-        #[cfg(target_arch = "wasm32")]
-        #krate::__private::proxy_wasm::main! {{
-            #krate::__private::register::<#plugin>();
-        }}
+        #krate::plugin_entry!(#plugin);
     })
 }

@@ -1,18 +1,37 @@
 //! The SDK's own table of host calls in flight, keyed by the host's token.
 //!
-//! Every reply is routed here by its token, never by "the context proxy-wasm
-//! last entered": a Redis reply arrives on the root context, and an HTTP
-//! reply may be handed to whichever context proxy-wasm recorded, so the
-//! owner of each call is kept here. A reply whose owner is gone (the stream
-//! ended and cancelled its calls) finds no entry and is dropped: no freed
-//! state is touched and no closure leaks.
+//! Every reply is routed here by its token, never by the context the host
+//! names: a Redis reply arrives on the root context, an HTTP reply on the
+//! context that dispatched it, so the owner of each call is kept here.
+//! `entry` reads a reply while the host's buffers are valid and hands it to
+//! [`deliver`]. A reply whose owner is gone (the stream ended and cancelled
+//! its calls) finds no entry and is dropped: no freed state is touched and no
+//! closure leaks.
+//!
+//! Layering: runtime, and a leaf of it (it imports nothing of the SDK).
 
-use crate::task::Owner;
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
+
+/// Which host context a task or a call belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Owner {
+    /// An HTTP stream: cancelled when the stream ends.
+    Stream(u32),
+    /// A plugin's root context: lives as long as the plugin.
+    Root(u32),
+}
+
+impl Owner {
+    pub(crate) fn context_id(self) -> u32 {
+        match self {
+            Owner::Stream(id) | Owner::Root(id) => id,
+        }
+    }
+}
 
 /// What a finished host call produced, read inside the host's callback
 /// (the host's reply buffers are only valid there).
@@ -139,8 +158,7 @@ pub(crate) fn cancel_owner(owner: Owner) {
     drop(removed);
 }
 
-/// How many calls are in flight (for tests and leak checks).
-#[cfg_attr(not(any(test, feature = "test-host")), allow(dead_code))]
+/// How many calls are in flight (see [`crate::PendingWork`]).
 pub(crate) fn pending_calls() -> usize {
     CALLS
         .try_with(|c| c.try_borrow().map_or(0, |c| c.len()))
@@ -178,42 +196,4 @@ impl Drop for CallFuture {
             drop(remove(self.token));
         }
     }
-}
-
-/// An HTTP call's reply arrived (on whichever context proxy-wasm chose):
-/// read it now, while the host's buffers are valid, and route it by token.
-pub(crate) fn on_http_call_response(token: u32, body_size: usize) {
-    use crate::host::{self, BufferType, MapType};
-    if !is_pending(token) {
-        return;
-    }
-    let headers = host::get_header_pairs(MapType::HttpCallResponseHeaders).unwrap_or_default();
-    let body = if body_size == 0 {
-        Vec::new()
-    } else {
-        host::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    };
-    deliver(token, Reply::Http { headers, body });
-    crate::task::run_ready();
-}
-
-/// A Redis call's reply arrived (Higress, on the root context).
-pub(crate) fn on_redis_call_response(token: u32, status: u32, response_size: usize) {
-    use crate::host::{self, BufferType};
-    if !is_pending(token) {
-        return;
-    }
-    let data = if status == 0 && response_size > 0 {
-        host::get_buffer(BufferType::RedisCallResponse, 0, response_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    deliver(token, Reply::Redis { status, data });
-    crate::task::run_ready();
 }

@@ -315,7 +315,7 @@ pub struct RouteCluster {
 
 impl Cluster for RouteCluster {
     fn cluster_name(&self) -> String {
-        crate::stream::cluster_name().unwrap_or_default()
+        crate::http_context::cluster_name().unwrap_or_default()
     }
     fn host_name(&self) -> String {
         if !self.host.is_empty() {

@@ -4,14 +4,19 @@
 //! `proxy-wasm` 0.2.5's own wrappers `panic!` on statuses they do not expect
 //! (and `unwrap` UTF-8), which fails the whole VM. The SDK therefore declares
 //! its own imports here, on the same ABI (`env` module, proxy-wasm 0.2.1), and
-//! never panics on anything the host returns. This is the only place with
-//! `unsafe` in the crate.
+//! never panics on anything the host returns. Together with `entry` (where
+//! the host calls in) this is the only place with `unsafe` in the crate.
+//!
+//! Layering: a leaf. It imports nothing of the SDK but the leaf types of
+//! `error` and `wire`.
 //!
 //! Buffers the host hands back were allocated through the module's exported
 //! `proxy_on_memory_allocate` (provided by `proxy-wasm`, a boxed slice whose
 //! capacity equals its length), so they are taken back with
 //! `Vec::from_raw_parts(ptr, len, len)` exactly once.
 #![allow(unsafe_code)]
+// The ABI fixes the arity of `proxy_http_call` & co.
+#![allow(clippy::too_many_arguments)]
 
 use crate::error::HostError;
 use std::ptr::null_mut;
@@ -22,7 +27,9 @@ use std::ptr::null_mut;
 #[allow(clippy::enum_variant_names)]
 pub(crate) enum MapType {
     RequestHeaders = 0,
+    RequestTrailers = 1,
     ResponseHeaders = 2,
+    ResponseTrailers = 3,
     HttpCallResponseHeaders = 6,
 }
 
@@ -143,6 +150,18 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_set_effective_context(context_id: u32) -> u32;
+    fn proxy_http_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        trailers_data: *const u8,
+        trailers_size: usize,
+        timeout_milliseconds: u32,
+        return_token: *mut u32,
+    ) -> u32;
     fn proxy_call_foreign_function(
         function_name_data: *const u8,
         function_name_size: usize,
@@ -402,29 +421,6 @@ pub(crate) fn call_foreign_function(
     optional(status, data, size)
 }
 
-/// The queue id the SDK uses to enter a root context through proxy-wasm's
-/// dispatcher (see [`enter_root`]). Real queue ids come from
-/// `proxy_register_shared_queue`, which the SDK never calls.
-pub(crate) const POLL_TASKS_QUEUE_ID: u32 = 0x4869_6721;
-
-extern "C" {
-    /// proxy-wasm's own export, resolved inside the module at link time (no
-    /// import). Its dispatcher borrows only its table of roots, makes the
-    /// root the context it "entered", then calls the root's
-    /// `on_queue_ready`.
-    fn proxy_on_queue_ready(context_id: u32, queue_id: u32);
-}
-
-/// Enters root context `root_id` through proxy-wasm's dispatcher to poll
-/// the tasks a reply woke. proxy-wasm records every HTTP call dispatched
-/// while it runs under the root, which outlives the requests, so no reply
-/// can be handed to a context that is already gone. Must not be called from
-/// inside a root entry (the SDK polls directly there).
-pub(crate) fn enter_root(root_id: u32) {
-    // SAFETY: a plain call of a Rust function with a C ABI in this module.
-    unsafe { proxy_on_queue_ready(root_id, POLL_TASKS_QUEUE_ID) }
-}
-
 #[link(wasm_import_module = "env")]
 extern "C" {
     fn proxy_redis_init(
@@ -484,35 +480,35 @@ pub(crate) fn redis_call(service: &str, query: &[u8]) -> Result<u32, HostError> 
     Ok(token)
 }
 
-/// Higress's callback for a finished Redis call. It arrives on the root
-/// context; the SDK routes it by token to whoever waits.
-#[no_mangle]
-#[allow(unreachable_pub)]
-pub extern "C" fn proxy_on_redis_call_response(
-    _context_id: u32,
-    token: u32,
-    status: u32,
-    response_size: usize,
-) {
-    let deliver = || crate::callout::on_redis_call_response(token, status, response_size);
-    // Natively under the test host a panic must not unwind out of this
-    // `extern "C"` export (that aborts the test binary): it is caught and
-    // re-raised in the test, as for the context callbacks.
-    #[cfg(all(any(test, feature = "test-host"), not(target_arch = "wasm32")))]
-    crate::test_host::guard_export(deliver);
-    #[cfg(not(all(any(test, feature = "test-host"), not(target_arch = "wasm32"))))]
-    deliver();
-}
-
-/// Dispatches an HTTP call through proxy-wasm, which records the token so
-/// that its reply export can find a context (the SDK routes it further by
-/// token). Returns the host's token.
+/// Dispatches an HTTP call to `cluster`; returns the host's token. The
+/// reply arrives through `proxy_on_http_call_response` (see `entry`).
 pub(crate) fn http_call(
     cluster: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
     timeout: std::time::Duration,
 ) -> Result<u32, HostError> {
-    proxy_wasm::hostcalls::dispatch_http_call(cluster, headers.to_vec(), body, Vec::new(), timeout)
-        .map_err(|s| HostError::from_status(s as u32))
+    let pairs: Vec<(&str, &[u8])> = headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+    let headers = crate::wire::encode_map(&pairs);
+    // An empty map, serialized, as proxy-wasm sends it.
+    let trailers = crate::wire::encode_map(&[]);
+    let body = body.unwrap_or_default();
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let mut token: u32 = 0;
+    // SAFETY: all buffers are live for the call; `token` is a valid out-pointer.
+    check(unsafe {
+        proxy_http_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            trailers.as_ptr(),
+            trailers.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
 }

@@ -5,6 +5,7 @@
 
 use crate::error::HostError;
 use crate::host::{self, BufferType, MapType, StreamType};
+use crate::log::RequestId;
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::fmt;
@@ -153,18 +154,55 @@ impl From<serde_json::Value> for ContextValue {
     }
 }
 
-/// Per-request flags the SDK's stream driver reads.
+/// The property key of the access-log attributes (Go's `CustomLogKey`).
+pub const CUSTOM_LOG_KEY: &str = "custom_log";
+/// The property key of the AI access-log attributes (Go's `AILogKey`).
+pub const AI_LOG_KEY: &str = "ai_log";
+/// The property prefix of trace span tags (Go's `TraceSpanTagPrefix`).
+pub const TRACE_SPAN_TAG_PREFIX: &str = "trace_span_tag.";
+
+/// Which phase's future a direction of a stream waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum WaitingOn {
+    #[default]
+    Nothing,
+    Headers,
+    Body,
+}
+
+/// Everything the SDK tracks for one direction (request or response) of a
+/// stream, in one place: what the plugin asked for, what the host sent, and
+/// what the driver holds.
+#[derive(Debug, Default)]
+pub(crate) struct DirState {
+    /// Body hooks run for this direction (a hook exists and the plugin did
+    /// not opt out; not for binary bodies or websockets).
+    pub(crate) read_body: bool,
+    /// The plugin asked for the buffered body hook over the streaming one.
+    pub(crate) buffer_body: bool,
+    /// The host announced a body after the headers.
+    pub(crate) has_body: bool,
+    /// The SDK (or the plugin) paused this direction; a resume is owed.
+    pub(crate) paused: bool,
+    /// Which hook's future is pending.
+    pub(crate) waiting: WaitingOn,
+    /// Body data held while a headers hook waited: `(body_size, end_of_stream)`.
+    pub(crate) held_body: Option<(usize, bool)>,
+    /// The body hooks saw the end of the body.
+    pub(crate) body_ended: bool,
+}
+
+/// One direction of a stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Request,
+    Response,
+}
+
+/// Request-wide flags the driver reads.
 #[derive(Debug, Default)]
 pub(crate) struct Flags {
-    pub(crate) read_request_body: bool,
-    pub(crate) read_response_body: bool,
-    pub(crate) buffer_request_body: bool,
-    pub(crate) buffer_response_body: bool,
-    pub(crate) has_request_body: bool,
-    pub(crate) has_response_body: bool,
     pub(crate) local_response_sent: bool,
-    pub(crate) request_paused: bool,
-    pub(crate) response_paused: bool,
     /// What to answer when an awaited hook fails (`None`: continue).
     pub(crate) error_response: Option<(u32, Vec<u8>)>,
 }
@@ -179,6 +217,10 @@ pub struct HttpContext<S = ()> {
     pub(crate) context_id: u32,
     pub(crate) phase: Phase,
     pub(crate) flags: Flags,
+    /// The request direction's state.
+    pub(crate) request: DirState,
+    /// The response direction's state.
+    pub(crate) response: DirState,
     pub(crate) plugin_name: &'static str,
     pub(crate) plugin_id: Option<Rc<str>>,
     pub(crate) root_id: u32,
@@ -213,6 +255,8 @@ impl<S: Default> HttpContext<S> {
             context_id,
             phase: Phase::DecodeHeader,
             flags: Flags::default(),
+            request: DirState::default(),
+            response: DirState::default(),
             plugin_name,
             plugin_id: None,
             root_id: 0,
@@ -233,10 +277,6 @@ fn warn_failed(what: &str, name: &str, err: HostError) {
     log::warn!("{what} {name} failed: {err}");
 }
 
-/// The request's `x-request-id`, read once, on first use, and shared with
-/// the log prefix of this request.
-pub(crate) type RequestId = Rc<OnceCell<Option<Rc<str>>>>;
-
 fn text(bytes: Vec<u8>) -> String {
     match String::from_utf8(bytes) {
         Ok(s) => s,
@@ -244,14 +284,23 @@ fn text(bytes: Vec<u8>) -> String {
     }
 }
 
-/// Reads `x-request-id` (or, without one, the `request.id` property).
-pub(crate) fn load_request_id() -> Option<Rc<str>> {
-    host::get_header(MapType::RequestHeaders, "x-request-id")
+/// Text of a property, `None` if absent or empty.
+fn property_text(path: &[&str]) -> Option<String> {
+    host::get_property(path)
         .ok()
         .flatten()
-        .or_else(|| host::get_property(&["request", "id"]).ok().flatten())
         .filter(|v| !v.is_empty())
-        .map(|v| Rc::from(text(v)))
+        .map(text)
+}
+
+/// Route name on Higress (`route_name`) or stock Envoy (`xds.route_name`).
+pub(crate) fn route_name() -> Option<String> {
+    property_text(&["route_name"]).or_else(|| property_text(&["xds", "route_name"]))
+}
+
+/// Cluster name on Higress (`cluster_name`) or stock Envoy (`xds.cluster_name`).
+pub(crate) fn cluster_name() -> Option<String> {
+    property_text(&["cluster_name"]).or_else(|| property_text(&["xds", "cluster_name"]))
 }
 
 fn pseudo<'a>(cell: &'a OnceCell<String>, name: &str) -> &'a str {
@@ -300,6 +349,14 @@ impl<S> HttpContext<S> {
             let _ = self.request_id.set(request_id);
         }
         authority
+    }
+
+    /// The state of one direction of this stream.
+    pub(crate) fn dir_mut(&mut self, dir: Dir) -> &mut DirState {
+        match dir {
+            Dir::Request => &mut self.request,
+            Dir::Response => &mut self.response,
+        }
     }
 
     // ----- identity -------------------------------------------------------
@@ -448,7 +505,7 @@ impl<S> HttpContext<S> {
 
     /// Writes the attributes to the `custom_log` access-log property.
     pub fn write_user_attribute_to_log(&self) -> Result<(), HostError> {
-        self.write_user_attribute_to_log_with_key(crate::CUSTOM_LOG_KEY)
+        self.write_user_attribute_to_log_with_key(CUSTOM_LOG_KEY)
     }
 
     /// Writes the attributes to an access-log property (`custom_log`,
@@ -482,7 +539,7 @@ impl<S> HttpContext<S> {
                 log::error!("trace span tag {k} has an empty value, skipped");
                 continue;
             }
-            let path = format!("{}{k}", crate::TRACE_SPAN_TAG_PREFIX);
+            let path = format!("{}{k}", TRACE_SPAN_TAG_PREFIX);
             host::set_property(&[path.as_str()], text.as_bytes())?;
         }
         Ok(())
@@ -565,6 +622,48 @@ impl<S> HttpContext<S> {
         }
     }
 
+    // ----- trailers -------------------------------------------------------
+
+    /// All request trailers (in a trailers hook, [`Hooks::on_request_trailers`](crate::Hooks::on_request_trailers)).
+    pub fn request_trailers(&self) -> Vec<(String, HeaderValue)> {
+        header_pairs(MapType::RequestTrailers)
+    }
+
+    /// One request trailer.
+    pub fn request_trailer(&self, name: &str) -> Option<HeaderValue> {
+        host::get_header(MapType::RequestTrailers, name)
+            .ok()
+            .flatten()
+            .map(HeaderValue::from)
+    }
+
+    /// Sets (replaces) a request trailer.
+    pub fn set_request_trailer(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        if let Err(e) = host::replace_header(MapType::RequestTrailers, name, value.as_ref()) {
+            warn_failed("setting request trailer", name, e);
+        }
+    }
+
+    /// All response trailers (in [`Hooks::on_response_trailers`](crate::Hooks::on_response_trailers)).
+    pub fn response_trailers(&self) -> Vec<(String, HeaderValue)> {
+        header_pairs(MapType::ResponseTrailers)
+    }
+
+    /// One response trailer.
+    pub fn response_trailer(&self, name: &str) -> Option<HeaderValue> {
+        host::get_header(MapType::ResponseTrailers, name)
+            .ok()
+            .flatten()
+            .map(HeaderValue::from)
+    }
+
+    /// Sets (replaces) a response trailer.
+    pub fn set_response_trailer(&mut self, name: &str, value: impl AsRef<[u8]>) {
+        if let Err(e) = host::replace_header(MapType::ResponseTrailers, name, value.as_ref()) {
+            warn_failed("setting response trailer", name, e);
+        }
+    }
+
     /// Replaces all response headers.
     pub fn set_response_headers(&mut self, headers: &[(&str, &[u8])]) {
         if let Err(e) = host::set_header_pairs(MapType::ResponseHeaders, headers) {
@@ -629,22 +728,22 @@ impl<S> HttpContext<S> {
     /// Do not call the request body hooks for this request (call it before
     /// the body arrives, e.g. in the request-headers hook).
     pub fn dont_read_request_body(&mut self) {
-        self.flags.read_request_body = false;
+        self.request.read_body = false;
     }
 
     /// Do not call the response body hooks for this request.
     pub fn dont_read_response_body(&mut self) {
-        self.flags.read_response_body = false;
+        self.response.read_body = false;
     }
 
     /// Use the buffered request body hook even if a streaming one exists.
     pub fn buffer_request_body(&mut self) {
-        self.flags.buffer_request_body = true;
+        self.request.buffer_body = true;
     }
 
     /// Use the buffered response body hook even if a streaming one exists.
     pub fn buffer_response_body(&mut self) {
-        self.flags.buffer_response_body = true;
+        self.response.buffer_body = true;
     }
 
     /// Raises (or lowers) this request's body buffer limit in bytes
@@ -667,12 +766,12 @@ impl<S> HttpContext<S> {
 
     /// Whether the request has a body (its headers did not end the stream).
     pub fn has_request_body(&self) -> bool {
-        self.flags.has_request_body
+        self.request.has_body
     }
 
     /// Whether the response has a body (valid from the response-headers hook).
     pub fn has_response_body(&self) -> bool {
-        self.flags.has_response_body
+        self.response.has_body
     }
 
     /// `connection: upgrade` with `upgrade: websocket` (case-insensitive).
@@ -741,18 +840,18 @@ impl<S> HttpContext<S> {
 
     /// The route name: Higress's `route_name`, else stock Envoy's `xds.route_name`.
     pub fn route_name(&self) -> Option<String> {
-        crate::stream::route_name()
+        route_name()
     }
 
     /// The upstream cluster name: `cluster_name`, else `xds.cluster_name`.
     pub fn cluster_name(&self) -> Option<String> {
-        crate::stream::cluster_name()
+        cluster_name()
     }
 
     /// The `x-request-id` of the request, if any.
     pub fn request_id(&self) -> Option<String> {
         self.request_id
-            .get_or_init(load_request_id)
+            .get_or_init(crate::log::load_request_id)
             .as_deref()
             .map(str::to_owned)
     }
@@ -810,61 +909,6 @@ impl<S> HttpContext<S> {
         );
     }
 
-    /// The callback style, for authors coming from Go: waits for `call` (a
-    /// Redis or HTTP call), then runs `callback` with this request's context
-    /// and the result; the action it returns is applied and the request
-    /// resumed by the SDK. Return it from a headers hook:
-    ///
-    /// ```
-    /// # use higress_wrapper::prelude::*;
-    /// # use higress_wrapper::redis::RedisClient;
-    /// fn on_request_headers(ctx: &mut HttpContext, redis: &RedisClient) -> HeaderAction {
-    ///     ctx.then(redis.get("k"), |ctx, reply| {
-    ///         if let Ok(Some(v)) = reply {
-    ///             ctx.set_request_header("x-v", v);
-    ///         }
-    ///         HeaderAction::Continue
-    ///     })
-    /// }
-    /// # let _ = on_request_headers;
-    /// ```
-    pub fn then<F, T>(
-        &self,
-        call: F,
-        callback: impl FnOnce(&mut HttpContext<S>, T) -> crate::HeaderAction + 'static,
-    ) -> crate::HeaderAction
-    where
-        F: std::future::Future<Output = T> + 'static,
-        S: 'static,
-    {
-        let handle = self.handle();
-        crate::HeaderAction::wait(async move {
-            let result = call.await;
-            handle
-                .with(|ctx| callback(ctx, result))
-                .unwrap_or(crate::HeaderAction::Continue)
-        })
-    }
-
-    /// [`then`](Self::then) for body hooks.
-    pub fn then_data<F, T>(
-        &self,
-        call: F,
-        callback: impl FnOnce(&mut HttpContext<S>, T) -> crate::DataAction + 'static,
-    ) -> crate::DataAction
-    where
-        F: std::future::Future<Output = T> + 'static,
-        S: 'static,
-    {
-        let handle = self.handle();
-        crate::DataAction::wait(async move {
-            let result = call.await;
-            handle
-                .with(|ctx| callback(ctx, result))
-                .unwrap_or(crate::DataAction::Continue)
-        })
-    }
-
     /// Whether a local response was sent for this request.
     pub fn local_response_sent(&self) -> bool {
         self.flags.local_response_sent
@@ -873,7 +917,7 @@ impl<S> HttpContext<S> {
     /// Resumes a request a hook paused with `StopIteration`. Only needed if
     /// you paused by hand; a no-op if the request is not paused.
     pub fn resume_request(&mut self) {
-        if std::mem::take(&mut self.flags.request_paused) {
+        if std::mem::take(&mut self.request.paused) {
             if let Err(e) = host::continue_stream(StreamType::Request) {
                 warn_failed("resuming", "request", e);
             }
@@ -882,7 +926,7 @@ impl<S> HttpContext<S> {
 
     /// Resumes a response a hook paused. A no-op if it is not paused.
     pub fn resume_response(&mut self) {
-        if std::mem::take(&mut self.flags.response_paused) {
+        if std::mem::take(&mut self.response.paused) {
             if let Err(e) = host::continue_stream(StreamType::Response) {
                 warn_failed("resuming", "response", e);
             }

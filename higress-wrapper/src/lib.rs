@@ -29,21 +29,47 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip1` and deploy the
 //! `.wasm` to Higress (a `WasmPlugin`) or any Envoy (an `envoy.filters.http.wasm`
-//! filter). The module exports `proxy_abi_version_0_2_1` and imports only the
-//! standard proxy-wasm ABI and WASI, so it loads in stock Envoy as well.
+//! filter). The module exports `proxy_abi_version_0_2_100` before
+//! `proxy_abi_version_0_2_1` (Higress runs it as 0.2.100, stock Envoy as
+//! 0.2.1; see [`plugin_entry!`]) and imports only the host calls it uses, so
+//! it loads in stock Envoy as well unless it uses a Higress-only call.
 //!
 //! ## Where things are
-//! - A request enters in [`stream`](crate) (private): the host calls it for
-//!   each phase; it matches the config and calls your hooks.
-//! - Config is parsed in [`config`] and matched per request by the prepared
-//!   `_rules_` matcher (private `matcher`).
-//! - Host calls leave through one private module, `host`, the only `unsafe`
-//!   code in the crate. It never panics on what the host answers.
-//! - `test_host` (feature `test-host`) runs your plugin in-process under
-//!   `cargo test`, through the same ABI functions Envoy calls.
+//! - A request **enters** in `entry` (private): every `proxy_on_*` export
+//!   of the module, each a few lines that find the context and hand over to
+//!   the per-request driver `stream` (rule matching, hooks, pause/resume)
+//!   or the plugin root `root` (configure, plugin start, ticks).
+//! - Config is **parsed** in [`config`] and **matched** per request by the
+//!   `_rules_` matcher prepared at configure time (private `config::matcher`).
+//! - Host calls **leave** through one private module, `host`: every
+//!   `proxy_*` import, raw statuses mapped to [`HostError`]; it never panics
+//!   on what the host answers. `host` and `entry` are the only modules with
+//!   `unsafe` code (`#[no_mangle]` and raw pointers).
+//! - The native test host is the crate `higress-test-host` (a
+//!   dev-dependency): it provides the host functions natively and calls the
+//!   same exports Envoy calls. The SDK has no test-only code path.
+//!
+//! ## Layers
+//! Modules form layers: each imports only from its own layer or the ones
+//! listed before it, and no modules import each other in a cycle. The test
+//! `tests/layers.rs` reads this table and checks every source file against
+//! it, so a new module must be listed here.
+//!
+//! | layer | modules | what they are, what they may call |
+//! |---|---|---|
+//! | 0 leaf | `error`, `wire`, `host` | errors, wire formats, the host imports; nothing of the SDK but each other |
+//! | 1 config | `config` | parsing, `_rules_`, merge-patch, the prepared matcher (`config/`); pure (layer 0 at most) |
+//! | 2 runtime | `callout`, `log`, `task` | the table of calls in flight, logging, the executor; layers 0-1 |
+//! | 3 API | `plugin`, `http_context`, `plugin_context`, `cluster`, `http_client`, `redis` | what plugins use; layers 0-2 |
+//! | 4 driver | `stream`, `root` | one request through the hooks; a plugin root; layers 0-3 |
+//! | 5 entry | `entry` | where the host enters; layers 0-4 |
 //!
 //! ## Dependencies
-//! Only `proxy-wasm`, `serde`, `serde_json`, `thiserror` and `log`. Config
+//! Only `serde`, `serde_json`, `thiserror` and `log` (and the macro crate).
+//! The `proxy-wasm` crate is not used: its dispatcher keeps hash maps of
+//! boxed contexts and panics on statuses and ids it does not expect, so the
+//! SDK declares the ABI itself (`host`, `entry`) — fewer instructions per
+//! callback, no panic on host data, and a smaller module. Config
 //! errors name the JSON path of the bad field
 //! (`redis.port: invalid type: string, expected u16`) through the SDK's own
 //! small `&Value` deserializer, which also keeps float formatting out of the
@@ -52,30 +78,36 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 #![doc(test(attr(deny(warnings))))]
 
-mod callout;
-pub mod cluster;
-pub mod config;
+// Layer 0 — leaves: wire formats, errors, and where host calls leave.
 mod error;
 mod host;
+mod wire;
+// Layer 1 — config: parsing, `_rules_`, merge-patch, matcher (pure; config/).
+pub mod config;
+// Layer 2 — runtime: logging, the call table, the executor.
+mod callout;
+mod log;
+mod task;
+// Layer 3 — the public API: hooks, contexts, clients.
+pub mod cluster;
 pub mod http_client;
 mod http_context;
-mod log;
-pub(crate) mod matcher;
 mod plugin;
 mod plugin_context;
 pub mod redis;
+// Layer 4 — the drivers: a plugin root, one request.
 mod root;
 mod stream;
-mod task;
-mod wire;
-
-#[cfg(all(any(test, feature = "test-host"), not(target_arch = "wasm32")))]
-pub mod test_host;
+// Layer 5 — where the host enters.
+mod entry;
 
 pub use config::{ConfigError, RuleInput};
 pub use error::HostError;
 pub use http_context::{ContextValue, HeaderValue, HttpContext, HttpHandle, Phase};
-pub use plugin::{DataAction, HeaderAction, HookOutput, Hooks, HttpPlugin, StartError};
+pub use plugin::{
+    BodyHook, DataAction, DoneHook, HeaderAction, HeaderHook, HookOutput, Hooks, HttpPlugin,
+    StartError, StreamingBodyHook, TrailersHook,
+};
 pub use plugin_context::PluginContext;
 
 /// Registers a plugin, like Go's `wrapper.SetCtx(name, options...)`.
@@ -105,12 +137,7 @@ pub use plugin_context::PluginContext;
 /// a compile error pointing at your code.
 pub use higress_wrapper_macros::set_ctx;
 
-/// The property key of the access-log attributes (Go's `CustomLogKey`).
-pub const CUSTOM_LOG_KEY: &str = "custom_log";
-/// The property key of the AI access-log attributes (Go's `AILogKey`).
-pub const AI_LOG_KEY: &str = "ai_log";
-/// The property prefix of trace span tags (Go's `TraceSpanTagPrefix`).
-pub const TRACE_SPAN_TAG_PREFIX: &str = "trace_span_tag.";
+pub use http_context::{AI_LOG_KEY, CUSTOM_LOG_KEY, TRACE_SPAN_TAG_PREFIX};
 
 /// The JSON value config parsers receive (`serde_json::Value`).
 pub use serde_json::Value as JsonValue;
@@ -120,20 +147,93 @@ pub mod prelude {
     pub use crate::config::{ConfigError, RuleInput};
     pub use crate::JsonValue;
     pub use crate::{
-        ContextValue, DataAction, HeaderAction, HeaderValue, HostError, HttpContext, HttpHandle,
-        HttpPlugin, Phase, PluginContext, StartError,
+        ContextValue, DataAction, HeaderAction, HeaderValue, Hooks, HostError, HttpContext,
+        HttpHandle, HttpPlugin, Phase, PluginContext, StartError,
+    };
+}
+
+/// What the SDK has in flight on this VM (its thread): futures waiting on a
+/// host call, and host calls waiting for a reply. Both return to zero once
+/// every request has ended and no plugin-owned work is running, so a test
+/// (or a tick function) can check that nothing was left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PendingWork {
+    /// Futures (async hooks, spawned work) waiting to be polled again.
+    pub tasks: usize,
+    /// Host calls (HTTP, Redis) waiting for their reply.
+    pub calls: usize,
+}
+
+/// What is in flight right now (see [`PendingWork`]).
+///
+/// ```
+/// let work = higress_wrapper::pending_work();
+/// assert_eq!(work, higress_wrapper::PendingWork { tasks: 0, calls: 0 });
+/// ```
+pub fn pending_work() -> PendingWork {
+    PendingWork {
+        tasks: task::pending_tasks(),
+        calls: callout::pending_calls(),
+    }
+}
+
+/// The module's entry points for plugin `$plugin`: `_initialize` (the WASI
+/// reactor start, which registers the plugin) and the proxy-wasm ABI version
+/// export `proxy_abi_version_0_2_100`, which must come **before** the SDK's
+/// own `proxy_abi_version_0_2_1`.
+///
+/// Higress's host takes the first `proxy_abi_version_*` export in the
+/// module (0.2.100: a `Pause` from a headers callback keeps the body flowing
+/// to the plugin, as stock Envoy does with `allow_on_headers_stop_iteration`);
+/// stock Envoy skips versions it does not know and runs the module as 0.2.1.
+/// One `.wasm` serves both. This export is written in the plugin's crate,
+/// whose functions the linker places first (in release and debug builds),
+/// so it precedes the SDK's 0.2.1 export; the workspace checks the order in
+/// every example's module with Higress's first-match rule.
+///
+/// [`set_ctx!`](crate::set_ctx) calls it; call it yourself once when you
+/// implement [`HttpPlugin`] by hand:
+///
+/// ```
+/// # use higress_wrapper::prelude::*;
+/// # #[allow(dead_code)]
+/// # struct MyPlugin;
+/// # impl HttpPlugin for MyPlugin {
+/// #     const NAME: &'static str = "p";
+/// #     type Config = ();
+/// #     type State = ();
+/// #     fn parse_config(_: &serde_json::Value) -> Result<(), ConfigError> { Ok(()) }
+/// # }
+/// higress_wrapper::plugin_entry!(MyPlugin);
+/// ```
+/// It expands to nothing on native targets.
+#[macro_export]
+macro_rules! plugin_entry {
+    ($plugin:ty) => {
+        /// The module's start (WASI reactor): registers the plugin.
+        #[cfg(target_arch = "wasm32")]
+        #[no_mangle]
+        #[allow(unsafe_code)]
+        pub extern "C" fn _initialize() {
+            $crate::__private::register::<$plugin>();
+        }
+
+        /// Higress reads the first ABI version export: 0.2.100.
+        #[cfg(target_arch = "wasm32")]
+        #[no_mangle]
+        #[allow(unsafe_code)]
+        pub extern "C" fn proxy_abi_version_0_2_100() {}
     };
 }
 
 /// Used by the code `set_ctx!` generates; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use proxy_wasm;
     pub use serde_json;
 
     /// Registers `P` with the host; called from `_initialize`.
     pub fn register<P: crate::HttpPlugin>() {
-        crate::root::register::<P>();
+        crate::entry::register::<P>();
     }
 
     /// The default config parser `set_ctx!` uses.

@@ -8,11 +8,27 @@
 //! Envoy's admin `/logging` takes effect within that many callbacks. A panic is logged at critical level,
 //! with the same prefix, before the VM stops.
 
-use crate::host::{self, LogLevel};
-use crate::http_context::{load_request_id, RequestId};
-use std::cell::RefCell;
+use crate::host::{self, LogLevel, MapType};
+use std::cell::{OnceCell, RefCell};
 use std::fmt::Write as _;
 use std::rc::Rc;
+
+/// The request's `x-request-id`, read once, on first use, and shared between
+/// the request's context and the log prefix of its lines.
+pub(crate) type RequestId = Rc<OnceCell<Option<Rc<str>>>>;
+
+/// Reads `x-request-id` (or, without one, the `request.id` property).
+pub(crate) fn load_request_id() -> Option<Rc<str>> {
+    host::get_header(MapType::RequestHeaders, "x-request-id")
+        .ok()
+        .flatten()
+        .or_else(|| host::get_property(&["request", "id"]).ok().flatten())
+        .filter(|v| !v.is_empty())
+        .map(|v| match String::from_utf8(v) {
+            Ok(s) => Rc::from(s),
+            Err(e) => Rc::from(String::from_utf8_lossy(e.as_bytes())),
+        })
+}
 
 /// Who is logging: set by the SDK each time the host enters the plugin.
 #[derive(Debug)]

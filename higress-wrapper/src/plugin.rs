@@ -19,7 +19,7 @@ use std::future::Future;
 /// |---|---|
 /// | stock Envoy, ABI 0.2.1 (default) | becomes *stop all*: the headers **and the body** are held; body hooks do not run until the stream is resumed (by the SDK when a waited-on future completes, or by [`HttpContext::resume_request`]). A request paused by hand to read its body first **hangs**. |
 /// | stock Envoy with `allow_on_headers_stop_iteration: true` | headers are held, body hooks run; the headers leave once a body hook returns `Continue` at end of stream, so a header set after reading the body reaches the upstream. |
-/// | Higress | the host picks the semantics from the ABI the module exports. This SDK exports `proxy_abi_version_0_2_1`, so it is the first row (stop all); only modules exporting `0_2_100` keep `StopIteration` (this SDK does not offer that). |
+/// | Higress | the host picks the semantics from the first ABI version the module exports. Modules built with this SDK export `proxy_abi_version_0_2_100` first ([`plugin_entry!`](crate::plugin_entry)), so Higress keeps `StopIteration` as it is: the second row, without any option. |
 ///
 /// In every case a local response ([`HttpContext::send_local_response`])
 /// ends the request, whatever the hook returns.
@@ -144,40 +144,157 @@ impl<A> fmt::Debug for Waiting<A> {
     }
 }
 
-/// Which optional body hooks a plugin implements, so the SDK buffers or
-/// streams only what somebody reads. [`set_ctx!`](crate::set_ctx) fills it
-/// in; when you implement [`HttpPlugin`] by hand, set the flags for the body
-/// hooks you override.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Hooks {
-    /// [`HttpPlugin::on_request_body`] is implemented.
-    pub request_body: bool,
-    /// [`HttpPlugin::on_streaming_request_body`] is implemented.
-    pub streaming_request_body: bool,
-    /// [`HttpPlugin::on_response_body`] is implemented.
-    pub response_body: bool,
-    /// [`HttpPlugin::on_streaming_response_body`] is implemented.
-    pub streaming_response_body: bool,
-    /// No hook runs after the request headers (only
-    /// [`HttpPlugin::on_request_headers`] is implemented; a future it waits
-    /// on still runs while the request headers are held). Envoy lets a plugin read the request headers only until they
-    /// continue, so the SDK normally captures `:scheme`, `:authority`,
-    /// `:path`, `:method` and `x-request-id` at request headers (one host
-    /// call) for later phases; with this flag it skips that call and reads
-    /// them on demand. `set_ctx!` sets it; leave it `false` (the safe
-    /// default) when implementing the trait by hand unless the same holds.
-    pub request_headers_only: bool,
+/// A request- or response-headers hook (see [`Hooks`]).
+pub type HeaderHook<P> =
+    fn(&mut HttpContext<<P as HttpPlugin>::State>, &<P as HttpPlugin>::Config) -> HeaderAction;
+/// A buffered body hook: the whole body, once, at end of stream.
+pub type BodyHook<P> =
+    fn(&mut HttpContext<<P as HttpPlugin>::State>, &<P as HttpPlugin>::Config, &[u8]) -> DataAction;
+/// A streaming body hook: one chunk and whether it is the last; return
+/// `Some(bytes)` to replace the chunk.
+pub type StreamingBodyHook<P> = fn(
+    &mut HttpContext<<P as HttpPlugin>::State>,
+    &<P as HttpPlugin>::Config,
+    &[u8],
+    bool,
+) -> Option<Vec<u8>>;
+/// A trailers hook: the trailers are reached through the context.
+pub type TrailersHook<P> =
+    fn(&mut HttpContext<<P as HttpPlugin>::State>, &<P as HttpPlugin>::Config) -> HeaderAction;
+/// The stream-done hook.
+pub type DoneHook<P> = fn(&mut HttpContext<<P as HttpPlugin>::State>, &<P as HttpPlugin>::Config);
+
+/// The phase hooks a plugin implements: each one is there or not, so the SDK
+/// knows from the same place which bodies to read and which phases to skip
+/// (a phase without a hook costs no more than the host's crossing). There is
+/// no flag to keep in step with the hooks by hand.
+///
+/// [`set_ctx!`](crate::set_ctx) fills it in. Implementing [`HttpPlugin`] by
+/// hand, name your functions and leave the rest to [`Hooks::NONE`]:
+///
+/// ```
+/// use higress_wrapper::prelude::*;
+///
+/// # #[allow(dead_code)]
+/// struct Tag;
+///
+/// # #[allow(dead_code)]
+/// impl Tag {
+///     fn request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
+///         ctx.set_request_header("x-tag", "1");
+///         HeaderAction::Continue
+///     }
+/// }
+///
+/// impl HttpPlugin for Tag {
+///     const NAME: &'static str = "tag";
+///     type Config = ();
+///     type State = ();
+///     const HOOKS: Hooks<Self> = Hooks {
+///         on_request_headers: Some(Self::request_headers),
+///         ..Hooks::NONE
+///     };
+///     fn parse_config(_: &serde_json::Value) -> Result<(), ConfigError> {
+///         Ok(())
+///     }
+/// }
+/// ```
+pub struct Hooks<P: HttpPlugin> {
+    /// Request headers arrived (Go's `ProcessRequestHeaders`).
+    pub on_request_headers: Option<HeaderHook<P>>,
+    /// The whole request body, called once at end of stream (buffered
+    /// mode). Not called without a body, after
+    /// [`HttpContext::dont_read_request_body`], for binary or encoded
+    /// bodies, or for websocket upgrades.
+    pub on_request_body: Option<BodyHook<P>>,
+    /// One chunk of the request body (streaming mode). Takes priority over
+    /// `on_request_body` unless [`HttpContext::buffer_request_body`] was
+    /// called.
+    pub on_streaming_request_body: Option<StreamingBodyHook<P>>,
+    /// Request trailers arrived (after the body hooks saw the end of the
+    /// body); read them with [`HttpContext::request_trailers`].
+    pub on_request_trailers: Option<TrailersHook<P>>,
+    /// Response headers arrived.
+    pub on_response_headers: Option<HeaderHook<P>>,
+    /// The whole response body, called once at end of stream.
+    pub on_response_body: Option<BodyHook<P>>,
+    /// One chunk of the response body (streaming mode).
+    pub on_streaming_response_body: Option<StreamingBodyHook<P>>,
+    /// Response trailers arrived; read them with
+    /// [`HttpContext::response_trailers`].
+    pub on_response_trailers: Option<TrailersHook<P>>,
+    /// The stream is done (the host's `proxy_on_log`); the last hook of a
+    /// request.
+    pub on_stream_done: Option<DoneHook<P>>,
 }
 
-impl Hooks {
-    /// No body hooks: bodies pass through untouched and unread.
-    pub const NONE: Hooks = Hooks {
-        request_body: false,
-        streaming_request_body: false,
-        response_body: false,
-        streaming_response_body: false,
-        request_headers_only: false,
+impl<P: HttpPlugin> Hooks<P> {
+    /// No hooks: the plugin stays out of every request.
+    pub const NONE: Hooks<P> = Hooks {
+        on_request_headers: None,
+        on_request_body: None,
+        on_streaming_request_body: None,
+        on_request_trailers: None,
+        on_response_headers: None,
+        on_response_body: None,
+        on_streaming_response_body: None,
+        on_response_trailers: None,
+        on_stream_done: None,
     };
+
+    /// A request body hook (buffered or streaming) is there.
+    pub const fn reads_request_body(&self) -> bool {
+        self.on_request_body.is_some() || self.on_streaming_request_body.is_some()
+    }
+
+    /// A response body hook (buffered or streaming) is there.
+    pub const fn reads_response_body(&self) -> bool {
+        self.on_response_body.is_some() || self.on_streaming_response_body.is_some()
+    }
+
+    /// No hook runs after the request headers. Envoy lets a plugin read the
+    /// request headers only until they continue, so the SDK normally
+    /// captures `:scheme`, `:authority`, `:path`, `:method` and
+    /// `x-request-id` at request headers (one host call) for later phases;
+    /// for such a plugin it skips that call and reads them on demand.
+    pub const fn request_headers_only(&self) -> bool {
+        !self.reads_request_body()
+            && self.on_request_trailers.is_none()
+            && self.on_response_headers.is_none()
+            && !self.reads_response_body()
+            && self.on_response_trailers.is_none()
+            && self.on_stream_done.is_none()
+    }
+}
+
+impl<P: HttpPlugin> Clone for Hooks<P> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<P: HttpPlugin> Copy for Hooks<P> {}
+
+impl<P: HttpPlugin> fmt::Debug for Hooks<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("on_request_headers", &self.on_request_headers.is_some())
+            .field("on_request_body", &self.on_request_body.is_some())
+            .field(
+                "on_streaming_request_body",
+                &self.on_streaming_request_body.is_some(),
+            )
+            .field("on_request_trailers", &self.on_request_trailers.is_some())
+            .field("on_response_headers", &self.on_response_headers.is_some())
+            .field("on_response_body", &self.on_response_body.is_some())
+            .field(
+                "on_streaming_response_body",
+                &self.on_streaming_response_body.is_some(),
+            )
+            .field("on_response_trailers", &self.on_response_trailers.is_some())
+            .field("on_stream_done", &self.on_stream_done.is_some())
+            .finish()
+    }
 }
 
 /// Plugin start failed; the host refuses the configuration.
@@ -218,8 +335,8 @@ impl From<ConfigError> for StartError {
 
 /// A gateway plugin: its config, its per-request state and its phase hooks.
 ///
-/// Every hook has a default that does nothing and continues, so implement
-/// only what you need. Hooks run only for requests where a config matched
+/// The phase hooks are listed in [`HttpPlugin::HOOKS`]: a phase without a
+/// hook is skipped. Hooks run only for requests where a config matched
 /// (a `_rules_` entry or the global config); otherwise the plugin stays out
 /// of the request entirely, as in the Go wrapper.
 ///
@@ -231,18 +348,22 @@ impl From<ConfigError> for StartError {
 ///
 /// struct AddHeader;
 ///
+/// fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
+///     ctx.set_request_header("x-added", &config.header);
+///     HeaderAction::Continue
+/// }
+///
 /// impl HttpPlugin for AddHeader {
 ///     const NAME: &'static str = "add-header";
 ///     type Config = Config;
 ///     type State = ();
+///     const HOOKS: Hooks<Self> = Hooks {
+///         on_request_headers: Some(on_request_headers),
+///         ..Hooks::NONE
+///     };
 ///
 ///     fn parse_config(json: &serde_json::Value) -> Result<Config, ConfigError> {
 ///         higress_wrapper::config::from_json(json)
-///     }
-///
-///     fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
-///         ctx.set_request_header("x-added", &config.header);
-///         HeaderAction::Continue
 ///     }
 /// }
 /// # let config = AddHeader::parse_config(&serde_json::json!({"header": "v"}));
@@ -252,8 +373,8 @@ impl From<ConfigError> for StartError {
 pub trait HttpPlugin: Sized + 'static {
     /// The plugin name, the first part of every log line: `[name] [id] [request-id] ...`.
     const NAME: &'static str;
-    /// Which body hooks are implemented (see [`Hooks`]).
-    const HOOKS: Hooks = Hooks::NONE;
+    /// The phase hooks (see [`Hooks`]); none by default.
+    const HOOKS: Hooks<Self> = Hooks::NONE;
     /// The parsed configuration (global, or one per `_rules_` entry).
     type Config: 'static;
     /// Your per-request state, created with `Default` for each request and
@@ -279,66 +400,67 @@ pub trait HttpPlugin: Sized + 'static {
         Ok(())
     }
 
-    /// Request headers arrived.
-    fn on_request_headers(
-        _ctx: &mut HttpContext<Self::State>,
-        _config: &Self::Config,
-    ) -> HeaderAction {
-        HeaderAction::Continue
+    /// A message arrived on a shared queue this plugin registered (the
+    /// host's `proxy_on_queue_ready`). The SDK itself uses no queue: every
+    /// queue id is the plugin's.
+    fn on_queue_ready(_ctx: &mut PluginContext<'_, Self::Config>, _queue_id: u32) {}
+}
+
+/// The callback style of waiting (defined here, beside the actions it
+/// builds, so that `http_context` does not depend on this module).
+impl<S> HttpContext<S> {
+    /// The callback style, for authors coming from Go: waits for `call` (a
+    /// Redis or HTTP call), then runs `callback` with this request's context
+    /// and the result; the action it returns is applied and the request
+    /// resumed by the SDK. Return it from a headers hook:
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// # use higress_wrapper::redis::RedisClient;
+    /// fn on_request_headers(ctx: &mut HttpContext, redis: &RedisClient) -> HeaderAction {
+    ///     ctx.then(redis.get("k"), |ctx, reply| {
+    ///         if let Ok(Some(v)) = reply {
+    ///             ctx.set_request_header("x-v", v);
+    ///         }
+    ///         HeaderAction::Continue
+    ///     })
+    /// }
+    /// # let _ = on_request_headers;
+    /// ```
+    pub fn then<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> HeaderAction + 'static,
+    ) -> HeaderAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        HeaderAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(HeaderAction::Continue)
+        })
     }
 
-    /// The whole request body, called once at end of stream (buffered mode).
-    /// Not called without a body, after [`HttpContext::dont_read_request_body`],
-    /// for binary or encoded bodies, or for websocket upgrades.
-    fn on_request_body(
-        _ctx: &mut HttpContext<Self::State>,
-        _config: &Self::Config,
-        _body: &[u8],
-    ) -> DataAction {
-        DataAction::Continue
+    /// [`then`](Self::then) for body hooks.
+    pub fn then_data<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> DataAction + 'static,
+    ) -> DataAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        DataAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(DataAction::Continue)
+        })
     }
-
-    /// One chunk of the request body (streaming mode). Return `Some(bytes)` to
-    /// replace the chunk, `None` to pass it on unchanged (no copy). Takes
-    /// priority over [`HttpPlugin::on_request_body`] unless
-    /// [`HttpContext::buffer_request_body`] was called.
-    fn on_streaming_request_body(
-        _ctx: &mut HttpContext<Self::State>,
-        _config: &Self::Config,
-        _chunk: &[u8],
-        _end_of_stream: bool,
-    ) -> Option<Vec<u8>> {
-        None
-    }
-
-    /// Response headers arrived.
-    fn on_response_headers(
-        _ctx: &mut HttpContext<Self::State>,
-        _config: &Self::Config,
-    ) -> HeaderAction {
-        HeaderAction::Continue
-    }
-
-    /// The whole response body, called once at end of stream (buffered mode).
-    fn on_response_body(
-        _ctx: &mut HttpContext<Self::State>,
-        _config: &Self::Config,
-        _body: &[u8],
-    ) -> DataAction {
-        DataAction::Continue
-    }
-
-    /// One chunk of the response body (streaming mode); see
-    /// [`HttpPlugin::on_streaming_request_body`].
-    fn on_streaming_response_body(
-        _ctx: &mut HttpContext<Self::State>,
-        _config: &Self::Config,
-        _chunk: &[u8],
-        _end_of_stream: bool,
-    ) -> Option<Vec<u8>> {
-        None
-    }
-
-    /// The stream is done (the host's `proxy_on_log`); the last hook of a request.
-    fn on_stream_done(_ctx: &mut HttpContext<Self::State>, _config: &Self::Config) {}
 }

@@ -1,106 +1,65 @@
-//! Where a request enters: the per-request driver the host calls for each
-//! phase. It matches the config once (request headers), decides which body
-//! hooks run, calls the plugin's hooks and turns their typed results into
-//! host actions.
+//! The per-request driver: what the host's request callbacks (handed over by
+//! `entry`) do. It matches the config once (request headers), decides which
+//! body hooks run, calls the plugin's hooks and turns their typed results
+//! into host actions.
 //!
 //! A hook that returns a waiting action ([`HeaderAction::wait`]) is polled at
 //! once; if it must wait, the phase is paused and the future becomes a task
-//! (see [`crate::task`]). When it completes, [`Inner::complete`] applies its
-//! result and resumes the stream exactly once. While a headers hook waits,
-//! body callbacks hold the data (they never let it pass early), and the body
+//! (see [`crate::task`]). When it completes, the driver applies its result
+//! and resumes the stream exactly once. While a headers hook waits, body
+//! callbacks hold the data (they never let it pass early), and the body
 //! hooks run once the headers hook has decided.
+//!
+//! A phase the plugin has no hook for returns `Continue` at once: no log
+//! scope, no borrow, no host call.
+//!
+//! Layering: driver. Imports the public API layer (`plugin`, `http_context`)
+//! and the runtime below it.
 
-use crate::host::{self, BufferType};
-use crate::http_context::{HttpContext, Phase};
-use crate::matcher::Matched;
+use crate::config::matcher::{Matched, RuleMatcher};
+use crate::host;
+use crate::http_context::{Dir, HttpContext, Phase, WaitingOn};
 use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
-use crate::root::Shared;
 use crate::task::{self, Owner, TaskScope};
-use proxy_wasm::traits::Context;
-use proxy_wasm::types::Action;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
-/// Which phase's future a stream waits on.
+/// What a plugin root shares with the requests it creates (built by `root`
+/// at configure time; requests in flight keep the one they matched).
+pub(crate) struct Shared<C> {
+    pub(crate) root_id: u32,
+    pub(crate) plugin_id: Option<Rc<str>>,
+    pub(crate) matcher: RuleMatcher<C>,
+}
+
+/// What a request callback answers the host (proxy-wasm `Action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WaitingOn {
-    Nothing,
-    Headers,
-    Body,
+#[repr(u32)]
+pub(crate) enum Action {
+    Continue = 0,
+    Pause = 1,
 }
 
-/// One direction (request or response) of a stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    Request,
-    Response,
+/// What `entry` calls for an HTTP context. Every method takes the stream's
+/// `Rc` so that a hook's pending future can keep the stream alive.
+pub(crate) trait StreamDriver {
+    fn request_headers(self: Rc<Self>, end_of_stream: bool) -> Action;
+    fn request_body(self: Rc<Self>, body_size: usize, end_of_stream: bool) -> Action;
+    fn request_trailers(self: Rc<Self>) -> Action;
+    fn response_headers(self: Rc<Self>, end_of_stream: bool) -> Action;
+    fn response_body(self: Rc<Self>, body_size: usize, end_of_stream: bool) -> Action;
+    fn response_trailers(self: Rc<Self>) -> Action;
+    /// Stream done (the host's `proxy_on_log`).
+    fn log(self: Rc<Self>);
+    /// The host deleted the context: nothing may wait for it any more.
+    fn delete(self: Rc<Self>);
 }
 
-impl Dir {
-    fn buffer(self) -> BufferType {
-        match self {
-            Dir::Request => BufferType::RequestBody,
-            Dir::Response => BufferType::ResponseBody,
-        }
+fn buffer(dir: Dir) -> host::BufferType {
+    match dir {
+        Dir::Request => host::BufferType::RequestBody,
+        Dir::Response => host::BufferType::ResponseBody,
     }
-}
-
-/// Per-direction bookkeeping of waits and held body data.
-#[derive(Debug)]
-struct DirState {
-    waiting: Cell<WaitingOn>,
-    /// Body data held while a headers hook waited: `(body_size, end_of_stream)`.
-    held_body: Cell<Option<(usize, bool)>>,
-    /// The body hooks saw the end of the body.
-    body_ended: Cell<bool>,
-}
-
-impl DirState {
-    fn new() -> Self {
-        DirState {
-            waiting: Cell::new(WaitingOn::Nothing),
-            held_body: Cell::new(None),
-            body_ended: Cell::new(false),
-        }
-    }
-}
-
-/// The state tasks reach after the hook that spawned them returned.
-pub(crate) struct Inner<P: HttpPlugin> {
-    shared: Option<Rc<Shared<P::Config>>>,
-    /// The config matched at request headers; `None` keeps the plugin out
-    /// of this request.
-    config: RefCell<Option<Rc<P::Config>>>,
-    ctx: Rc<RefCell<HttpContext<P::State>>>,
-    context_id: u32,
-    request: DirState,
-    response: DirState,
-}
-
-pub(crate) struct Stream<P: HttpPlugin> {
-    inner: Rc<Inner<P>>,
-}
-
-/// Text of a property, `None` if absent or empty.
-fn property_text(path: &[&str]) -> Option<String> {
-    host::get_property(path)
-        .ok()
-        .flatten()
-        .filter(|v| !v.is_empty())
-        .map(|v| match String::from_utf8(v) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
-}
-
-/// Route name on Higress (`route_name`) or stock Envoy (`xds.route_name`).
-pub(crate) fn route_name() -> Option<String> {
-    property_text(&["route_name"]).or_else(|| property_text(&["xds", "route_name"]))
-}
-
-/// Cluster name on Higress (`cluster_name`) or stock Envoy (`xds.cluster_name`).
-pub(crate) fn cluster_name() -> Option<String> {
-    property_text(&["cluster_name"]).or_else(|| property_text(&["xds", "cluster_name"]))
 }
 
 /// What header and data actions share, so one driver applies both.
@@ -134,7 +93,17 @@ impl PhaseResult for DataAction {
 }
 
 /// What runs when a phase's future completes.
-type Complete<P, A> = fn(&Rc<Inner<P>>, Dir, Result<A, String>);
+type Complete<P, A> = fn(&Rc<Stream<P>>, Dir, Result<A, String>);
+
+/// One request through plugin `P`.
+pub(crate) struct Stream<P: HttpPlugin> {
+    shared: Option<Rc<Shared<P::Config>>>,
+    /// The config matched at request headers; `None` keeps the plugin out
+    /// of this request.
+    config: RefCell<Option<Rc<P::Config>>>,
+    ctx: Rc<RefCell<HttpContext<P::State>>>,
+    context_id: u32,
+}
 
 impl<P: HttpPlugin> Stream<P> {
     pub(crate) fn new(context_id: u32, shared: Option<Rc<Shared<P::Config>>>) -> Self {
@@ -145,23 +114,10 @@ impl<P: HttpPlugin> Stream<P> {
             c.root_id = shared.as_ref().map_or(0, |s| s.root_id);
         }
         Stream {
-            inner: Rc::new(Inner {
-                shared,
-                config: RefCell::new(None),
-                ctx,
-                context_id,
-                request: DirState::new(),
-                response: DirState::new(),
-            }),
-        }
-    }
-}
-
-impl<P: HttpPlugin> Inner<P> {
-    fn dir(&self, dir: Dir) -> &DirState {
-        match dir {
-            Dir::Request => &self.request,
-            Dir::Response => &self.response,
+            shared,
+            config: RefCell::new(None),
+            ctx,
+            context_id,
         }
     }
 
@@ -192,13 +148,26 @@ impl<P: HttpPlugin> Inner<P> {
         self.ctx.try_borrow_mut().ok().map(|mut c| f(&mut c))
     }
 
+    fn waiting(&self, dir: Dir) -> WaitingOn {
+        self.with_ctx(|c| c.dir_mut(dir).waiting)
+            .unwrap_or_default()
+    }
+
+    fn set_waiting(&self, dir: Dir, waiting: WaitingOn) {
+        self.with_ctx(|c| c.dir_mut(dir).waiting = waiting);
+    }
+
     /// Runs the prepared `_rules_` matcher; reads only the inputs some rule needs.
     fn match_config(shared: &Shared<P::Config>, authority: Option<&[u8]>) -> Option<Rc<P::Config>> {
         let m = &shared.matcher;
         let authority = if m.needs_host() { authority } else { None };
-        let route = if m.needs_route() { route_name() } else { None };
+        let route = if m.needs_route() {
+            crate::http_context::route_name()
+        } else {
+            None
+        };
         let cluster = if m.needs_cluster() {
-            cluster_name()
+            crate::http_context::cluster_name()
         } else {
             None
         };
@@ -231,10 +200,7 @@ impl<P: HttpPlugin> Inner<P> {
     }
 
     fn set_paused(&self, dir: Dir, paused: bool) {
-        self.with_ctx(|c| match dir {
-            Dir::Request => c.flags.request_paused = paused,
-            Dir::Response => c.flags.response_paused = paused,
-        });
+        self.with_ctx(|c| c.dir_mut(dir).paused = paused);
     }
 
     /// Resumes `dir` if (and only if) the SDK paused it.
@@ -278,8 +244,11 @@ impl<P: HttpPlugin> Inner<P> {
                 match done {
                     Some(out) => matches!(self.settle(out, dir).map(A::decide), Some(Ok(true))),
                     None => {
-                        self.dir(dir).waiting.set(A::WAITING);
-                        self.set_paused(dir, true);
+                        self.with_ctx(|c| {
+                            let state = c.dir_mut(dir);
+                            state.waiting = A::WAITING;
+                            state.paused = true;
+                        });
                         return Action::Pause;
                     }
                 }
@@ -310,7 +279,7 @@ impl<P: HttpPlugin> Inner<P> {
             future,
             move |out| complete(&this, dir, out),
         );
-        self.dir(dir).waiting.set(A::WAITING);
+        self.set_waiting(dir, A::WAITING);
     }
 
     /// The result of a finished future: the action, or the error policy.
@@ -342,8 +311,7 @@ impl<P: HttpPlugin> Inner<P> {
     /// A headers future completed: apply it, run body hooks on data held
     /// meanwhile, and resume the stream exactly once.
     fn complete_headers(self: &Rc<Self>, dir: Dir, out: Result<HeaderAction, String>) {
-        let state = self.dir(dir);
-        state.waiting.set(WaitingOn::Nothing);
+        self.set_waiting(dir, WaitingOn::Nothing);
         let Some(action) = self.settle(out, dir) else {
             return;
         };
@@ -354,7 +322,8 @@ impl<P: HttpPlugin> Inner<P> {
             Ok(true) => {} // paused by the plugin's choice
             Err(next) => self.chain(dir, next, Self::complete_headers),
             Ok(false) => {
-                if let Some((size, end_of_stream)) = state.held_body.take() {
+                let held = self.with_ctx(|c| c.dir_mut(dir).held_body.take()).flatten();
+                if let Some((size, end_of_stream)) = held {
                     // The body arrived while the headers hook waited.
                     if self.body(size, end_of_stream, dir) == Action::Pause {
                         // Still buffering (or a body hook waits): the body
@@ -369,7 +338,7 @@ impl<P: HttpPlugin> Inner<P> {
 
     /// A body future completed: apply it and resume the stream exactly once.
     fn complete_body(self: &Rc<Self>, dir: Dir, out: Result<DataAction, String>) {
-        self.dir(dir).waiting.set(WaitingOn::Nothing);
+        self.set_waiting(dir, WaitingOn::Nothing);
         let Some(action) = self.settle(out, dir) else {
             return;
         };
@@ -390,228 +359,260 @@ impl<P: HttpPlugin> Inner<P> {
             return Action::Continue;
         };
         let sent_before = self.local_response_sent();
-        let state = self.dir(dir);
-        match state.waiting.get() {
-            WaitingOn::Headers => {
-                // Hold the data until the headers hook has decided.
-                state.held_body.set(Some((body_size, end_of_stream)));
-                return Action::Pause;
-            }
-            WaitingOn::Body => return Action::Pause,
-            WaitingOn::Nothing => {}
-        }
-        if end_of_stream {
-            state.body_ended.set(true);
-        }
         let hooks = P::HOOKS;
-        let flags = self.with_ctx(|c| match dir {
-            Dir::Request => (c.flags.read_request_body, c.flags.buffer_request_body),
-            Dir::Response => (c.flags.read_response_body, c.flags.buffer_response_body),
-        });
-        let Some((read, buffer_forced)) = flags else {
-            return Action::Continue;
-        };
         let (streaming, buffered) = match dir {
-            Dir::Request => (hooks.streaming_request_body, hooks.request_body),
-            Dir::Response => (hooks.streaming_response_body, hooks.response_body),
+            Dir::Request => (hooks.on_streaming_request_body, hooks.on_request_body),
+            Dir::Response => (hooks.on_streaming_response_body, hooks.on_response_body),
         };
-        if !read {
-            return Action::Continue;
-        }
-        if streaming && !(buffer_forced && buffered) {
-            let chunk = host::get_buffer(dir.buffer(), 0, body_size)
+        // Decide under one borrow what this chunk is for.
+        let decision = self.with_ctx(|c| {
+            let state = c.dir_mut(dir);
+            match state.waiting {
+                WaitingOn::Headers => {
+                    // Hold the data until the headers hook has decided.
+                    state.held_body = Some((body_size, end_of_stream));
+                    return Err(Action::Pause);
+                }
+                WaitingOn::Body => return Err(Action::Pause),
+                WaitingOn::Nothing => {}
+            }
+            if end_of_stream {
+                state.body_ended = true;
+            }
+            if !state.read_body {
+                return Err(Action::Continue);
+            }
+            Ok(state.buffer_body)
+        });
+        let buffer_forced = match decision {
+            Some(Ok(forced)) => forced,
+            Some(Err(action)) => return action,
+            None => return Action::Continue,
+        };
+        if let Some(hook) = streaming.filter(|_| !(buffer_forced && buffered.is_some())) {
+            let chunk = host::get_buffer(buffer(dir), 0, body_size)
                 .ok()
                 .flatten()
                 .unwrap_or_default();
             let replaced = self
-                .with_ctx(|c| match dir {
-                    Dir::Request => P::on_streaming_request_body(c, &config, &chunk, end_of_stream),
-                    Dir::Response => {
-                        P::on_streaming_response_body(c, &config, &chunk, end_of_stream)
-                    }
-                })
+                .with_ctx(|c| hook(c, &config, &chunk, end_of_stream))
                 .flatten();
             if let Some(new) = replaced {
-                if let Err(e) = host::set_buffer(dir.buffer(), 0, body_size, &new) {
+                if let Err(e) = host::set_buffer(buffer(dir), 0, body_size, &new) {
                     log::warn!("replacing a body chunk failed: {e}");
                 }
             }
             return self.apply(DataAction::Continue, dir, sent_before, Self::complete_body);
         }
-        if !buffered {
+        let Some(hook) = buffered else {
             return Action::Continue;
-        }
+        };
         if !end_of_stream {
             // Keep buffering; `body_size` grows to the whole body.
             return Action::Pause;
         }
-        let body = host::get_buffer(dir.buffer(), 0, body_size)
+        let body = host::get_buffer(buffer(dir), 0, body_size)
             .ok()
             .flatten()
             .unwrap_or_default();
-        let action = self.with_ctx(|c| match dir {
-            Dir::Request => P::on_request_body(c, &config, &body),
-            Dir::Response => P::on_response_body(c, &config, &body),
-        });
-        match action {
+        match self.with_ctx(|c| hook(c, &config, &body)) {
             Some(action) => self.apply(action, dir, sent_before, Self::complete_body),
             None => Action::Continue,
         }
     }
 
-    /// Trailers end the body: body hooks that did not see an end of stream
-    /// get it now (buffered: the whole body; streaming: an empty last chunk).
-    fn trailers(self: &Rc<Self>, dir: Dir) -> Action {
-        let state = self.dir(dir);
-        if state.waiting.get() != WaitingOn::Nothing {
-            return Action::Pause;
-        }
-        if state.body_ended.get() || self.config().is_none() {
-            return Action::Continue;
-        }
-        const WHOLE: usize = i32::MAX as usize;
-        let action = self.body(WHOLE, true, dir);
+    /// A body or trailers callback for a direction without body hooks: held
+    /// while a hook's future waits, passed (releasing what was held) otherwise.
+    fn pass_body(&self, dir: Dir) -> Action {
+        self.with_ctx(|c| {
+            let state = c.dir_mut(dir);
+            if state.waiting == WaitingOn::Nothing {
+                state.paused = false;
+                Action::Continue
+            } else {
+                Action::Pause
+            }
+        })
+        .unwrap_or(Action::Continue)
+    }
+
+    /// A body callback from the host; continuing releases whatever was held.
+    fn body_callback(self: &Rc<Self>, body_size: usize, end_of_stream: bool, dir: Dir) -> Action {
+        let action = self.body(body_size, end_of_stream, dir);
         if action == Action::Continue {
+            // Continuing here releases whatever was held: nothing to resume.
             self.set_paused(dir, false);
         }
         action
+    }
+
+    /// Trailers end the body: body hooks that did not see an end of stream
+    /// get it now (buffered: the whole body; streaming: an empty last chunk),
+    /// then the trailers hook runs.
+    fn trailers(self: &Rc<Self>, dir: Dir) -> Action {
+        if self.waiting(dir) != WaitingOn::Nothing {
+            return Action::Pause;
+        }
+        let Some(config) = self.config() else {
+            return Action::Continue;
+        };
+        let ended = self.with_ctx(|c| c.dir_mut(dir).body_ended).unwrap_or(true);
+        if !ended {
+            const WHOLE: usize = i32::MAX as usize;
+            let action = self.body(WHOLE, true, dir);
+            if action == Action::Pause {
+                return action;
+            }
+            self.set_paused(dir, false);
+        }
+        let hook = match dir {
+            Dir::Request => P::HOOKS.on_request_trailers,
+            Dir::Response => P::HOOKS.on_response_trailers,
+        };
+        let Some(hook) = hook else {
+            return Action::Continue;
+        };
+        let sent_before = self.local_response_sent();
+        match self.with_ctx(|c| hook(c, &config)) {
+            Some(action) => self.apply(action, dir, sent_before, Self::complete_headers),
+            None => Action::Continue,
+        }
     }
 
     fn headers(self: &Rc<Self>, end_of_stream: bool, dir: Dir) -> Action {
         let Some(config) = self.config() else {
             return Action::Continue;
         };
+        let hook = match dir {
+            Dir::Request => P::HOOKS.on_request_headers,
+            Dir::Response => P::HOOKS.on_response_headers,
+        };
         let sent_before = self.local_response_sent();
-        let action = self.with_ctx(|c| match dir {
-            Dir::Request => P::on_request_headers(c, &config),
-            Dir::Response => {
-                c.flags.has_response_body = !end_of_stream;
+        let action = self.with_ctx(|c| {
+            if dir == Dir::Response {
+                let state = &mut c.response;
+                state.has_body = !end_of_stream;
                 if end_of_stream {
-                    c.flags.read_response_body = false;
-                } else if c.flags.read_response_body && c.is_binary_response_body() {
+                    state.read_body = false;
+                } else if state.read_body && c.is_binary_response_body() {
                     log::debug!("response body is binary or encoded: body hooks skipped");
-                    c.flags.read_response_body = false;
+                    c.response.read_body = false;
                 }
-                P::on_response_headers(c, &config)
             }
+            hook.map(|hook| hook(c, &config))
         });
-        match action {
+        match action.flatten() {
             Some(action) => self.apply(action, dir, sent_before, Self::complete_headers),
             None => Action::Continue,
         }
     }
 }
 
-impl<P: HttpPlugin> Context for Stream<P> {
-    fn on_http_call_response(
-        &mut self,
-        token_id: u32,
-        _num_headers: usize,
-        body_size: usize,
-        _num_trailers: usize,
-    ) {
-        crate::callout::on_http_call_response(token_id, body_size);
-    }
-}
-
-impl<P: HttpPlugin> proxy_wasm::traits::HttpContext for Stream<P> {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        let inner = &self.inner;
-        let Some(shared) = inner.shared.clone() else {
+impl<P: HttpPlugin> StreamDriver for Stream<P> {
+    fn request_headers(self: Rc<Self>, end_of_stream: bool) -> Action {
+        let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
+        let hooks = P::HOOKS;
         // Domain rules need `:authority` before matching; otherwise the
-        // request line is captured only for requests the plugin serves.
+        // request line is captured only for requests the plugin serves, and
+        // only when a later phase may need it.
         let early = shared.matcher.needs_host();
         let authority = if early {
-            inner.with_ctx(|c| c.capture_request_line()).flatten()
+            self.with_ctx(|c| c.capture_request_line()).flatten()
         } else {
             None
         };
-        inner.enter(Phase::DecodeHeader);
-        let config = Inner::<P>::match_config(&shared, authority.as_deref());
-        if config.is_some() && !early && !P::HOOKS.request_headers_only {
-            inner.with_ctx(|c| c.capture_request_line());
+        self.enter(Phase::DecodeHeader);
+        let config = Self::match_config(&shared, authority.as_deref());
+        if config.is_some() && !early && !hooks.request_headers_only() {
+            self.with_ctx(|c| c.capture_request_line());
         }
         let matched = config.is_some();
-        if let Ok(mut slot) = inner.config.try_borrow_mut() {
+        if let Ok(mut slot) = self.config.try_borrow_mut() {
             *slot = config;
         }
         if !matched {
             return Action::Continue;
         }
-        let hooks = P::HOOKS;
-        inner.with_ctx(|c| {
-            let flags = &mut c.flags;
-            flags.has_request_body = !end_of_stream;
-            flags.read_request_body =
-                !end_of_stream && (hooks.request_body || hooks.streaming_request_body);
-            flags.read_response_body = hooks.response_body || hooks.streaming_response_body;
-            if c.flags.read_request_body || c.flags.read_response_body {
+        self.with_ctx(|c| {
+            c.request.has_body = !end_of_stream;
+            c.request.read_body = !end_of_stream && hooks.reads_request_body();
+            c.response.read_body = hooks.reads_response_body();
+            if c.request.read_body || c.response.read_body {
                 if c.is_websocket() {
-                    c.flags.read_request_body = false;
-                    c.flags.read_response_body = false;
-                } else if c.flags.read_request_body && c.is_binary_request_body() {
+                    c.request.read_body = false;
+                    c.response.read_body = false;
+                } else if c.request.read_body && c.is_binary_request_body() {
                     log::debug!("request body is binary or encoded: body hooks skipped");
-                    c.flags.read_request_body = false;
+                    c.request.read_body = false;
                 }
             }
         });
-        inner.headers(end_of_stream, Dir::Request)
+        self.headers(end_of_stream, Dir::Request)
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.inner.enter(Phase::DecodeData);
-        let action = self.inner.body(body_size, end_of_stream, Dir::Request);
-        if action == Action::Continue {
-            // Continuing here releases whatever was held: nothing to resume.
-            self.inner.set_paused(Dir::Request, false);
+    fn request_body(self: Rc<Self>, body_size: usize, end_of_stream: bool) -> Action {
+        if !P::HOOKS.reads_request_body() {
+            return self.pass_body(Dir::Request);
         }
-        action
+        self.enter(Phase::DecodeData);
+        self.body_callback(body_size, end_of_stream, Dir::Request)
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        self.inner.enter(Phase::EncodeHeader);
-        self.inner.headers(end_of_stream, Dir::Response)
-    }
-
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.inner.enter(Phase::EncodeData);
-        let action = self.inner.body(body_size, end_of_stream, Dir::Response);
-        if action == Action::Continue {
-            self.inner.set_paused(Dir::Response, false);
+    fn request_trailers(self: Rc<Self>) -> Action {
+        let hooks = P::HOOKS;
+        if !hooks.reads_request_body() && hooks.on_request_trailers.is_none() {
+            return self.pass_body(Dir::Request);
         }
-        action
+        self.enter(Phase::DecodeData);
+        self.trailers(Dir::Request)
     }
 
-    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
-        self.inner.enter(Phase::DecodeData);
-        self.inner.trailers(Dir::Request)
+    fn response_headers(self: Rc<Self>, end_of_stream: bool) -> Action {
+        let hooks = P::HOOKS;
+        if hooks.on_response_headers.is_none() && !hooks.reads_response_body() {
+            return Action::Continue;
+        }
+        self.enter(Phase::EncodeHeader);
+        self.headers(end_of_stream, Dir::Response)
     }
 
-    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
-        self.inner.enter(Phase::EncodeData);
-        self.inner.trailers(Dir::Response)
+    fn response_body(self: Rc<Self>, body_size: usize, end_of_stream: bool) -> Action {
+        if !P::HOOKS.reads_response_body() {
+            return self.pass_body(Dir::Response);
+        }
+        self.enter(Phase::EncodeData);
+        self.body_callback(body_size, end_of_stream, Dir::Response)
     }
 
-    fn on_log(&mut self) {
-        let inner = &self.inner;
-        inner.enter(Phase::Done);
+    fn response_trailers(self: Rc<Self>) -> Action {
+        let hooks = P::HOOKS;
+        if !hooks.reads_response_body() && hooks.on_response_trailers.is_none() {
+            return self.pass_body(Dir::Response);
+        }
+        self.enter(Phase::EncodeData);
+        self.trailers(Dir::Response)
+    }
+
+    fn log(self: Rc<Self>) {
         // The stream is over: its pending futures are dropped (and their
         // calls forgotten) before stream done runs.
-        task::cancel_owner(Owner::Stream(inner.context_id));
-        if let Some(config) = inner.config() {
-            inner.with_ctx(|c| P::on_stream_done(c, &config));
+        task::cancel_owner(Owner::Stream(self.context_id));
+        let Some(hook) = P::HOOKS.on_stream_done else {
+            return;
+        };
+        self.enter(Phase::Done);
+        if let Some(config) = self.config() {
+            self.with_ctx(|c| hook(c, &config));
         }
         // Stream done may have started detached work owned by the root.
         task::run_ready();
     }
-}
 
-impl<P: HttpPlugin> Drop for Stream<P> {
-    fn drop(&mut self) {
+    fn delete(self: Rc<Self>) {
         // The host deleted the context (normally after `on_log`, but also on
         // a reset): nothing may wait for it any more.
-        task::cancel_owner(Owner::Stream(self.inner.context_id));
+        task::cancel_owner(Owner::Stream(self.context_id));
     }
 }

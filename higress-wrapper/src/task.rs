@@ -6,12 +6,17 @@
 //!   which every host entry point that can complete a call runs before it
 //!   returns to the host;
 //! - before a task is polled, the host's effective context is set to the
-//!   context that owns it, so its host calls act on the right request;
+//!   context that owns it, so its host calls act on the right request; once
+//!   the ready tasks ran, the context the host entered is made effective
+//!   again;
 //! - a task is taken out of the table while it is polled and dropped outside
 //!   the table's borrow, so a task may spawn or cancel tasks;
 //! - a stream that ends cancels (drops) its tasks; a wake-up for a task that
 //!   no longer exists is ignored.
+//!
+//! Layering: runtime. Imports `host`, `log` and `callout` only.
 
+pub(crate) use crate::callout::Owner;
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -22,32 +27,15 @@ use std::task::{Context, Poll, Wake, Waker};
 /// A boxed future the executor owns.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
-/// Which host context a task or a call belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Owner {
-    /// An HTTP stream: cancelled when the stream ends.
-    Stream(u32),
-    /// A plugin's root context: lives as long as the plugin.
-    Root(u32),
-}
-
-impl Owner {
-    pub(crate) fn context_id(self) -> u32 {
-        match self {
-            Owner::Stream(id) | Owner::Root(id) => id,
-        }
-    }
-}
-
 /// Log prefix of a task, restored before each poll.
 #[derive(Debug, Clone)]
 pub(crate) struct TaskScope {
     pub(crate) plugin_name: &'static str,
     pub(crate) plugin_id: Option<Rc<str>>,
-    /// The plugin's root context, through which the task is polled.
+    /// The plugin's root context; its tasks end with it.
     pub(crate) root_id: u32,
     /// `x-request-id` of the request that spawned it, for the log prefix.
-    pub(crate) request_id: Option<crate::http_context::RequestId>,
+    pub(crate) request_id: Option<crate::log::RequestId>,
 }
 
 struct Task {
@@ -68,8 +56,8 @@ thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     /// The owner of the task being polled (calls made now belong to it).
     static CURRENT_OWNER: Cell<Option<Owner>> = const { Cell::new(None) };
-    /// The root context the executor is polling under, if any.
-    static CURRENT_ROOT: Cell<Option<u32>> = const { Cell::new(None) };
+    /// The context the host entered last (set by `entry` on every callback).
+    static ENTERED: Cell<Owner> = const { Cell::new(Owner::Root(0)) };
 }
 
 struct TaskWaker(u64);
@@ -98,12 +86,17 @@ fn next_id() -> u64 {
     })
 }
 
+/// Records the context the host just entered (called by `entry`).
+pub(crate) fn enter(owner: Owner) {
+    ENTERED.with(|e| e.set(owner));
+}
+
 /// The owner of the task being polled; calls made outside any task belong
-/// to the root context the host is in (context 0 if unknown).
+/// to the context the host entered.
 pub(crate) fn current_owner() -> Owner {
     CURRENT_OWNER
         .with(Cell::get)
-        .unwrap_or(Owner::Root(CURRENT_ROOT.with(Cell::get).unwrap_or(0)))
+        .unwrap_or_else(|| ENTERED.with(Cell::get))
 }
 
 fn poll_as<T>(owner: Owner, future: &mut BoxFuture<T>, cx: &mut Context<'_>) -> Poll<T> {
@@ -190,20 +183,6 @@ fn insert(id: u64, task: Task) {
     });
 }
 
-/// The root a task belongs to, without taking it out; `None` if it is gone.
-fn root_of(id: u64) -> Option<u32> {
-    TASKS
-        .try_with(|t| {
-            t.try_borrow().ok().and_then(|t| {
-                t.iter()
-                    .find(|(i, _)| *i == id)
-                    .map(|(_, task)| task.scope.root_id)
-            })
-        })
-        .ok()
-        .flatten()
-}
-
 fn take(id: u64) -> Option<Task> {
     TASKS
         .try_with(|t| {
@@ -236,14 +215,6 @@ fn take_where(pred: impl Fn(&Task) -> bool) -> Vec<Task> {
         .unwrap_or_default()
 }
 
-/// The first woken task id, without removing it.
-fn first_ready() -> Option<u64> {
-    READY
-        .try_with(|q| q.try_borrow().ok().and_then(|q| q.first().copied()))
-        .ok()
-        .flatten()
-}
-
 /// Removes and returns the first woken task id.
 fn pop_ready() -> Option<u64> {
     READY
@@ -259,85 +230,6 @@ fn pop_ready() -> Option<u64> {
         .flatten()
 }
 
-fn ready_root() -> Option<u32> {
-    loop {
-        match root_of(first_ready()?) {
-            Some(root) => return Some(root),
-            // Cancelled or finished meanwhile: forget the wake-up.
-            None => {
-                let _ = pop_ready();
-            }
-        }
-    }
-}
-
-/// Polls every task that was woken, until none is ready. Called by every
-/// host entry point that can complete a call, before it returns.
-///
-/// Tasks are polled from inside their plugin's root context, entered through
-/// proxy-wasm's dispatcher ([`crate::host::enter_root`]): proxy-wasm records
-/// an HTTP call made during the poll under the context it entered last, and
-/// the root outlives every request, so the reply is never lost; the SDK then
-/// routes it by token ([`crate::callout`]).
-pub(crate) fn run_ready() {
-    if RUNNING.with(|r| r.get()) {
-        return;
-    }
-    while let Some(root) = ready_root() {
-        match CURRENT_ROOT.with(Cell::get) {
-            Some(current) if current == root => poll_ready(root),
-            // Inside another root's entry proxy-wasm's table of roots is
-            // borrowed: leave the task queued for the next entry point.
-            Some(_) => return,
-            None => crate::host::enter_root(root),
-        }
-        if ready_root() == Some(root) {
-            // The root is gone (the plugin was removed): its tasks can never
-            // run again. Drop them instead of spinning.
-            drop_ready_of(root);
-        }
-    }
-}
-
-fn drop_ready_of(root: u32) {
-    let ids: Vec<u64> = READY
-        .try_with(|q| {
-            q.try_borrow_mut()
-                .map(|mut q| std::mem::take(&mut *q))
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    let mut dropped = Vec::new();
-    let mut kept = Vec::new();
-    for id in ids {
-        match root_of(id) {
-            Some(r) if r == root => dropped.extend(take(id)),
-            Some(_) => kept.push(id),
-            None => {}
-        }
-    }
-    let _ = READY.try_with(|q| q.try_borrow_mut().map(|mut q| q.extend(kept)));
-    drop(dropped);
-}
-
-/// Runs `f` knowing the host is inside root `root` (a root entry point of
-/// proxy-wasm's dispatcher, which must not be re-entered): tasks of that
-/// root are then polled directly.
-pub(crate) fn in_root(root: u32, f: impl FnOnce()) {
-    let _restore = RootGuard(CURRENT_ROOT.with(|c| c.replace(Some(root))));
-    f();
-}
-
-/// Restores the executor's state even if a task panics (natively a panic
-/// unwinds into the test host; on wasm it aborts), so later polls still run.
-struct RootGuard(Option<u32>);
-
-impl Drop for RootGuard {
-    fn drop(&mut self) {
-        CURRENT_ROOT.with(|c| c.set(self.0));
-    }
-}
-
 struct RunningGuard;
 
 impl Drop for RunningGuard {
@@ -346,36 +238,27 @@ impl Drop for RunningGuard {
     }
 }
 
-/// Drops every task and call of a plugin root that is going away.
-pub(crate) fn cancel_root(root: u32) {
-    drop(take_where(|task| task.scope.root_id == root));
-    crate::callout::cancel_owner(Owner::Root(root));
-}
-
-/// Polls the ready tasks of `root`; runs inside that root's context.
-pub(crate) fn poll_ready(root: u32) {
+/// Polls every task that was woken, until none is ready. Called by every
+/// host entry point that can complete a call, before it returns.
+pub(crate) fn run_ready() {
     if RUNNING.with(|r| r.replace(true)) {
         return;
     }
     let _running = RunningGuard;
-    let _restore = RootGuard(CURRENT_ROOT.with(|c| c.replace(Some(root))));
-    let mut skipped = Vec::new();
+    let entered = ENTERED.with(Cell::get).context_id();
+    let mut effective = entered;
     while let Some(id) = pop_ready() {
-        match root_of(id) {
-            Some(r) if r == root => {}
-            Some(_) => {
-                skipped.push(id);
-                continue;
-            }
-            None => continue,
-        }
+        // A wake-up for a task that was cancelled or finished is ignored.
         let Some(mut task) = take(id) else { continue };
         let context_id = task.owner.context_id();
-        if let Err(e) = crate::host::set_effective_context(context_id) {
-            // The context is gone: drop the task (outside any borrow).
-            log::debug!("dropping a task of context {context_id}: {e}");
-            drop(task);
-            continue;
+        if context_id != effective {
+            if let Err(e) = crate::host::set_effective_context(context_id) {
+                // The context is gone: drop the task (outside any borrow).
+                log::debug!("dropping a task of context {context_id}: {e}");
+                drop(task);
+                continue;
+            }
+            effective = context_id;
         }
         match task.owner {
             Owner::Stream(ctx) => crate::log::enter_stream(
@@ -394,11 +277,16 @@ pub(crate) fn poll_ready(root: u32) {
             insert(id, task);
         }
     }
-    let _ = READY.try_with(|q| {
-        q.try_borrow_mut().map(|mut q| {
-            q.extend(skipped);
-        })
-    });
+    if effective != entered {
+        // Later host calls of this callback act on the context it entered.
+        let _ = crate::host::set_effective_context(entered);
+    }
+}
+
+/// Drops every task and call of a plugin root that is going away.
+pub(crate) fn cancel_root(root: u32) {
+    drop(take_where(|task| task.scope.root_id == root));
+    crate::callout::cancel_owner(Owner::Root(root));
 }
 
 /// Drops every task owned by `owner` (its stream ended), outside the table's
@@ -408,8 +296,7 @@ pub(crate) fn cancel_owner(owner: Owner) {
     crate::callout::cancel_owner(owner);
 }
 
-/// How many tasks are waiting (for tests and leak checks).
-#[cfg_attr(not(any(test, feature = "test-host")), allow(dead_code))]
+/// How many tasks are waiting (see [`crate::PendingWork`]).
 pub(crate) fn pending_tasks() -> usize {
     TASKS
         .try_with(|t| t.try_borrow().map_or(0, |t| t.len()))

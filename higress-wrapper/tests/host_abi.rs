@@ -1,8 +1,8 @@
 //! The host ABI below the SDK, through a plugin that implements
-//! `HttpPlugin` by hand and calls proxy-wasm's hostcalls directly: shared
-//! data, queues, metrics, recorded callouts (HTTP, gRPC, Redis), foreign
-//! functions, time, effective context, stream reset, configuration buffers,
-//! and several hosts on one thread.
+//! `HttpPlugin` by hand and calls the raw host functions directly
+//! (`common::raw_abi`): shared data, queues, metrics, recorded callouts
+//! (HTTP, gRPC, Redis), foreign functions, time, effective context, stream
+//! reset, configuration buffers, and several hosts on one thread.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,12 +12,11 @@
 // Higress's Redis imports have no proxy-wasm wrapper: called raw here.
 #![allow(unsafe_code)]
 
+mod common;
+
+use common::raw_abi::{self as hostcalls, BufferType, MetricType, Status};
+use higress_test_host::{Action, CalloutKind, CalloutState, MetricValue, Properties, TestHost};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{
-    Action, CalloutKind, CalloutState, MetricValue, Properties, TestHost,
-};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, MetricType, Status};
 use std::time::{Duration, UNIX_EPOCH};
 
 extern "C" {
@@ -75,6 +74,10 @@ impl HttpPlugin for Abi {
     const NAME: &'static str = "abi";
     type Config = ();
     type State = ();
+    const HOOKS: Hooks<Self> = Hooks {
+        on_request_headers: Some(Self::on_request_headers),
+        ..Hooks::NONE
+    };
 
     fn parse_config(_: &serde_json::Value) -> Result<(), ConfigError> {
         Ok(())
@@ -95,7 +98,9 @@ impl HttpPlugin for Abi {
         );
         Ok(())
     }
+}
 
+impl Abi {
     fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
         let op = ctx
             .request_header("x-op")

@@ -11,8 +11,8 @@
 // (a macro issue, reported).
 #![allow(clippy::type_complexity)]
 
+use higress_test_host::{Action, Properties, TestHost};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{Action, Properties, TestHost};
 
 fn no_config(_: &serde_json::Value) -> Result<(), ConfigError> {
     Ok(())
@@ -146,9 +146,7 @@ fn a_request_without_body_never_calls_the_body_hook() {
     assert!(host.logs_containing("request body").is_empty());
     assert_eq!(
         s.send_request_body("late", true),
-        Err(higress_wrapper::test_host::StreamError::OutOfOrder(
-            "request body"
-        ))
+        Err(higress_test_host::StreamError::OutOfOrder("request body"))
     );
 }
 

@@ -9,8 +9,8 @@
     clippy::indexing_slicing
 )]
 
+use higress_test_host::{Properties, TestHost};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{Properties, TestHost};
 use serde_json::json;
 
 #[derive(Debug, Default)]

@@ -9,8 +9,8 @@
     clippy::indexing_slicing
 )]
 
+use higress_test_host::{Action, Properties, StreamError, TestHost};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{Action, Properties, StreamError, TestHost};
 use std::cell::RefCell;
 use std::time::Duration;
 

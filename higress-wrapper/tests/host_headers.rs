@@ -8,8 +8,8 @@
     clippy::indexing_slicing
 )]
 
+use higress_test_host::{Action, TestHost};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{Action, TestHost};
 
 fn no_config(_: &serde_json::Value) -> Result<(), ConfigError> {
     Ok(())

@@ -7,8 +7,8 @@
     clippy::indexing_slicing
 )]
 
+use higress_test_host::{Action, LogLevel, StartStage, TestHost};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{Action, LogLevel, StartStage, TestHost};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
@@ -189,7 +189,7 @@ fn a_stream_runs_stream_done_once_and_on_drop() {
         );
         assert_eq!(count(&host, &format!("request on context {id}")), 1);
         s.done().unwrap();
-        assert_eq!(s.done(), Err(higress_wrapper::test_host::StreamError::Done));
+        assert_eq!(s.done(), Err(higress_test_host::StreamError::Done));
         assert!(s.is_done());
         id
     };

@@ -9,8 +9,8 @@
     clippy::indexing_slicing
 )]
 
+use higress_test_host::TestHost;
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::TestHost;
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

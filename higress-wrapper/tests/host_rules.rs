@@ -8,8 +8,8 @@
     clippy::indexing_slicing
 )]
 
+use higress_test_host::{HttpStream, Properties, TestHost};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{HttpStream, Properties, TestHost};
 
 #[derive(Debug, serde::Deserialize)]
 struct Config {

@@ -11,10 +11,10 @@
     clippy::indexing_slicing
 )]
 
+use higress_test_host::{Action, CalloutKind, HttpStream, TestHost};
 use higress_wrapper::cluster::TargetCluster;
 use higress_wrapper::http_client::{HttpClient, HttpError};
 use higress_wrapper::prelude::*;
-use higress_wrapper::test_host::{Action, CalloutKind, HttpStream, TestHost};
 use std::time::Duration;
 
 fn no_config(_: &JsonValue) -> Result<(), ConfigError> {

@@ -13,10 +13,10 @@
 mod common;
 
 use common::redis_server::{RawClient, RedisServer, Resp};
+use higress_test_host::{CalloutKind, TestHost};
 use higress_wrapper::cluster::FqdnCluster;
 use higress_wrapper::prelude::*;
 use higress_wrapper::redis::{RedisClient, RedisError, RedisFuture, Script, Value};
-use higress_wrapper::test_host::{CalloutKind, TestHost};
 use std::collections::BTreeSet;
 use std::time::Duration;
 

@@ -15,10 +15,10 @@
 mod common;
 
 use common::redis_server::{RawClient, RedisServer, Resp};
+use higress_test_host::{Action, CalloutKind, HttpStream, LogLevel, TestHost};
 use higress_wrapper::cluster::FqdnCluster;
 use higress_wrapper::prelude::*;
 use higress_wrapper::redis::{RedisClient, RedisError};
-use higress_wrapper::test_host::{Action, CalloutKind, HttpStream, LogLevel, TestHost};
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 

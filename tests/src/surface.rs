@@ -39,7 +39,26 @@ impl ModuleSurface {
         self.imports.iter().any(|(m, n)| m == module && n == name)
     }
 
-    /// The `proxy_abi_version_*` exports.
+    /// The ABI version Higress's host runs the module with: the FIRST
+    /// `proxy_abi_version_*` export in the export section
+    /// (higress-group/proxy-wasm-cpp-host `BytecodeUtil::getAbiVersion`).
+    pub fn higress_abi(&self) -> Option<&str> {
+        self.abi_versions().first().copied()
+    }
+
+    /// The ABI version stock Envoy 1.40 runs the module with: the first
+    /// export among the versions it knows (0.1.0, 0.2.0, 0.2.1); it skips
+    /// names it does not know, such as 0.2.100.
+    pub fn envoy_abi(&self) -> Option<&str> {
+        const KNOWN: [&str; 3] = [
+            "proxy_abi_version_0_1_0",
+            "proxy_abi_version_0_2_0",
+            "proxy_abi_version_0_2_1",
+        ];
+        self.abi_versions().into_iter().find(|v| KNOWN.contains(v))
+    }
+
+    /// The `proxy_abi_version_*` exports, in export-section order.
     pub fn abi_versions(&self) -> Vec<&str> {
         self.exports
             .iter()

@@ -19,7 +19,7 @@ use higress_e2e::surface::{build_workspace_modules, ModuleSurface};
 
 /// Modules that use Redis, and so may (and must) import Higress's
 /// `proxy_redis_*` host calls. Stock Envoy refuses them at load.
-const REDIS_USERS: &[&str] = &["redis_plugin"];
+const REDIS_USERS: &[&str] = &["redis_plugin", "cluster_key_rate_limit"];
 
 /// Higress-only host calls (envoy.md §2.3).
 const HIGRESS_ONLY: &[&str] = &[
@@ -67,16 +67,42 @@ fn the_workspace_builds_the_expected_modules() {
     }
 }
 
+/// Modules built on raw proxy-wasm (the benchmark's twins), which declare
+/// only ABI 0.2.1.
+const RAW_PROXY_WASM: &[&str] = &["e2e_probe_raw"];
+
+#[test]
+fn every_sdk_module_runs_as_0_2_100_on_higress_and_0_2_1_on_envoy() {
+    for m in modules() {
+        if RAW_PROXY_WASM.contains(&m.name.as_str()) {
+            assert_eq!(
+                m.abi_versions(),
+                vec!["proxy_abi_version_0_2_1"],
+                "{}",
+                m.name
+            );
+            continue;
+        }
+        assert_eq!(
+            m.abi_versions(),
+            vec!["proxy_abi_version_0_2_100", "proxy_abi_version_0_2_1"],
+            "{}: ABI exports, in export-section order",
+            m.name
+        );
+        assert_eq!(
+            m.higress_abi(),
+            Some("proxy_abi_version_0_2_100"),
+            "{}",
+            m.name
+        );
+        assert_eq!(m.envoy_abi(), Some("proxy_abi_version_0_2_1"), "{}", m.name);
+    }
+}
+
 #[test]
 fn every_module_exports_the_abi_stock_envoy_knows() {
     for m in modules() {
-        assert_eq!(
-            m.abi_versions(),
-            vec!["proxy_abi_version_0_2_1"],
-            "{}: ABI exports",
-            m.name
-        );
-        assert!(!m.exports("proxy_abi_version_0_2_100"), "{}", m.name);
+        assert_eq!(m.envoy_abi(), Some("proxy_abi_version_0_2_1"), "{}", m.name);
         for export in ["_initialize", "proxy_on_memory_allocate", "memory"] {
             assert!(m.exports(export), "{} does not export {export}", m.name);
         }

@@ -1044,9 +1044,11 @@ fn spawn_watchdog(pid: u32) -> Option<(Child, ChildStdin)> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HostKind {
-    /// Higress (the default): a `Pause` from a headers hook lets the body
-    /// callbacks run when the module exports ABI 0.2.100, as Higress does;
-    /// with ABI 0.2.1 (today's SDK) it stops everything, as on stock Envoy.
+    /// Higress (the default): Higress takes the first ABI version a module
+    /// exports; when that is 0.2.100 (as in every module built with this
+    /// SDK) a `Pause` from a headers hook lets the body callbacks run
+    /// (`allow_on_headers_stop_iteration` on), with 0.2.1 it stops
+    /// everything, as on stock Envoy.
     #[default]
     Higress,
     /// Stock Envoy: `allow_on_headers_stop_iteration` off, whatever the ABI.
@@ -1055,11 +1057,12 @@ pub enum HostKind {
 
 impl HostKind {
     /// The `allow_on_headers_stop_iteration` this host amounts to for a
-    /// module exporting `abi_versions` (`proxy_abi_version_0_2_1`, ...).
+    /// module exporting `abi_versions` in this order
+    /// (`proxy_abi_version_0_2_100`, ...).
     pub fn allow_on_headers_stop_iteration(self, abi_versions: &[&str]) -> bool {
         match self {
             Self::Envoy => false,
-            Self::Higress => abi_versions.contains(&"proxy_abi_version_0_2_100"),
+            Self::Higress => abi_versions.first() == Some(&"proxy_abi_version_0_2_100"),
         }
     }
 }
@@ -3199,10 +3202,12 @@ mod tests {
         assert!(toml::from_str::<DevFile>("hots = \"envoy\"").is_err());
 
         let abi_0_2_1 = ["proxy_abi_version_0_2_1"];
-        let abi_0_2_100 = ["proxy_abi_version_0_2_100"];
+        let sdk = ["proxy_abi_version_0_2_100", "proxy_abi_version_0_2_1"];
+        let old_first = ["proxy_abi_version_0_2_1", "proxy_abi_version_0_2_100"];
         assert!(!HostKind::Higress.allow_on_headers_stop_iteration(&abi_0_2_1));
-        assert!(HostKind::Higress.allow_on_headers_stop_iteration(&abi_0_2_100));
-        assert!(!HostKind::Envoy.allow_on_headers_stop_iteration(&abi_0_2_100));
+        assert!(HostKind::Higress.allow_on_headers_stop_iteration(&sdk));
+        assert!(!HostKind::Higress.allow_on_headers_stop_iteration(&old_first));
+        assert!(!HostKind::Envoy.allow_on_headers_stop_iteration(&sdk));
         assert_eq!(
             parse_failure_policy("fail-reload"),
             Ok(FailurePolicy::FailReload)

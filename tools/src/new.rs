@@ -21,15 +21,12 @@ use std::path::{Path, PathBuf};
 
 /// How generated crates reach the SDK's native test host: the
 /// dev-dependency line (`{sdk}` is replaced with the checkout's path) and the
-/// `use` line of `tests/native.rs`.
-///
-/// The one place to change when the test host moves to its own crate
-/// (`higress-test-host`, lib `higress_test_host`, same API), e.g.
-/// `higress-test-host = { path = "{sdk}/higress-test-host" }` and
-/// `use higress_test_host::{Action, TestHost};`.
+/// `use` line of `tests/native.rs`. The one place to change if the test
+/// host moves again (it was `higress-wrapper`'s `test-host` feature, and is
+/// now the `higress-test-host` crate).
 pub const TEST_HOST: TestHostTemplate = TestHostTemplate {
-    dev_dependency: r#"higress-wrapper = { path = "{sdk}/higress-wrapper", features = ["test-host"] }"#,
-    use_line: "use higress_wrapper::test_host::{Action, TestHost};",
+    dev_dependency: r#"higress-test-host = { path = "{sdk}/higress-test-host" }"#,
+    use_line: "use higress_test_host::{Action, TestHost};",
 };
 
 /// See [`TEST_HOST`].

@@ -12,7 +12,7 @@
     clippy::indexing_slicing
 )]
 
-use higress_wrapper::test_host::{Action, LogLevel, StartStage, TestHost};
+use higress_test_host::{Action, LogLevel, StartStage, TestHost};
 use my_plugin::Plugin;
 
 /// Sends a GET for `path` to `authority` on `route` / `cluster` and returns
@@ -215,11 +215,11 @@ fn unknown_fields_and_an_empty_config_fail_start() {
 }
 
 trait ErrorLines {
-    fn logs_at_error(&self) -> Vec<&higress_wrapper::test_host::LogRecord>;
+    fn logs_at_error(&self) -> Vec<&higress_test_host::LogRecord>;
 }
 
-impl ErrorLines for higress_wrapper::test_host::StartFailure {
-    fn logs_at_error(&self) -> Vec<&higress_wrapper::test_host::LogRecord> {
+impl ErrorLines for higress_test_host::StartFailure {
+    fn logs_at_error(&self) -> Vec<&higress_test_host::LogRecord> {
         self.logs
             .iter()
             .filter(|l| l.level == LogLevel::Error)

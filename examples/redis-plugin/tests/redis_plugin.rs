@@ -13,7 +13,7 @@
 #[allow(dead_code)]
 mod redis_server;
 
-use higress_wrapper::test_host::{Action, HttpStream, LogLevel, TestHost};
+use higress_test_host::{Action, HttpStream, LogLevel, TestHost};
 use redis_plugin::Plugin;
 use redis_server::RedisServer;
 use std::net::{SocketAddr, TcpListener};

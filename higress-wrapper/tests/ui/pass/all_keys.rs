@@ -1,4 +1,7 @@
 // Every key of set_ctx! at once, in an unusual order, with a trailing comma.
+// Natively the SDK's host imports come from the test host.
+extern crate higress_test_host;
+
 use higress_wrapper::prelude::*;
 use std::time::Duration;
 
@@ -94,9 +97,9 @@ higress_wrapper::set_ctx! {
 fn main() {
     assert_eq!(<Everything as HttpPlugin>::NAME, "everything");
     let hooks = <Everything as HttpPlugin>::HOOKS;
-    assert!(hooks.request_body && hooks.streaming_request_body);
-    assert!(hooks.response_body && hooks.streaming_response_body);
-    assert!(!hooks.request_headers_only);
+    assert!(hooks.on_request_body.is_some() && hooks.on_streaming_request_body.is_some());
+    assert!(hooks.on_response_body.is_some() && hooks.on_streaming_response_body.is_some());
+    assert!(!hooks.request_headers_only());
     let config =
         <Everything as HttpPlugin>::parse_config(&serde_json::json!({ "limit": 5 })).unwrap();
     assert_eq!(config, MyConfig { limit: 5 });

@@ -1,5 +1,8 @@
 // Hook functions may be named like anything, including the names the
 // generated code uses for its own parameters.
+// Natively the SDK's host imports come from the test host.
+extern crate higress_test_host;
+
 use higress_wrapper::prelude::*;
 use std::time::Duration;
 
@@ -41,7 +44,7 @@ higress_wrapper::set_ctx! {
 }
 
 fn main() {
-    assert!(<Plugin as HttpPlugin>::HOOKS.request_body);
-    assert!(<Plugin as HttpPlugin>::HOOKS.streaming_response_body);
+    assert!(<Plugin as HttpPlugin>::HOOKS.on_request_body.is_some());
+    assert!(<Plugin as HttpPlugin>::HOOKS.on_streaming_response_body.is_some());
     assert!(<Plugin as HttpPlugin>::parse_config(&serde_json::json!({})).is_ok());
 }

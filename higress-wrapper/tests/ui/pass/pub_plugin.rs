@@ -42,6 +42,9 @@ mod private {
     }
 }
 
+// Natively the SDK's host imports come from the test host.
+extern crate higress_test_host;
+
 use higress_wrapper::HttpPlugin;
 
 fn main() {

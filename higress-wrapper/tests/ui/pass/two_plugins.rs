@@ -1,5 +1,8 @@
 // Two plugins in one crate (e.g. a test crate): the second names its type
 // with `plugin: Other`, and each may have its own config and state.
+// Natively the SDK's host imports come from the test host.
+extern crate higress_test_host;
+
 use higress_wrapper::prelude::*;
 
 #[derive(serde::Deserialize)]
@@ -51,8 +54,8 @@ higress_wrapper::set_ctx! {
 fn main() {
     assert_eq!(<Plugin as HttpPlugin>::NAME, "my-plugin");
     assert_eq!(<Other as HttpPlugin>::NAME, "other-plugin");
-    assert!(<Other as HttpPlugin>::HOOKS.response_body);
-    assert!(!<Other as HttpPlugin>::HOOKS.request_body);
+    assert!(<Other as HttpPlugin>::HOOKS.on_response_body.is_some());
+    assert!(!<Other as HttpPlugin>::HOOKS.on_request_body.is_some());
     let config = <Other as HttpPlugin>::parse_config(&serde_json::json!({})).unwrap();
     assert!(!config.deny);
 }

@@ -23,7 +23,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 // ----- the plugin's exports ------------------------------------------------------------
 
-extern "C" {
+extern "C-unwind" {
     fn proxy_on_memory_allocate(size: usize) -> *mut u8;
     fn proxy_on_context_create(context_id: u32, root_context_id: u32);
     fn proxy_on_vm_start(context_id: u32, vm_configuration_size: usize) -> bool;
@@ -46,6 +46,7 @@ extern "C" {
         num_trailers: usize,
     );
     fn proxy_on_delete(context_id: u32);
+    fn proxy_on_redis_call_response(context_id: u32, token: u32, status: u32, size: usize);
 }
 
 // The safe wrappers the driver calls. The driver only passes context ids
@@ -127,7 +128,8 @@ pub(super) fn on_http_call_response(
 
 /// Higress's Redis reply callback, exported by the SDK itself.
 pub(super) fn on_redis_call_response(context_id: u32, token: u32, status: u32, size: usize) {
-    crate::host::proxy_on_redis_call_response(context_id, token, status, size);
+    // SAFETY: the SDK's export; plain values.
+    unsafe { proxy_on_redis_call_response(context_id, token, status, size) }
 }
 
 pub(super) fn on_done(context_id: u32) -> bool {

@@ -10,7 +10,7 @@ use super::types::{
     Callout, CalloutKind, CalloutState, LocalResponse, LogLevel, LogRecord, MetricValue,
     Properties, RedisInit,
 };
-use crate::HeaderValue;
+use higress_wrapper::HeaderValue;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;

@@ -6,7 +6,6 @@
 //! "after VM call" actions.
 
 use super::abi;
-use super::guard;
 use super::model::{
     with_registry, AfterCall, Answer, Delivery, Dir, HeaderMap, HostModel, StreamModel,
 };
@@ -32,24 +31,27 @@ pub(super) fn with_stream<R>(
     .flatten()
 }
 
-/// Calls into the plugin with `context` effective. A panic the guard
-/// parked fails the VM (as a trap does in Envoy) and is resumed here, in
-/// the test, outside proxy-wasm's `extern "C"` frames.
+/// Calls into the plugin with `context` effective. The SDK's exports use
+/// the `C-unwind` ABI, so a panic in plugin code unwinds to here: it fails
+/// the VM (as a trap does in Envoy) and is resumed in the test, where
+/// `std::panic::catch_unwind` can observe it.
 pub(super) fn invoke<R>(root: u32, context: u32, call: impl FnOnce() -> R) -> R {
     with_registry(|r| r.effective = context);
-    let result = call();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
     with_registry(|r| r.effective = 0);
-    if let Some(payload) = guard::take_panic() {
-        with_host(root, |h| {
-            h.vm_failed = true;
-            h.actions.clear();
-            if let Some(s) = h.streams.get_mut(&context) {
-                s.fail();
-            }
-        });
-        std::panic::resume_unwind(payload);
+    match result {
+        Ok(value) => value,
+        Err(payload) => {
+            with_host(root, |h| {
+                h.vm_failed = true;
+                h.actions.clear();
+                if let Some(s) = h.streams.get_mut(&context) {
+                    s.fail();
+                }
+            });
+            std::panic::resume_unwind(payload)
+        }
     }
-    result
 }
 
 fn action_of(raw: u32) -> Action {
@@ -658,11 +660,17 @@ pub(super) fn run_until_idle(root: u32) -> usize {
     }
 }
 
-/// Polls the SDK's ready tasks of `root` (as a host callback would, through
-/// proxy-wasm's dispatcher), then runs the deferred host actions.
-pub(super) fn poll_tasks(root: u32) {
-    if with_host(root, |h| !h.vm_failed) == Some(true) {
-        invoke(root, root, crate::task::run_ready);
-        drain(root);
+/// Runs `f` as if inside a callback of `root` (entered through
+/// `proxy_on_vm_start`, which only records the context), then runs the
+/// deferred host actions. `None` if the VM failed.
+pub(super) fn in_root<R>(root: u32, f: impl FnOnce() -> R) -> Option<R> {
+    if with_host(root, |h| !h.vm_failed) != Some(true) {
+        return None;
     }
+    let out = invoke(root, root, || {
+        abi::on_vm_start(root, 0);
+        f()
+    });
+    drain(root);
+    Some(out)
 }

@@ -2,16 +2,17 @@
 //! requests through it and assert on what the upstream and the client
 //! would have received. Go's `proxytest` / `pkg/test`, for Rust.
 //!
-//! Enable it in your plugin's `Cargo.toml`:
+//! Add it to your plugin's `Cargo.toml` as a dev-dependency (beside the
+//! SDK, at the same version or path):
 //!
 //! ```toml
 //! [dev-dependencies]
-//! higress-wrapper = { version = "0.1", features = ["test-host"] }
+//! higress-test-host = { path = "../higress-wrapper/higress-test-host" }
 //! ```
 //!
 //! ```
 //! use higress_wrapper::prelude::*;
-//! use higress_wrapper::test_host::{Action, TestHost};
+//! use higress_test_host::{Action, TestHost};
 //!
 //! #[derive(serde::Deserialize)]
 //! struct Config {
@@ -42,10 +43,12 @@
 //! ```
 //!
 //! # How it works
-//! The host defines, natively, every `proxy_*` function proxy-wasm 0.2.5
-//! imports (and Higress's `proxy_redis_init` / `proxy_redis_call`), and
-//! calls the plugin only through proxy-wasm's own `proxy_on_*` exports, as
-//! Envoy does. Its state is per thread, like proxy-wasm's dispatcher, so
+//! The host defines, natively, every `proxy_*` host function of the
+//! proxy-wasm ABI (and Higress's `proxy_redis_init` / `proxy_redis_call`),
+//! and calls the plugin only through the module's `proxy_on_*` exports, as
+//! Envoy does; the SDK has no test-only code path. The exports use the
+//! `C-unwind` ABI, so a panic in plugin code reaches this host, which fails
+//! the VM and resumes the panic in the test. Its state is per thread, so
 //! tests run in parallel without interfering. One test binary holds one
 //! SDK, and one plugin per [`TestHost`] (several hosts, even of different
 //! plugins, may live on one thread).
@@ -77,8 +80,10 @@
 //!   `proxy_continue_stream`. With
 //!   [`allow_on_headers_stop_iteration`](TestHostBuilder::allow_on_headers_stop_iteration)
 //!   (Envoy's option) body callbacks run, and a body `Continue` releases
-//!   the headers with the body. Higress picks the rule from the ABI the
-//!   module exports; this SDK exports 0.2.1, so stop all applies there too.
+//!   the headers with the body. Higress picks the rule from the first ABI
+//!   version the module exports; this SDK's modules export 0.2.100 first,
+//!   which keeps `StopIteration` as it is: [`TestHostBuilder::higress`]
+//!   models that.
 //! - **Local responses** are recorded ([`LocalResponse`]) and sent after
 //!   the callback returns: the request goes no further, and the reply
 //!   passes through this filter's response callbacks like any response
@@ -134,7 +139,7 @@
 //! use higress_wrapper::prelude::*;
 //! use higress_wrapper::cluster::TargetCluster;
 //! use higress_wrapper::http_client::HttpClient;
-//! use higress_wrapper::test_host::{Action, TestHost};
+//! use higress_test_host::{Action, TestHost};
 //!
 //! fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
 //!     let call = HttpClient::new(&TargetCluster::new("auth", "auth.local")).get("/check").send();
@@ -170,34 +175,38 @@
 //! gRPC replies; TCP streams; several worker threads; Envoy's
 //! `x-request-id` generation (use [`HttpStream::set_request_id`]); wall
 //! clock timeouts of HTTP calls (time is the host clock).
+// A native host: on wasm32 the real host provides the ABI, and this crate is empty.
+#![cfg(not(target_arch = "wasm32"))]
+#![deny(missing_docs)]
 
 mod abi;
 mod driver;
-mod guard;
 mod model;
 mod redis_io;
 mod resp_frame;
 mod stream;
 mod types;
+mod wire;
 
-pub(crate) use guard::{guard_export, guard_root};
 pub use stream::HttpStream;
 pub use types::{
     Action, Callout, CalloutKind, CalloutState, DeliveryError, LocalResponse, LogLevel, LogRecord,
     MetricValue, Properties, RedisInit, StartFailure, StartStage, StreamError,
 };
 
-use crate::HttpPlugin;
+use higress_wrapper::HttpPlugin;
 use model::{
     with_registry, Answer, ForeignFn, HeaderMap, HostModel, Settings, Starting, StreamModel,
 };
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The clock's default start: 2024-01-01T00:00:00Z.
@@ -214,8 +223,6 @@ const DEFAULT_BUFFER_LIMIT: usize = 1024 * 1024;
 /// `proxy_on_delete`). It cannot leave its thread.
 pub struct TestHost {
     root: u32,
-    /// The plugin's `NAME` (log prefix of tasks the test spawns).
-    plugin_name: &'static str,
     _not_send: PhantomData<Rc<()>>,
 }
 
@@ -236,7 +243,7 @@ impl TestHost {
     /// # struct Config { #[allow(dead_code)] some_field: String }
     /// # higress_wrapper::set_ctx! { name: "p", config: Config }
     /// # fn main() {
-    /// use higress_wrapper::test_host::TestHost;
+    /// use higress_test_host::TestHost;
     ///
     /// let failure = TestHost::start::<Plugin>(r#"{"some_field": 1}"#).unwrap_err();
     /// assert!(!failure.logs_containing("some_field").is_empty());
@@ -427,12 +434,12 @@ impl TestHost {
     /// Futures the SDK still polls for this plugin (hooks waiting on a call,
     /// detached work). A finished test should see 0: nothing left waiting.
     pub fn pending_tasks(&self) -> usize {
-        crate::task::pending_tasks()
+        higress_wrapper::pending_work().tasks
     }
 
     /// Host calls (Redis, HTTP) whose reply the SDK still waits for.
     pub fn pending_calls(&self) -> usize {
-        crate::callout::pending_calls()
+        higress_wrapper::pending_work().calls
     }
 
     /// ABI misuses the host saw (a null pointer, a bug in the host itself).
@@ -546,8 +553,8 @@ impl TestHost {
         self.read(|h| h.redis_failures.clone())
     }
 
-    /// Runs `future` as a task of the plugin's root context (as detached
-    /// work or a tick's would run), delivering replies with
+    /// Runs `future` inside the plugin's root context (as detached work or a
+    /// tick's would run), delivering replies with
     /// [`run_until_idle`](Self::run_until_idle) until it completes, and
     /// returns its output. Handy to test Redis commands directly:
     /// `host.block_on(client.get("k"))`.
@@ -561,34 +568,28 @@ impl TestHost {
         F: Future + 'static,
         F::Output: 'static,
     {
-        let slot: Rc<RefCell<Option<F::Output>>> = Rc::new(RefCell::new(None));
-        let out = Rc::clone(&slot);
-        crate::task::spawn(
-            crate::task::Owner::Root(self.root),
-            crate::task::TaskScope {
-                plugin_name: self.plugin_name,
-                plugin_id: None,
-                root_id: self.root,
-                request_id: None,
-            },
-            Box::pin(async move {
-                let value = future.await;
-                if let Ok(mut out) = out.try_borrow_mut() {
-                    *out = Some(value);
-                }
-            }),
-        );
-        driver::poll_tasks(self.root);
-        loop {
-            if let Some(value) = slot.try_borrow_mut().ok().and_then(|mut s| s.take()) {
-                return value;
-            }
-            if self.run_until_idle() == 0 {
-                break;
+        /// Wakes by raising a flag; the loop below polls again.
+        struct Flag(AtomicBool);
+        impl Wake for Flag {
+            fn wake(self: Arc<Self>) {
+                self.0.store(true, Ordering::SeqCst);
             }
         }
-        if let Some(value) = slot.try_borrow_mut().ok().and_then(|mut s| s.take()) {
-            return value;
+        let flag = Arc::new(Flag(AtomicBool::new(true)));
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut future = Box::pin(future);
+        loop {
+            if flag.0.swap(false, Ordering::SeqCst) {
+                let polled = driver::in_root(self.root, || {
+                    future.as_mut().poll(&mut Context::from_waker(&waker))
+                });
+                if let Some(Poll::Ready(value)) = polled {
+                    return value;
+                }
+            }
+            if self.run_until_idle() == 0 && !flag.0.load(Ordering::SeqCst) {
+                break;
+            }
         }
         panic!(
             "block_on: the future still waits, but no reply can be delivered; pending callouts: {:?}",
@@ -703,7 +704,7 @@ impl Drop for TestHost {
 /// # struct Config {}
 /// # higress_wrapper::set_ctx! { name: "p", config: Config }
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use higress_wrapper::test_host::{LogLevel, Properties, TestHost};
+/// use higress_test_host::{LogLevel, Properties, TestHost};
 ///
 /// let host = TestHost::builder()
 ///     .properties(Properties::Envoy)
@@ -772,9 +773,27 @@ impl TestHostBuilder {
         self
     }
 
-    /// Envoy's `allow_on_headers_stop_iteration` (default false, as Envoy
-    /// and Higress for a module exporting ABI 0.2.1, like this SDK's):
-    /// whether a `Pause` from a headers callback lets body callbacks run.
+    /// Higress running this SDK's module: Higress's properties and ABI
+    /// 0.2.100 semantics (the module's first ABI export), where a `Pause`
+    /// from a headers callback keeps the body callbacks running, as
+    /// [`allow_on_headers_stop_iteration`](Self::allow_on_headers_stop_iteration)
+    /// does on stock Envoy.
+    pub fn higress(self) -> Self {
+        self.properties(Properties::Higress)
+            .allow_on_headers_stop_iteration(true)
+    }
+
+    /// Stock Envoy running the module as ABI 0.2.1 with default options:
+    /// Envoy's properties, and a `Pause` from a headers callback becomes
+    /// *stop all*.
+    pub fn stock_envoy(self) -> Self {
+        self.properties(Properties::Envoy)
+            .allow_on_headers_stop_iteration(false)
+    }
+
+    /// Envoy's `allow_on_headers_stop_iteration` (default false, as stock
+    /// Envoy runs a 0.2.1 module): whether a `Pause` from a headers callback
+    /// lets body callbacks run.
     pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
         self.settings.allow_on_headers_stop_iteration = allow;
         self
@@ -874,7 +893,8 @@ impl TestHostBuilder {
         let config = config.as_ref().to_vec();
         let vm_size = settings.vm_configuration.len();
         let config_size = config.len();
-        crate::__private::register::<P>();
+        // What the module's `_initialize` does on wasm.
+        higress_wrapper::__private::register::<P>();
         let root = with_registry(|r| {
             let root = r.allocate_context(0);
             r.hosts.insert(root, HostModel::new(settings, config));
@@ -889,7 +909,6 @@ impl TestHostBuilder {
         // From here on, dropping `host` (also while unwinding) cleans up.
         let host = TestHost {
             root,
-            plugin_name: P::NAME,
             _not_send: PhantomData,
         };
         driver::invoke(root, root, || abi::on_context_create(root, 0));

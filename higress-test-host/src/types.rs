@@ -1,6 +1,6 @@
 //! The public value types of the test host: what a test reads back.
 
-use crate::HeaderValue;
+use higress_wrapper::HeaderValue;
 use std::fmt;
 use std::time::Duration;
 

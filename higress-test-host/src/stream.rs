@@ -4,7 +4,7 @@ use super::driver::{self, with_stream};
 use super::model::{Dir, HeaderMap, HostModel, StreamModel};
 use super::types::{Action, Callout, LocalResponse, StreamError};
 use super::TestHost;
-use crate::HeaderValue;
+use higress_wrapper::HeaderValue;
 use std::fmt;
 
 /// One HTTP stream through the plugin: the test plays the client
@@ -20,7 +20,7 @@ use std::fmt;
 /// # fn parse(_: &serde_json::Value) -> Result<(), ConfigError> { Ok(()) }
 /// # higress_wrapper::set_ctx! { name: "deny", config: (), parse_config: parse, on_request_headers: deny }
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use higress_wrapper::test_host::{Action, TestHost};
+/// use higress_test_host::{Action, TestHost};
 ///
 /// let host = TestHost::start::<Plugin>("{}")?;
 /// let mut s = host.http_stream();
