@@ -150,12 +150,14 @@ struct VerifyArgs {
 
 #[derive(Debug, Args)]
 struct DeployArgs {
-    /// WasmPlugin (or Envoy plugin) name, e.g. my-plugin.
+    /// WasmPlugin (or Envoy plugin) name (default: the package in the
+    /// current directory).
     #[arg(long)]
-    name: String,
-    /// The plugin config (a file or inline JSON), as the dev loop serves it.
+    name: Option<String>,
+    /// The plugin config (a file or inline JSON), as the dev loop serves it
+    /// (default: config.json of the package in the current directory).
     #[arg(short, long, value_name = "FILE|JSON")]
-    config: String,
+    config: Option<String>,
     /// oci://REGISTRY/NS/IMAGE:TAG, file:///path/plugin.wasm or
     /// http(s)://.../plugin.wasm (with --envoy: the .wasm's path on the Envoy host).
     #[arg(long)]
@@ -382,17 +384,28 @@ fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
 }
 
 fn deploy(args: DeployArgs) -> Outcome {
-    let config = read_config(&args.config)?;
+    // What is not given comes from the plugin crate here.
+    let (name, config_arg) = match (args.name.clone(), args.config.clone()) {
+        (Some(name), Some(config)) => (name, config),
+        (name, config) => {
+            let package = find_package(None, None)
+                .map_err(|e| format!("{e} (or give --name and --config)"))?;
+            let config =
+                config.unwrap_or_else(|| package.dir.join("config.json").display().to_string());
+            (name.unwrap_or(package.name), config)
+        }
+    };
+    let config = read_config(&config_arg)?;
     if args.envoy {
         let path = args.url.strip_prefix("file://").unwrap_or(&args.url);
-        let rendered = envoy_filter(&args.name, path, &config, args.failure_policy)
-            .map_err(|e| e.to_string())?;
+        let rendered =
+            envoy_filter(&name, path, &config, args.failure_policy).map_err(|e| e.to_string())?;
         match &args.out {
             Some(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| format!("creating {}: {e}", dir.display()))?;
                 write(
-                    &dir.join(format!("{}.envoy-filter.yaml", args.name)),
+                    &dir.join(format!("{name}.envoy-filter.yaml")),
                     &rendered.yaml,
                 )?;
             }
@@ -400,7 +413,7 @@ fn deploy(args: DeployArgs) -> Outcome {
         }
         return Ok(0);
     }
-    let mut spec = WasmPluginSpec::new(args.name.clone(), args.url);
+    let mut spec = WasmPluginSpec::new(name.clone(), args.url);
     spec.namespace = args.namespace;
     spec.phase = args.phase;
     spec.priority = args.priority;
@@ -418,7 +431,7 @@ fn deploy(args: DeployArgs) -> Outcome {
         Some(dir) => {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            let plugin_path = dir.join(format!("{}.wasmplugin.yaml", args.name));
+            let plugin_path = dir.join(format!("{name}.wasmplugin.yaml"));
             write(&plugin_path, &plugin.yaml)?;
             let mut apply = vec![plugin_path.display().to_string()];
             if let Some(bridge) = &bridge {

@@ -622,3 +622,24 @@ fn the_envoy_filter_it_writes_runs_in_envoy_with_fail_reload() {
         "config_dump lacks FAIL_RELOAD"
     );
 }
+
+#[test]
+fn in_a_plugin_crate_the_name_and_config_come_from_it() {
+    let output = deploy_command()
+        .arg("--url=oci://registry.example.com/plugins/my-plugin:1.0.0")
+        .current_dir(repo_root().join("examples").join("my-plugin"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs = pyyaml_load(&stdout);
+    assert_eq!(docs[0]["metadata"]["name"], "my-plugin");
+    assert_eq!(
+        plugin_config(&docs[0]).unwrap(),
+        json!({"some_field": "hello from my-plugin"})
+    );
+}
