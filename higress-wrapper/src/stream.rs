@@ -285,22 +285,29 @@ impl<P: HttpPlugin> Stream<P> {
     /// The result of a finished future: the action, or the error policy.
     /// `None` means a local response was sent for the error.
     fn settle<A: Default>(&self, out: Result<A, String>, dir: Dir) -> Option<A> {
+        let (side, source) = match dir {
+            Dir::Request => ("request", "request hook"),
+            Dir::Response => ("response", "response hook"),
+        };
         match out {
-            Ok(a) => Some(a),
+            Ok(a) => {
+                crate::logging::recovered(source);
+                Some(a)
+            }
             Err(e) => {
                 let policy = self.with_ctx(|c| c.flags.error_response.clone()).flatten();
-                let side = match dir {
-                    Dir::Request => "request",
-                    Dir::Response => "response",
-                };
+                let e = crate::logging::Truncated::new(&e, 1024);
+                let error = log::Level::Error;
                 match policy {
                     Some((status, body)) => {
-                        log::error!("{side} hook failed: {e}; answering {status}");
+                        let line = format_args!("{side} hook failed: {e}; answering {status}");
+                        crate::logging::failure(error, source, line);
                         self.with_ctx(|c| c.send_local_response(status, &[], &body));
                         None
                     }
                     None => {
-                        log::error!("{side} hook failed: {e}; continuing (fail open)");
+                        let line = format_args!("{side} hook failed: {e}; continuing (fail open)");
+                        crate::logging::failure(error, source, line);
                         Some(A::default())
                     }
                 }
