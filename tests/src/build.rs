@@ -142,14 +142,18 @@ pub fn envoy_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The `cargo` that runs this test (cargo sets `$CARGO`), else `cargo`.
-fn cargo() -> PathBuf {
+/// The `cargo` to run: `$CARGO` (set by cargo for the programs it runs:
+/// tests, `cargo run`, and `cargo higress`), else `cargo` from `PATH`.
+pub fn cargo_bin() -> PathBuf {
     std::env::var_os("CARGO")
         .filter(|c| !c.is_empty())
         .map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
 }
 
-fn ensure_wasm_target() -> Result<()> {
+/// Adds the `wasm32-wasip1` target with rustup if the toolchain lacks it.
+/// Returns whether it had to be added. The one place that does this: the
+/// harness and `cargo higress` both call it.
+pub fn ensure_wasm_target() -> Result<bool> {
     let rustc = std::env::var_os("RUSTC")
         .filter(|r| !r.is_empty())
         .map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
@@ -163,17 +167,19 @@ fn ensure_wasm_target() -> Result<()> {
         .join("rustlib")
         .join(WASM_TARGET)
         .is_dir();
-    if !installed {
-        run(
-            Command::new("rustup").args(["target", "add", WASM_TARGET]),
-            &format!("rustup target add {WASM_TARGET}"),
-        )?;
+    if installed {
+        return Ok(false);
     }
-    Ok(())
+    run(
+        Command::new("rustup").args(["target", "add", WASM_TARGET]),
+        &format!("rustup target add {WASM_TARGET} (is Rust installed with rustup?)"),
+    )?;
+    Ok(true)
 }
 
-/// Picks the `.wasm` of `lib_name` out of cargo's JSON messages.
-fn wasm_from_messages(stdout: &str, lib_name: &str) -> Option<PathBuf> {
+/// Picks the `.wasm` of library target `lib_name` out of cargo's JSON
+/// messages (`--message-format=json...`).
+pub fn wasm_from_messages(stdout: &str, lib_name: &str) -> Option<PathBuf> {
     stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
@@ -229,7 +235,7 @@ pub fn wasm_module(package: &str) -> Result<PathBuf> {
 
 fn build_wasm(package: &str) -> Result<PathBuf> {
     ensure_wasm_target()?;
-    let cargo = cargo();
+    let cargo = cargo_bin();
     let args = [
         "build",
         "--release",
@@ -259,4 +265,97 @@ fn build_wasm(package: &str) -> Result<PathBuf> {
         )));
     }
     Ok(path)
+}
+
+static BUILT_DIRS: Mutex<Option<BuildCache>> = Mutex::new(None);
+
+/// Builds the plugin crate whose `Cargo.toml` is in `crate_dir` for
+/// `wasm32-wasip1` in release mode and returns the path of its `.wasm`.
+///
+/// Works for any crate, inside this workspace or not: it runs
+/// `cargo build --release --target wasm32-wasip1 --manifest-path
+/// <crate_dir>/Cargo.toml` and takes the path from cargo's own messages, so
+/// the crate's own target directory (or `CARGO_TARGET_DIR`) is honoured. In
+/// a plugin's own tests: `wasm_module_in(env!("CARGO_MANIFEST_DIR"))`.
+/// Like [`wasm_module`], each crate is built at most once per process.
+pub fn wasm_module_in(crate_dir: impl AsRef<Path>) -> Result<PathBuf> {
+    let crate_dir = crate_dir.as_ref();
+    let key = crate_dir.display().to_string();
+    let mut built = lock(&BUILT_DIRS);
+    let built = built.get_or_insert_with(HashMap::new);
+    match built.get(&key) {
+        Some(Ok(path)) => return Ok(path.clone()),
+        Some(Err((command, output))) => {
+            return Err(Error::Command {
+                command: command.clone(),
+                output: format!("(failed earlier in this test process)\n{output}"),
+            })
+        }
+        None => {}
+    }
+    let result = build_crate_dir(crate_dir);
+    let cached = match &result {
+        Ok(path) => Ok(path.clone()),
+        Err(Error::Command { command, output }) => Err((command.clone(), output.clone())),
+        Err(other) => Err((format!("build {key}"), other.to_string())),
+    };
+    built.insert(key, cached);
+    result
+}
+
+fn build_crate_dir(crate_dir: &Path) -> Result<PathBuf> {
+    ensure_wasm_target()?;
+    let manifest = crate_dir.join("Cargo.toml");
+    let cargo = cargo_bin();
+    let mut command = Command::new(&cargo);
+    command
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .arg("--message-format=json-render-diagnostics")
+        .current_dir(crate_dir);
+    let what = format!(
+        "{} build --release --target {WASM_TARGET} --manifest-path {}",
+        cargo.display(),
+        manifest.display()
+    );
+    let output = run_with(&mut command, &what, true)?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    cdylib_wasm_for_manifest(&stdout, &manifest).ok_or_else(|| {
+        Error::Config(format!(
+            "cargo built {} but made no .wasm for it: is it a cdylib (`[lib] crate-type = [\"cdylib\"]`)?",
+            manifest.display()
+        ))
+    })
+}
+
+/// The `.wasm` cargo's messages report for the cdylib of the package at
+/// `manifest`.
+fn cdylib_wasm_for_manifest(stdout: &str, manifest: &Path) -> Option<PathBuf> {
+    let canonical = manifest.canonicalize().ok();
+    stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg.get("reason").and_then(|r| r.as_str()) == Some("compiler-artifact"))
+        .filter(|msg| {
+            let path = msg
+                .get("manifest_path")
+                .and_then(|m| m.as_str())
+                .map(PathBuf::from);
+            path.is_some_and(|p| {
+                p == manifest
+                    || canonical
+                        .as_ref()
+                        .is_some_and(|c| p.canonicalize().ok().as_ref() == Some(c))
+            })
+        })
+        .filter_map(|msg| msg.get("filenames").and_then(|f| f.as_array()).cloned())
+        .flatten()
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
 }

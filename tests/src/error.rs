@@ -58,7 +58,7 @@ impl Error {
 }
 
 /// The last `max_lines` lines of `text`.
-pub(crate) fn tail(text: &str, max_lines: usize) -> &str {
+pub fn tail(text: &str, max_lines: usize) -> &str {
     let mut cut = text.len();
     let mut seen = 0usize;
     let trimmed = text.trim_end_matches('\n');

@@ -551,6 +551,11 @@ impl Gateway {
         }
     }
 
+    /// Envoy's process id (`None` once stopped).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Where clients connect (the HTTP listener).
     pub fn listener_addr(&self) -> SocketAddr {
         self.listener

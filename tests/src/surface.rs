@@ -114,40 +114,9 @@ pub fn inspect(path: &Path) -> Result<ModuleSurface> {
     inspect_bytes(path, &bytes)
 }
 
-/// Adds the `wasm32-wasip1` target with rustup if this toolchain lacks it.
-fn ensure_wasm_target() -> Result<()> {
-    let rustc = std::env::var_os("RUSTC")
-        .filter(|r| !r.is_empty())
-        .map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .map_err(|e| Error::io("could not run rustc --print sysroot", e))?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    if sysroot
-        .join("lib")
-        .join("rustlib")
-        .join(WASM_TARGET)
-        .is_dir()
-    {
-        return Ok(());
-    }
-    let status = Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
-        .status()
-        .map_err(|e| Error::io("could not run rustup", e))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::Command {
-            command: format!("rustup target add {WASM_TARGET}"),
-            output: status.to_string(),
-        })
-    }
-}
-
 /// Builds every workspace plugin as users and CI do (`cargo build --release
-/// --target wasm32-wasip1 --workspace --exclude higress-e2e`) and parses
+/// --target wasm32-wasip1 --workspace`, without the host-only crates
+/// `higress-e2e` and `cargo-higress`) and parses
 /// each `cdylib` it produced, right after the build (a later `-p` build
 /// could replace a file with a differently-featured one). Sorted by name.
 pub fn build_workspace_modules() -> Result<Vec<ModuleSurface>> {
@@ -162,10 +131,12 @@ pub fn build_workspace_modules() -> Result<Vec<ModuleSurface>> {
         "--workspace",
         "--exclude",
         "higress-e2e",
+        "--exclude",
+        "cargo-higress",
         "--message-format=json-render-diagnostics",
     ];
     let what = format!("{} {}", cargo.display(), args.join(" "));
-    ensure_wasm_target()?;
+    crate::build::ensure_wasm_target()?;
     let output = Command::new(&cargo)
         .args(args)
         .current_dir(repo_root())

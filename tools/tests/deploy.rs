@@ -1,4 +1,4 @@
-//! `higress-deploy`: the WasmPlugin and McpBridge YAML generated from a
+//! `cargo higress deploy`: the WasmPlugin and McpBridge YAML generated from a
 //! plugin config. Checks the exact output for a config with rules, the
 //! errors for what a WasmPlugin cannot express, and that the YAML parses
 //! back (with PyYAML, a real YAML parser) to the same JSON.
@@ -14,14 +14,21 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
-use higress_e2e::deploy::{
+use cargo_higress::deploy::{
     mcp_bridge, plugin_config, to_yaml, wasm_plugin, FailStrategy, Phase, ServiceSpec,
     WasmPluginSpec,
 };
 use higress_e2e::{envoy_binary, repo_root};
 use serde_json::{json, Value};
 
-const DEPLOY: &str = env!("CARGO_BIN_EXE_higress-deploy");
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-higress");
+
+/// `cargo-higress deploy ...`.
+fn deploy_command() -> Command {
+    let mut command = Command::new(TOOL);
+    command.arg("deploy");
+    command
+}
 
 fn spec() -> WasmPluginSpec {
     WasmPluginSpec::new(
@@ -67,7 +74,7 @@ spec:
   phase: AUTHN
   priority: 100
   failStrategy: FAIL_OPEN
-  url: "oci://registry.example.com/plugins/my-plugin:1.0.0"
+  url: oci://registry.example.com/plugins/my-plugin:1.0.0
   defaultConfigDisable: false
   defaultConfig:
     some_field: hello
@@ -85,8 +92,8 @@ spec:
         some_field: for-domains
       configDisable: false
     - service:
-        - "redis.static:6379"
-        - "outbound|80||echo.static"
+        - redis.static:6379
+        - outbound|80||echo.static
       config:
         some_field: for-services
       configDisable: false
@@ -144,6 +151,16 @@ fn defaults_and_a_config_without_rules() {
         plugin_config(&rendered.resource.to_json()).unwrap(),
         rules_only
     );
+    // The default FAIL_CLOSE says what a panic leads to on Higress, how to
+    // recover, and where a reload policy exists.
+    assert!(rendered.yaml.contains(
+        "# failStrategy FAIL_CLOSE: if the plugin fails to load or crashes, requests get 503."
+    ));
+    assert!(rendered.yaml.contains("until the gateway pod restarts"));
+    assert!(rendered.yaml.contains("kubectl rollout restart"));
+    assert!(rendered
+        .yaml
+        .contains("Higress has no FAIL_RELOAD (plain Envoy does: cargo higress deploy --envoy)"));
 }
 
 #[test]
@@ -253,7 +270,7 @@ fn mcp_bridge_registries_and_cluster_names() {
         .yaml
         .contains("Do not edit host files inside the gateway container"));
     assert!(rendered.yaml.ends_with(
-        "spec:\n  registries:\n    - type: static\n      name: redis\n      domain: \"10.0.0.5:6379\"\n      port: 6379\n    - type: dns\n      name: auth\n      domain: auth.example.com\n      port: 443\n      protocol: HTTPS\n"
+        "spec:\n  registries:\n    - type: static\n      name: redis\n      domain: 10.0.0.5:6379\n      port: 6379\n    - type: dns\n      name: auth\n      domain: auth.example.com\n      port: 443\n      protocol: HTTPS\n"
     ), "{}", rendered.yaml);
     let twice = vec![services[0].clone(), services[0].clone()];
     assert!(mcp_bridge("higress-system", &twice).is_err());
@@ -454,7 +471,7 @@ fn yaml_quoting_survives_a_real_parser() {
     assert_eq!(plugin_config(&parsed[0]).unwrap(), config);
 
     // The plain JSON -> YAML helper, on its own.
-    let parsed = pyyaml_load(&to_yaml(&config));
+    let parsed = pyyaml_load(&to_yaml(&config).unwrap());
     assert_eq!(parsed, vec![config]);
 }
 
@@ -466,7 +483,7 @@ fn the_cli_writes_both_files_and_they_parse() {
         .join("examples")
         .join("my-plugin")
         .join("config.json");
-    let output = Command::new(DEPLOY)
+    let output = deploy_command()
         .args([
             "--name",
             "my-plugin",
@@ -512,7 +529,7 @@ fn the_cli_writes_both_files_and_they_parse() {
     );
 
     // Without --out: one stream, McpBridge first, then the WasmPlugin.
-    let output = Command::new(DEPLOY)
+    let output = deploy_command()
         .args([
             "--name=my-plugin",
             r#"--config={"some_field":"x"}"#,
@@ -529,7 +546,7 @@ fn the_cli_writes_both_files_and_they_parse() {
     assert_eq!(docs[1]["spec"]["url"], "file:///opt/plugins/my-plugin.wasm");
 
     // A route prefix is refused with the reason, exit code 1.
-    let output = Command::new(DEPLOY)
+    let output = deploy_command()
         .args([
             "--name=p",
             r#"--config={"_rules_":[{"_match_route_prefix_":["default/"],"a":1}]}"#,
@@ -541,4 +558,88 @@ fn the_cli_writes_both_files_and_they_parse() {
     assert!(String::from_utf8_lossy(&output.stderr)
         .contains("_match_route_prefix_ cannot be expressed in a WasmPlugin"));
     let _ = std::fs::remove_dir_all(&out);
+}
+
+// ---------------------------------------------------------------------------
+// deploy --envoy: the filter loads in a real Envoy, with FAIL_RELOAD
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_envoy_filter_it_writes_runs_in_envoy_with_fail_reload() {
+    let wasm = higress_e2e::wasm_module("my-plugin").unwrap_or_else(|e| panic!("{e}"));
+    let output = deploy_command()
+        .args([
+            "--envoy",
+            "--name=my-plugin",
+            r#"--config={"some_field":"from the generated filter"}"#,
+        ])
+        .arg(format!("--url=file://{}", wasm.display()))
+        .output()
+        .unwrap();
+    let yaml = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{yaml}");
+    assert!(
+        yaml.contains("# failure_policy FAIL_RELOAD: after a plugin panic the VM is recreated"),
+        "{yaml}"
+    );
+    let docs = pyyaml_load(&yaml);
+    let filters = docs[0].as_array().unwrap().clone();
+    assert_eq!(filters.len(), 1, "{yaml}");
+    assert_eq!(
+        filters[0]["typed_config"]["config"]["failure_policy"],
+        "FAIL_RELOAD"
+    );
+
+    // Envoy with exactly that filter in front of the router.
+    let upstream = higress_e2e::EchoUpstream::start().unwrap();
+    let gateway = higress_e2e::Gateway::builder()
+        .name("deploy-envoy-filter")
+        .cluster(higress_e2e::ClusterSpec::new("echo", upstream.port()))
+        .patch_bootstrap(move |bootstrap| {
+            let http_filters = bootstrap
+                .pointer_mut(
+                    "/static_resources/listeners/0/filter_chains/0/filters/0/typed_config/http_filters",
+                )
+                .and_then(Value::as_array_mut)
+                .unwrap();
+            for (i, filter) in filters.into_iter().enumerate() {
+                http_filters.insert(i, filter);
+            }
+        })
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let response = gateway.get("/", &[]).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(
+        upstream
+            .last_request()
+            .and_then(|r| r.header_str("x-custom-header")),
+        Some("from the generated filter".to_owned())
+    );
+    let dump = gateway.admin_get("/config_dump").unwrap().text();
+    assert!(
+        dump.contains("FAIL_RELOAD"),
+        "config_dump lacks FAIL_RELOAD"
+    );
+}
+
+#[test]
+fn in_a_plugin_crate_the_name_and_config_come_from_it() {
+    let output = deploy_command()
+        .arg("--url=oci://registry.example.com/plugins/my-plugin:1.0.0")
+        .current_dir(repo_root().join("examples").join("my-plugin"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let docs = pyyaml_load(&stdout);
+    assert_eq!(docs[0]["metadata"]["name"], "my-plugin");
+    assert_eq!(
+        plugin_config(&docs[0]).unwrap(),
+        json!({"some_field": "hello from my-plugin"})
+    );
 }

@@ -1,4 +1,4 @@
-//! The dev loop (`./scripts/run.sh`, the `dev` binary): one round with
+//! The dev loop (`./scripts/run.sh`, `cargo higress dev`): one round with
 //! `--once`, `verify` against a started gateway, reload on change, survival
 //! of a refused config, and no Envoy left behind when the loop is killed.
 #![allow(
@@ -15,13 +15,27 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant, SystemTime};
 
-use higress_e2e::dev::{
+use cargo_higress::dev::{
     failed_start_report, find_package, load_config, send_sample, start_dev_gateway, verify,
     CheckStatus, ConfigArg, DevGatewaySpec, VerifyTarget, Watcher, DEV_CLUSTER, DEV_ROUTE,
 };
 use higress_e2e::{repo_root, wasm_module, ClusterSpec, EchoUpstream, Gateway};
 
-const DEV: &str = env!("CARGO_BIN_EXE_dev");
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-higress");
+
+/// `cargo-higress` run from the workspace root, as `./scripts/run.sh` does.
+fn tool_command() -> Command {
+    let mut command = Command::new(TOOL);
+    command.current_dir(repo_root());
+    command
+}
+
+/// `cargo-higress dev ...` from the workspace root.
+fn dev_command() -> Command {
+    let mut command = tool_command();
+    command.arg("dev");
+    command
+}
 
 fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))
@@ -45,7 +59,7 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn once_shows_the_plugin_header_and_log_line() {
     let port = free_port();
-    let output = Command::new(DEV)
+    let output = dev_command()
         .args(["my-plugin", "--once", "--port", &port.to_string()])
         .stdin(Stdio::null())
         .output()
@@ -107,7 +121,7 @@ fn once_shows_the_plugin_header_and_log_line() {
 #[test]
 fn once_with_a_refused_config_explains_why_and_fails() {
     let port = free_port();
-    let output = Command::new(DEV)
+    let output = dev_command()
         .args([
             "my-plugin",
             "--once",
@@ -136,13 +150,17 @@ fn once_with_a_refused_config_explains_why_and_fails() {
 // verify, as a library call on gateways started here
 // ---------------------------------------------------------------------------
 
-fn my_plugin_gateway(configuration: &str, upstream: &EchoUpstream) -> higress_e2e::dev::DevGateway {
+fn my_plugin_gateway(
+    configuration: &str,
+    upstream: &EchoUpstream,
+) -> cargo_higress::dev::DevGateway {
     let spec = DevGatewaySpec {
         plugin_name: "my-plugin".into(),
         wasm: wasm_module("my-plugin").unwrap_or_else(|e| panic!("{e}")),
         configuration: configuration.into(),
         port: free_port(),
         upstream_port: upstream.port(),
+        ..DevGatewaySpec::default()
     };
     start_dev_gateway(&spec).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -236,7 +254,7 @@ fn verify_answers_the_four_questions() {
     // one would at a port-forwarded Higress gateway and its saved log.
     let admin = gateway.gateway().admin_addr().to_string();
     let log = gateway.gateway().log_path().to_str().unwrap().to_owned();
-    let output = Command::new(DEV)
+    let output = tool_command()
         .args(["verify", "my-plugin", "--admin", &admin, "--log", &log])
         .stdin(Stdio::null())
         .output()
@@ -254,7 +272,7 @@ fn verify_answers_the_four_questions() {
         "{stdout}"
     );
     // Without the log, what needs it is a warning, not a failure.
-    let output = Command::new(DEV)
+    let output = tool_command()
         .args(["verify", "my-plugin", "--admin", &admin])
         .stdin(Stdio::null())
         .output()
@@ -263,6 +281,18 @@ fn verify_answers_the_four_questions() {
     assert!(output.status.success(), "{stdout}");
     assert!(
         stdout.contains("[warn] plugin started: cannot tell, no log"),
+        "{stdout}"
+    );
+    // Unnamed, at the workspace root: the workspace's dev package.
+    let output = tool_command()
+        .args(["verify", "--admin", &admin])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("==> checking plugin my-plugin on the Envoy with admin"),
         "{stdout}"
     );
 }
@@ -302,6 +332,7 @@ fn a_refused_config_is_reported_with_the_sdk_message() {
         configuration: r#"{"_rules_": [{"some_field": "x"}]}"#.into(),
         port: free_port(),
         upstream_port: upstream.port(),
+        ..DevGatewaySpec::default()
     };
     let error = start_dev_gateway(&spec).unwrap_err();
     let report = failed_start_report("my-plugin", &error, 5);
@@ -384,7 +415,7 @@ fn watcher_sees_edits_additions_and_removals_only() {
 
 #[test]
 fn my_plugin_watch_list_and_default_config() {
-    let package = find_package("my-plugin").unwrap();
+    let package = find_package(Some(&repo_root().join("Cargo.toml")), Some("my-plugin")).unwrap();
     let dir = repo_root().join("examples").join("my-plugin");
     assert_eq!(package.lib_name, "my_plugin");
     assert_eq!(package.dir, dir);
@@ -406,7 +437,12 @@ fn my_plugin_watch_list_and_default_config() {
         serde_json::json!({"some_field": "hello from my-plugin"})
     );
 
-    let err = find_package("no-such-plugin").unwrap_err().to_string();
+    let err = find_package(
+        Some(&repo_root().join("Cargo.toml")),
+        Some("no-such-plugin"),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("plugin packages:") && err.contains("my-plugin"),
         "{err}"
@@ -426,7 +462,7 @@ struct DevProcess {
 
 impl DevProcess {
     fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(DEV)
+        let mut child = dev_command()
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -536,7 +572,7 @@ fn the_loop_reloads_keeps_the_old_gateway_on_error_and_leaves_no_envoy() {
     assert_eq!(custom_header_via(port), "v1");
 
     // `dev verify` from another process finds this gateway (by its port).
-    let verify_out = Command::new(DEV)
+    let verify_out = tool_command()
         .args(["verify", "my-plugin", "--port", &port.to_string()])
         .stdin(Stdio::null())
         .output()
@@ -586,7 +622,7 @@ fn the_loop_reloads_keeps_the_old_gateway_on_error_and_leaves_no_envoy() {
     let _ = dev.child.kill();
     let _ = dev.child.wait();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !higress_e2e::dev::port_is_free(port) {
+    while !cargo_higress::dev::port_is_free(port) {
         assert!(
             Instant::now() < deadline,
             "Envoy still listens on {port} after the dev process was killed"
@@ -594,4 +630,161 @@ fn the_loop_reloads_keeps_the_old_gateway_on_error_and_leaves_no_envoy() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ---------------------------------------------------------------------------
+// Several routes and domains (higress-dev.toml), host semantics
+// ---------------------------------------------------------------------------
+
+#[test]
+fn dev_file_routes_let_rules_match_by_route_domain_and_service() {
+    let dir = temp_dir("routes");
+    let dev_file = dir.join("higress-dev.toml");
+    std::fs::write(
+        &dev_file,
+        r#"
+        host = "envoy"
+        allow_on_headers_stop_iteration = true
+        failure_policy = "FAIL_CLOSED"
+
+        [[route]]
+        name = "default/api"
+        domains = ["api.example.com"]
+        prefix = "/api"
+        service = "api.static"
+
+        [[route]]
+        name = "default/shop"
+        domains = ["shop.example.com"]
+        "#,
+    )
+    .unwrap();
+    let package = find_package(Some(&repo_root().join("Cargo.toml")), Some("my-plugin")).unwrap();
+    let options = cargo_higress::dev::DevOptions {
+        dev_file: Some(dev_file),
+        ..Default::default()
+    };
+    let setup = cargo_higress::dev::DevSetup::load(&package, &options).unwrap();
+    assert_eq!(setup.routes.len(), 2);
+    let config = cargo_higress::dev::PluginConfig {
+        text: r#"{"some_field": "global", "_rules_": [
+            {"_match_route_": ["default/api"], "some_field": "by-route"},
+            {"_match_domain_": ["shop.example.com"], "some_field": "by-domain"},
+            {"_match_service_": ["api.static"], "some_field": "never: the route rule comes first"}
+        ]}"#
+        .into(),
+        file: None,
+        origin: "test".into(),
+    };
+    let wasm = wasm_module("my-plugin").unwrap_or_else(|e| panic!("{e}"));
+    let upstream = EchoUpstream::start().unwrap();
+    let spec = cargo_higress::dev::dev_spec(
+        &package,
+        &setup,
+        &wasm,
+        &config,
+        free_port(),
+        upstream.port(),
+    );
+    // Forced on, although `host = "envoy"` alone would leave it off.
+    assert!(spec.allow_on_headers_stop_iteration);
+    let gateway = start_dev_gateway(&spec).unwrap_or_else(|e| panic!("{e}"));
+    let listener = gateway.gateway().listener_addr();
+    let header_for = |host: &str, path: &str| {
+        let before = upstream.requests().len();
+        let response =
+            higress_e2e::http_request(listener, "GET", path, &[("host", host.as_bytes())], b"")
+                .unwrap();
+        assert_eq!(response.status, 200, "{host}{path}: {}", response.text());
+        let seen = upstream
+            .wait_for_requests(before + 1, Duration::from_secs(2))
+            .and_then(|all| all.into_iter().nth(before))
+            .unwrap();
+        seen.header_str("x-custom-header").unwrap_or_default()
+    };
+    assert_eq!(header_for("api.example.com", "/api/users"), "by-route");
+    assert_eq!(header_for("shop.example.com", "/"), "by-domain");
+    // Another host: the catch-all route, so the global config.
+    assert_eq!(header_for("localhost", "/"), "global");
+    // As in Envoy and Higress, a domain with routes of its own is matched
+    // against those only: no route for /other there.
+    let other = higress_e2e::http_request(
+        listener,
+        "GET",
+        "/other",
+        &[("host", b"api.example.com")],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(other.status, 404);
+
+    // verify lists every route, and the policies reached Envoy.
+    let report = verify(&gateway.verify_target(), 5).unwrap();
+    let names: Vec<&str> = report.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["default/api", "default/shop", DEV_ROUTE],
+        "{report}"
+    );
+    let dump = gateway.gateway().admin_get("/config_dump").unwrap().text();
+    assert!(
+        dump.contains("\"allow_on_headers_stop_iteration\": true"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("\"failure_policy\": \"FAIL_CLOSED\""),
+        "{dump}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_request_a_hook_holds_is_reported_with_the_way_out() {
+    let port = free_port();
+    let mut dev = DevProcess::spawn(&[
+        "e2e-probe",
+        "--port",
+        &port.to_string(),
+        "--config",
+        r#"{"tag": "stop"}"#,
+        "--host",
+        "envoy",
+        "--no-sample",
+    ]);
+    dev.expect(
+        &format!("e2e-probe is running in Envoy on http://127.0.0.1:{port}"),
+        Duration::from_secs(180),
+    );
+    // The probe pauses in on_request_headers to read the body first; without
+    // allow_on_headers_stop_iteration the body never comes.
+    let client = std::thread::spawn(move || {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        higress_e2e::http_request_timeout(
+            addr,
+            "POST",
+            "/echo-len",
+            &[("x-probe-req-body", b"echo-len")],
+            &vec![b'a'; 100_000],
+            Duration::from_secs(8),
+        )
+    });
+    let line = dev.expect("request(s) held for", Duration::from_secs(15));
+    assert!(
+        line.contains("1 not yet sent upstream") && line.contains("on_request_headers"),
+        "{line}"
+    );
+    let hint = dev.expect(
+        "allow_on_headers_stop_iteration is off here",
+        Duration::from_secs(2),
+    );
+    assert!(
+        hint.contains("run with --allow-on-headers-stop-iteration true"),
+        "{hint}"
+    );
+    // The client gives up; the loop says the request is gone.
+    assert!(client.join().unwrap().is_err(), "the request was answered");
+    dev.expect(
+        "==> the held request(s) have finished",
+        Duration::from_secs(10),
+    );
 }

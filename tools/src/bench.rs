@@ -33,10 +33,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::build::{envoy_binary, target_dir, wasm_module};
-use crate::client::http_request_timeout;
-use crate::error::{Error, Result};
-use crate::gateway::{ClusterSpec, Gateway, GatewayBuilder, PluginSpec};
+use higress_e2e::{
+    envoy_binary, http_request_timeout, target_dir, wasm_module, ClusterSpec, Error, Gateway,
+    GatewayBuilder, PluginSpec, Result,
+};
 
 /// The header value every plugin candidate sets (`x-custom-header`).
 pub const BENCH_VALUE: &str = "bench-value";
@@ -356,24 +356,6 @@ fn serve(stream: TcpStream, requests: &AtomicU64, with_header: &AtomicU64) {
             return;
         }
     }
-}
-
-/// The pid of the Envoy running `gateway` (the process whose command line
-/// names its bootstrap file).
-fn envoy_pid(gateway: &Gateway) -> Option<u32> {
-    let bootstrap = gateway.dir().join("bootstrap.json");
-    let wanted = bootstrap.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            cmdline
-                .split(|b| *b == 0)
-                .any(|arg| arg == wanted.as_bytes())
-                .then_some(pid)
-        })
 }
 
 /// CPU time of every thread of `pid` so far, in nanoseconds
@@ -843,7 +825,7 @@ pub fn run(options: &BenchOptions) -> Result<Report> {
         let upstream = FastUpstream::start()?;
         let gateway = builder(candidate, upstream.port())?.start()?;
         let url = format!("http://{}/bench", gateway.listener_addr());
-        let pid = envoy_pid(&gateway);
+        let pid = gateway.pid();
         if pid.is_none() {
             note(&format!(
                 "{}: Envoy's pid not found, no CPU figures",

@@ -1,11 +1,16 @@
-//! The dev loop behind `./scripts/run.sh`: build a plugin, serve it through a
-//! local Envoy in front of an echo upstream, stream its log lines, rebuild and
-//! reload on change, and `verify` a running gateway.
+//! `cargo higress dev` (and `./scripts/run.sh`): build a plugin crate, serve it
+//! through a local Envoy in front of an echo upstream, stream its log lines,
+//! rebuild and reload on change, and `verify` a running gateway.
+//!
+//! The plugin is any crate with a `cdylib` target, inside this workspace or
+//! not: it is found with `cargo metadata` from the current directory (or
+//! `--manifest-path`), and built into its own target directory.
 //!
 //! The pieces are public so that tests (and other tools) can use them alone:
 //!
-//! * [`find_package`] and [`load_config`] locate a workspace plugin, the
-//!   files to watch and its configuration;
+//! * [`find_package`] and [`load_config`] locate a plugin crate, the files
+//!   to watch and its configuration; [`load_dev_file`] reads the routes and
+//!   host semantics of `higress-dev.toml`;
 //! * [`build_plugin`] builds it for `wasm32-wasip1` with progress;
 //! * [`Watcher`] polls file modification times (std only);
 //! * [`start_dev_gateway`] starts Envoy on a fixed port with the plugin in
@@ -29,7 +34,7 @@
 //!    ends (`SIGTERM`, `SIGKILL`, a panic), the kernel closes the pipe, the
 //!    watchdog's `read` returns and it sends `SIGTERM` to that Envoy.
 //!
-//! `scripts/run.sh` `exec`s the dev binary, so signals sent to the script's
+//! `scripts/run.sh` `exec`s `cargo-higress`, so signals sent to the script's
 //! pid reach it directly. Envoy runs with `--disable-hot-restart`, so a
 //! killed Envoy leaves no shared memory behind either.
 
@@ -45,18 +50,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::build::{envoy_binary, repo_root, target_dir, WASM_TARGET};
-use crate::client::{http_request, http_request_timeout, Response};
-use crate::echo::{EchoUpstream, RecordedRequest};
-use crate::error::{Error, Result};
-use crate::gateway::{ClusterSpec, Gateway, PluginSpec, RouteSpec};
+use higress_e2e::{
+    cargo_bin, ensure_wasm_target, envoy_binary, http_request, http_request_timeout, repo_root,
+    tail, wasm_from_messages, ClusterSpec, EchoUpstream, Error, FailurePolicy, Gateway, PluginSpec,
+    RecordedRequest, Response, Result, RouteSpec, WASM_TARGET,
+};
 
 /// The listener port the dev gateway prefers (a free one is used if it is
 /// taken, unless `--port` was given).
 pub const DEFAULT_PORT: u16 = 10000;
 
-/// Name of the dev gateway's only route, in Higress's `<namespace>/<ingress>`
-/// form so that `_match_route_` rules can be tried locally.
+/// Name of the dev gateway's catch-all route (every domain, prefix `/`), in
+/// Higress's `<namespace>/<ingress>` form so that `_match_route_` rules can be
+/// tried locally. Routes from `higress-dev.toml` come before it.
 pub const DEV_ROUTE: &str = "default/echo";
 
 /// Name of the cluster in front of the echo upstream, in Higress's
@@ -66,8 +72,9 @@ pub const DEV_CLUSTER: &str = "outbound|80||echo.static";
 /// How often the dev loop polls the watched files.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The package `./scripts/run.sh` serves when none is named.
-pub const DEFAULT_PACKAGE: &str = "my-plugin";
+/// The dev file read from the plugin crate's directory when `--routes` is
+/// not given: routes, domains and host semantics (see [`DevFile`]).
+pub const DEV_FILE: &str = "higress-dev.toml";
 
 /// The header the sample request carries.
 pub const SAMPLE_HEADER: (&str, &str) = ("x-user-id", "alice");
@@ -76,7 +83,7 @@ pub const SAMPLE_HEADER: (&str, &str) = ("x-user-id", "alice");
 // Packages and configuration
 // ---------------------------------------------------------------------------
 
-/// A workspace package that builds a plugin (a `cdylib`).
+/// A crate that builds a plugin (a `cdylib`), in this workspace or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginPackage {
     /// Package name, e.g. `my-plugin`.
@@ -85,17 +92,33 @@ pub struct PluginPackage {
     pub lib_name: String,
     /// The package directory.
     pub dir: PathBuf,
+    /// Its `Cargo.toml`.
+    pub manifest_path: PathBuf,
+    /// The root of the workspace it belongs to (its own directory when it
+    /// is a workspace of its own).
+    pub workspace_root: PathBuf,
+    /// Cargo's target directory for it (honours `CARGO_TARGET_DIR`).
+    pub target_dir: PathBuf,
     /// Files and directories whose change means a rebuild: `src/`,
-    /// `Cargo.toml` and `build.rs` of the package and of every workspace
-    /// package it depends on by path (the SDK, when it is in the workspace).
+    /// `Cargo.toml` and `build.rs` of the package and of every package it
+    /// depends on by path (the SDK, when it is a path dependency).
     pub watch: Vec<PathBuf>,
 }
 
-/// Finds workspace package `name` with `cargo metadata`.
-pub fn find_package(name: &str) -> Result<PluginPackage> {
-    let output = Command::new(cargo())
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .current_dir(repo_root())
+/// Finds a plugin crate with `cargo metadata`, run on `manifest_path` (else
+/// from the current directory, like cargo itself).
+///
+/// With `name`, the workspace member of that name. Without, the member whose
+/// directory holds the starting directory; else, at a workspace root, the
+/// workspace's `[workspace.metadata.higress] dev-package`; else the only
+/// member with a `cdylib` target.
+pub fn find_package(manifest_path: Option<&Path>, name: Option<&str>) -> Result<PluginPackage> {
+    let mut command = Command::new(cargo_bin());
+    command.args(["metadata", "--format-version", "1", "--no-deps"]);
+    if let Some(manifest) = manifest_path {
+        command.arg("--manifest-path").arg(manifest);
+    }
+    let output = command
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .output()
@@ -108,25 +131,78 @@ pub fn find_package(name: &str) -> Result<PluginPackage> {
     }
     let metadata: Value = serde_json::from_slice(&output.stdout)
         .map_err(|e| Error::Protocol(format!("cargo metadata printed invalid JSON: {e}")))?;
-    package_from_metadata(&metadata, name)
+    let here = match manifest_path {
+        Some(manifest) => absolute(manifest)
+            .parent()
+            .map_or_else(|| absolute(Path::new(".")), Path::to_path_buf),
+        None => absolute(Path::new(".")),
+    };
+    package_from_metadata(&metadata, name, &here)
 }
 
-fn package_from_metadata(metadata: &Value, name: &str) -> Result<PluginPackage> {
+fn package_dir(package: &Value) -> Option<PathBuf> {
+    package
+        .get("manifest_path")
+        .and_then(Value::as_str)
+        .and_then(|m| Path::new(m).parent().map(Path::to_path_buf))
+}
+
+/// Which package `cargo higress` means when none is named (see
+/// [`find_package`]).
+fn default_package<'a>(metadata: &'a Value, packages: &'a [Value], here: &Path) -> Result<&'a str> {
+    let name_of = |p: &'a Value| p.get("name").and_then(Value::as_str);
+    // The innermost package whose directory holds `here`.
+    let enclosing = packages
+        .iter()
+        .filter_map(|p| package_dir(p).map(|dir| (dir, p)))
+        .filter(|(dir, _)| here.starts_with(dir))
+        .max_by_key(|(dir, _)| dir.components().count())
+        .and_then(|(_, p)| name_of(p));
+    if let Some(name) = enclosing {
+        return Ok(name);
+    }
+    if let Some(name) = metadata
+        .pointer("/metadata/higress/dev-package")
+        .and_then(Value::as_str)
+    {
+        return Ok(name);
+    }
+    let plugins: Vec<&str> = packages
+        .iter()
+        .filter(|p| has_cdylib(p))
+        .filter_map(name_of)
+        .collect();
+    match plugins.as_slice() {
+        [only] => Ok(only),
+        [] => Err(Error::Config(format!(
+            "no plugin crate (a package with a cdylib target) in {}",
+            here.display()
+        ))),
+        several => Err(Error::Config(format!(
+            "several plugin packages here; name one: {}",
+            several.join(", ")
+        ))),
+    }
+}
+
+fn package_from_metadata(
+    metadata: &Value,
+    name: Option<&str>,
+    here: &Path,
+) -> Result<PluginPackage> {
     let packages = metadata
         .get("packages")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
+    let name = match name {
+        Some(name) => name,
+        None => default_package(metadata, packages, here)?,
+    };
     let by_name = |wanted: &str| {
         packages
             .iter()
             .find(|p| p.get("name").and_then(Value::as_str) == Some(wanted))
-    };
-    let dir_of = |package: &Value| {
-        package
-            .get("manifest_path")
-            .and_then(Value::as_str)
-            .and_then(|m| Path::new(m).parent().map(Path::to_path_buf))
     };
     let Some(package) = by_name(name) else {
         let mut names: Vec<&str> = packages
@@ -151,37 +227,57 @@ fn package_from_metadata(metadata: &Value, name: &str) -> Result<PluginPackage> 
             ))
         })?
         .replace('-', "_");
-    let dir = dir_of(package)
+    let dir = package_dir(package)
         .ok_or_else(|| Error::Config(format!("cargo metadata gives {name:?} no manifest path")))?;
+    let manifest_path = dir.join("Cargo.toml");
+    let workspace_root = metadata
+        .get("workspace_root")
+        .and_then(Value::as_str)
+        .map_or_else(|| dir.clone(), PathBuf::from);
+    let target_dir = metadata
+        .get("target_directory")
+        .and_then(Value::as_str)
+        .map_or_else(|| workspace_root.join("target"), PathBuf::from);
 
-    // The package and, transitively, every package it depends on by path.
+    // The package and, transitively, every workspace package it depends on
+    // by path; path dependencies outside the workspace (the SDK, for a crate
+    // made by `cargo higress new`) are watched too, without their own deps.
     let mut watch = Vec::new();
     let mut seen = BTreeSet::new();
+    let push_dir = |dir: &Path, watch: &mut Vec<PathBuf>| {
+        watch.push(dir.join("src"));
+        watch.push(dir.join("Cargo.toml"));
+        let build_rs = dir.join("build.rs");
+        if build_rs.is_file() {
+            watch.push(build_rs);
+        }
+    };
     let mut queue = vec![package];
     while let Some(current) = queue.pop() {
-        let Some(current_dir) = dir_of(current) else {
+        let Some(current_dir) = package_dir(current) else {
             continue;
         };
         if !seen.insert(current_dir.clone()) {
             continue;
         }
-        watch.push(current_dir.join("src"));
-        watch.push(current_dir.join("Cargo.toml"));
-        let build_rs = current_dir.join("build.rs");
-        if build_rs.is_file() {
-            watch.push(build_rs);
-        }
+        push_dir(&current_dir, &mut watch);
         for dep in current
             .get("dependencies")
             .and_then(Value::as_array)
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
-            if dep.get("path").and_then(Value::as_str).is_none() {
+            let Some(dep_path) = dep.get("path").and_then(Value::as_str) else {
                 continue;
-            }
-            if let Some(dep_package) = dep.get("name").and_then(Value::as_str).and_then(by_name) {
-                queue.push(dep_package);
+            };
+            match dep.get("name").and_then(Value::as_str).and_then(by_name) {
+                Some(dep_package) => queue.push(dep_package),
+                None => {
+                    let dep_dir = PathBuf::from(dep_path);
+                    if seen.insert(dep_dir.clone()) {
+                        push_dir(&dep_dir, &mut watch);
+                    }
+                }
             }
         }
     }
@@ -189,6 +285,9 @@ fn package_from_metadata(metadata: &Value, name: &str) -> Result<PluginPackage> 
         name: name.to_owned(),
         lib_name,
         dir,
+        manifest_path,
+        workspace_root,
+        target_dir,
         watch,
     })
 }
@@ -300,11 +399,15 @@ fn absolute(path: &Path) -> PathBuf {
     }
 }
 
-/// `path` relative to the workspace root when it is inside it.
+/// `path` relative to the current directory when it is inside it, else
+/// relative to this checkout (the SDK's workspace), else as it is.
 pub fn display_path(path: &Path) -> String {
-    let root = repo_root();
-    path.strip_prefix(&root)
-        .map_or_else(|_| path.display().to_string(), |p| p.display().to_string())
+    let cwd = std::env::current_dir().ok();
+    cwd.as_deref()
+        .and_then(|cwd| path.strip_prefix(cwd).ok())
+        .filter(|p| !p.as_os_str().is_empty())
+        .or_else(|| path.strip_prefix(repo_root()).ok())
+        .map_or_else(|| path.display().to_string(), |p| p.display().to_string())
 }
 
 fn pretty_json(text: &str) -> String {
@@ -443,8 +546,9 @@ fn diagnostic_blocks(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether a rendered diagnostic points (`--> path:line:col`) into `dir`.
-fn diagnostic_in(block: &str, dir: &Path) -> bool {
+/// Whether a rendered diagnostic points (`--> path:line:col`) into `dir`;
+/// relative paths are taken from `root` (the workspace cargo ran in).
+fn diagnostic_in(block: &str, dir: &Path, root: &Path) -> bool {
     block.lines().any(|line| {
         line.trim_start()
             .strip_prefix("--> ")
@@ -454,57 +558,17 @@ fn diagnostic_in(block: &str, dir: &Path) -> bool {
                 let path = if path.is_absolute() {
                     path.to_path_buf()
                 } else {
-                    repo_root().join(path)
+                    root.join(path)
                 };
                 path.starts_with(dir)
             })
     })
 }
 
-fn cargo() -> PathBuf {
-    std::env::var_os("CARGO")
-        .filter(|c| !c.is_empty())
-        .map_or_else(|| PathBuf::from("cargo"), PathBuf::from)
-}
-
-/// Adds the `wasm32-wasip1` target with rustup if the toolchain lacks it.
-/// Returns whether it had to be added.
-pub fn ensure_wasm_target() -> Result<bool> {
-    let rustc = std::env::var_os("RUSTC")
-        .filter(|r| !r.is_empty())
-        .map_or_else(|| PathBuf::from("rustc"), PathBuf::from);
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io("could not run rustc --print sysroot", e))?;
-    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
-    let installed = Path::new(&sysroot)
-        .join("lib")
-        .join("rustlib")
-        .join(WASM_TARGET)
-        .is_dir();
-    if installed {
-        return Ok(false);
-    }
-    let output = Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io("could not run rustup (is Rust installed with rustup?)", e))?;
-    if !output.status.success() {
-        return Err(Error::Command {
-            command: format!("rustup target add {WASM_TARGET}"),
-            output: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
-    }
-    Ok(true)
-}
-
 /// Builds `package` with `cargo build --release --target wasm32-wasip1`.
 ///
 /// `progress` is called with each crate cargo starts compiling (`serde
-/// v1.0.219`) as it happens. Unlike [`crate::wasm_module`] nothing is
+/// v1.0.219`) as it happens. Unlike [`higress_e2e::wasm_module_in`] nothing is
 /// cached: every call runs cargo (which is quick when nothing changed).
 /// A failed build is [`Error::Command`] whose `output` is the compiler's
 /// diagnostics.
@@ -513,7 +577,7 @@ pub fn build_plugin(
     progress: &mut dyn FnMut(&str),
 ) -> Result<BuiltModule> {
     let started = Instant::now();
-    let cargo = cargo();
+    let cargo = cargo_bin();
     let args = [
         "build",
         "--release",
@@ -526,7 +590,9 @@ pub fn build_plugin(
     let command_line = format!("cargo {}", args.join(" "));
     let mut child = Command::new(&cargo)
         .args(args)
-        .current_dir(repo_root())
+        .arg("--manifest-path")
+        .arg(&package.manifest_path)
+        .current_dir(&package.workspace_root)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -576,14 +642,17 @@ pub fn build_plugin(
         });
     }
     let path = wasm_from_messages(&stdout, &package.lib_name).unwrap_or_else(|| {
-        target_dir()
+        package
+            .target_dir
             .join(WASM_TARGET)
             .join("release")
             .join(format!("{}.wasm", package.lib_name))
     });
     let warnings = diagnostic_blocks(&diagnostics)
         .into_iter()
-        .filter(|b| b.starts_with("warning") && diagnostic_in(b, &package.dir))
+        .filter(|b| {
+            b.starts_with("warning") && diagnostic_in(b, &package.dir, &package.workspace_root)
+        })
         .collect();
     let size = std::fs::metadata(&path)
         .map_err(|e| {
@@ -599,18 +668,6 @@ pub fn build_plugin(
         elapsed: started.elapsed(),
         warnings,
     })
-}
-
-fn wasm_from_messages(stdout: &str, lib_name: &str) -> Option<PathBuf> {
-    stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|msg| msg.get("reason").and_then(Value::as_str) == Some("compiler-artifact"))
-        .filter(|msg| msg.pointer("/target/name").and_then(Value::as_str) == Some(lib_name))
-        .filter_map(|msg| msg.get("filenames").and_then(Value::as_array).cloned())
-        .flatten()
-        .filter_map(|f| f.as_str().map(PathBuf::from))
-        .find(|f| f.extension().is_some_and(|e| e == "wasm"))
 }
 
 // ---------------------------------------------------------------------------
@@ -678,7 +735,7 @@ fn leading_brackets(mut text: &str, count: usize) -> Option<(Vec<&str>, &str)> {
 /// the name out) or Envoy's own warning or error about Wasm.
 ///
 /// ```
-/// use higress_e2e::dev::parse_log_line;
+/// use cargo_higress::dev::parse_log_line;
 /// let line = "[2026-11-25 15:36:26.260][2515][info][wasm] [source/extensions/common/wasm/context.cc:1151] \
 ///             wasm log my-plugin: [my-plugin] [nil] [e42b01a7-1293] request received";
 /// let parsed = parse_log_line(line, "my-plugin").unwrap();
@@ -802,7 +859,7 @@ impl LogTail {
 // ---------------------------------------------------------------------------
 
 /// What [`start_dev_gateway`] starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DevGatewaySpec {
     /// Plugin name (`PluginConfig.name`), e.g. the package name.
     pub plugin_name: String,
@@ -814,6 +871,12 @@ pub struct DevGatewaySpec {
     pub port: u16,
     /// Port of the echo upstream on 127.0.0.1.
     pub upstream_port: u16,
+    /// Routes before the catch-all [`DEV_ROUTE`] (from `higress-dev.toml`).
+    pub routes: Vec<DevRoute>,
+    /// Envoy's `allow_on_headers_stop_iteration` (see [`HostKind`]).
+    pub allow_on_headers_stop_iteration: bool,
+    /// What Envoy does after the plugin's VM fails (a panic).
+    pub failure_policy: FailurePolicy,
 }
 
 /// A running dev gateway: Envoy plus its watchdog. Stopped on drop.
@@ -902,19 +965,36 @@ pub fn choose_port(wanted: Option<u16>) -> Result<u16> {
 }
 
 /// Starts Envoy (`--concurrency 1`, wasm logs at debug, no hot restart) with
-/// the plugin in front of the echo upstream: one route [`DEV_ROUTE`] for
-/// every domain and prefix `/`, to cluster [`DEV_CLUSTER`]. A watchdog kills
-/// that Envoy when this process ends; see the module documentation.
+/// the plugin in front of the echo upstream: the spec's routes, then one
+/// route [`DEV_ROUTE`] for every domain and prefix `/`, to cluster
+/// [`DEV_CLUSTER`]. Every cluster is the echo upstream under another name. A
+/// watchdog kills that Envoy when this process ends; see the module
+/// documentation.
 pub fn start_dev_gateway(spec: &DevGatewaySpec) -> Result<DevGateway> {
     let port = spec.port;
-    let gateway = Gateway::builder()
+    let mut plugin = PluginSpec::new(
+        spec.plugin_name.clone(),
+        spec.wasm.clone(),
+        spec.configuration.clone(),
+    );
+    plugin.allow_on_headers_stop_iteration = spec.allow_on_headers_stop_iteration;
+    plugin.failure_policy = spec.failure_policy;
+    let mut builder = Gateway::builder()
         .name(format!("dev-{}", spec.plugin_name))
-        .plugin(PluginSpec::new(
-            spec.plugin_name.clone(),
-            spec.wasm.clone(),
-            spec.configuration.clone(),
-        ))
-        .cluster(ClusterSpec::new(DEV_CLUSTER, spec.upstream_port))
+        .plugin(plugin)
+        .cluster(ClusterSpec::new(DEV_CLUSTER, spec.upstream_port));
+    let mut clusters = BTreeSet::from([DEV_CLUSTER.to_owned()]);
+    for route in &spec.routes {
+        let cluster = route.cluster();
+        if clusters.insert(cluster.clone()) {
+            builder = builder.cluster(ClusterSpec::new(cluster.clone(), spec.upstream_port));
+        }
+        builder = builder.route(
+            RouteSpec::new(route.name.clone(), route.prefix.clone(), cluster)
+                .domains(route.domains.iter().cloned()),
+        );
+    }
+    let gateway = builder
         .route(RouteSpec::new(DEV_ROUTE, "/", DEV_CLUSTER))
         .concurrency(1)
         .log_level("wasm:debug")
@@ -927,7 +1007,7 @@ pub fn start_dev_gateway(spec: &DevGatewaySpec) -> Result<DevGateway> {
             }
         })
         .start()?;
-    let envoy_pid = find_child_pid(gateway.dir());
+    let envoy_pid = gateway.pid();
     let watchdog = envoy_pid.and_then(spawn_watchdog);
     Ok(DevGateway {
         gateway,
@@ -935,38 +1015,6 @@ pub fn start_dev_gateway(spec: &DevGatewaySpec) -> Result<DevGateway> {
         envoy_pid,
         spec: spec.clone(),
     })
-}
-
-/// The pid of this process's child whose command line mentions `marker`.
-fn find_child_pid(marker: &Path) -> Option<u32> {
-    let me = std::process::id();
-    let marker = marker.to_string_lossy().into_owned();
-    let entries = std::fs::read_dir("/proc").ok()?;
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid ...`; comm may contain spaces and parens.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid != Some(me) {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&marker) {
-            return Some(pid);
-        }
-    }
-    None
 }
 
 /// `sh -c 'read _; kill -TERM <pid>'` with its stdin a pipe only this process
@@ -986,6 +1034,162 @@ fn spawn_watchdog(pid: u32) -> Option<(Child, ChildStdin)> {
         .ok()?;
     let stdin = child.stdin.take()?;
     Some((child, stdin))
+}
+
+// ---------------------------------------------------------------------------
+// higress-dev.toml: routes, domains and host semantics
+// ---------------------------------------------------------------------------
+
+/// Which host's semantics the dev gateway reproduces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostKind {
+    /// Higress (the default): Higress takes the first ABI version a module
+    /// exports; when that is 0.2.100 (as in every module built with this
+    /// SDK) a `Pause` from a headers hook lets the body callbacks run
+    /// (`allow_on_headers_stop_iteration` on), with 0.2.1 it stops
+    /// everything, as on stock Envoy.
+    #[default]
+    Higress,
+    /// Stock Envoy: `allow_on_headers_stop_iteration` off, whatever the ABI.
+    Envoy,
+}
+
+impl HostKind {
+    /// The `allow_on_headers_stop_iteration` this host amounts to for a
+    /// module exporting `abi_versions` in this order
+    /// (`proxy_abi_version_0_2_100`, ...).
+    pub fn allow_on_headers_stop_iteration(self, abi_versions: &[&str]) -> bool {
+        match self {
+            Self::Envoy => false,
+            Self::Higress => abi_versions.first() == Some(&"proxy_abi_version_0_2_100"),
+        }
+    }
+}
+
+impl std::str::FromStr for HostKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "higress" => Ok(Self::Higress),
+            "envoy" => Ok(Self::Envoy),
+            other => Err(format!("unknown host {other:?}: expected higress or envoy")),
+        }
+    }
+}
+
+/// A failure policy by its Envoy name (`FAIL_RELOAD`, `FAIL_CLOSED`,
+/// `FAIL_OPEN`, case-insensitive).
+pub fn parse_failure_policy(s: &str) -> std::result::Result<FailurePolicy, String> {
+    match s.to_ascii_uppercase().replace('-', "_").as_str() {
+        "FAIL_RELOAD" => Ok(FailurePolicy::FailReload),
+        "FAIL_CLOSED" => Ok(FailurePolicy::FailClosed),
+        "FAIL_OPEN" => Ok(FailurePolicy::FailOpen),
+        other => Err(format!(
+            "unknown failure policy {other:?}: expected FAIL_RELOAD, FAIL_CLOSED or FAIL_OPEN"
+        )),
+    }
+}
+
+/// One route of `higress-dev.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevRoute {
+    /// Route name, as `_match_route_` sees it (e.g. `default/api`).
+    pub name: String,
+    /// Virtual-host domains (`_match_domain_`); default `["*"]`.
+    #[serde(default = "all_domains")]
+    pub domains: Vec<String>,
+    /// Path prefix; default `/`.
+    #[serde(default = "root_prefix")]
+    pub prefix: String,
+    /// Service (`_match_service_`): the cluster is `outbound|80||<service>`;
+    /// default `echo.static`. Every service is the echo upstream.
+    #[serde(default = "echo_service")]
+    pub service: String,
+}
+
+fn all_domains() -> Vec<String> {
+    vec!["*".to_owned()]
+}
+
+fn root_prefix() -> String {
+    "/".to_owned()
+}
+
+fn echo_service() -> String {
+    "echo.static".to_owned()
+}
+
+impl DevRoute {
+    /// The cluster name Higress gives the service: `outbound|80||<service>`
+    /// (a `host:port` service gives that port).
+    pub fn cluster(&self) -> String {
+        match self.service.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => format!("outbound|{port}||{host}"),
+            _ => format!("outbound|80||{}", self.service),
+        }
+    }
+}
+
+/// The dev file (`higress-dev.toml` in the plugin crate, or `--routes FILE`):
+///
+/// ```toml
+/// host = "higress"               # or "envoy"
+/// failure_policy = "FAIL_RELOAD" # FAIL_CLOSED, FAIL_OPEN
+///
+/// [[route]]
+/// name = "default/api"           # _match_route_
+/// domains = ["api.example.com"]  # _match_domain_ (default ["*"])
+/// prefix = "/api"                # default "/"
+/// service = "api.static"         # _match_service_ (default "echo.static")
+/// ```
+///
+/// Command-line flags override the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevFile {
+    /// Host semantics.
+    #[serde(default)]
+    pub host: Option<HostKind>,
+    /// Failure policy, by its Envoy name.
+    #[serde(default)]
+    pub failure_policy: Option<String>,
+    /// Force `allow_on_headers_stop_iteration` either way.
+    #[serde(default)]
+    pub allow_on_headers_stop_iteration: Option<bool>,
+    /// Routes before the catch-all [`DEV_ROUTE`].
+    #[serde(default)]
+    pub route: Vec<DevRoute>,
+}
+
+/// Reads the dev file: `file` if given (it must exist), else
+/// [`DEV_FILE`] in the package directory if it exists, else the defaults.
+/// Returns it with the path it came from.
+pub fn load_dev_file(
+    package: &PluginPackage,
+    file: Option<&Path>,
+) -> Result<(DevFile, Option<PathBuf>)> {
+    let path = match file {
+        Some(file) => absolute(file),
+        None => {
+            let path = package.dir.join(DEV_FILE);
+            if !path.is_file() {
+                return Ok((DevFile::default(), None));
+            }
+            path
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let parsed: DevFile = toml::from_str(&text)
+        .map_err(|e| Error::Config(format!("{}: {e}", display_path(&path))))?;
+    if let Some(policy) = &parsed.failure_policy {
+        parse_failure_policy(policy)
+            .map_err(|e| Error::Config(format!("{}: {e}", display_path(&path))))?;
+    }
+    Ok((parsed, Some(path)))
 }
 
 // ---------------------------------------------------------------------------
@@ -1608,11 +1812,12 @@ pub fn failed_start_report(plugin_name: &str, error: &Error, last_n: usize) -> V
 // State file: lets `dev verify` find the running dev gateway.
 // ---------------------------------------------------------------------------
 
-fn state_dir(package: &str) -> PathBuf {
-    target_dir().join("dev").join(package)
+/// `<target>/dev/<package>`: state files and module copies of dev loops.
+fn state_dir(package: &PluginPackage) -> PathBuf {
+    package.target_dir.join("dev").join(&package.name)
 }
 
-fn write_state(package: &str, gateway: &DevGateway) {
+fn write_state(package: &PluginPackage, gateway: &DevGateway) {
     let dir = state_dir(package);
     let path = dir.join(format!("gateway-{}.json", std::process::id()));
     let state = serde_json::json!({
@@ -1640,7 +1845,7 @@ fn process_alive(pid: u64) -> bool {
 /// (its process is alive and its admin interface answers); with `port`,
 /// only the one listening on that port. The most recently (re)started one
 /// wins. State files of dead loops are removed.
-pub fn running_dev_gateway(package: &str, port: Option<u16>) -> Option<VerifyTarget> {
+pub fn running_dev_gateway(package: &PluginPackage, port: Option<u16>) -> Option<VerifyTarget> {
     let entries = std::fs::read_dir(state_dir(package)).ok()?;
     let mut found: Vec<(SystemTime, VerifyTarget)> = Vec::new();
     for entry in entries.flatten() {
@@ -1709,13 +1914,24 @@ pub fn running_dev_gateway(package: &str, port: Option<u16>) -> Option<VerifyTar
 // The dev loop
 // ---------------------------------------------------------------------------
 
-/// Options of the `dev` binary.
+/// Options of `cargo higress dev` and `cargo higress verify`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DevOptions {
-    /// Workspace package to serve.
-    pub package: String,
+    /// Package to serve (`None`: see [`find_package`]).
+    pub package: Option<String>,
+    /// The `Cargo.toml` to start from (`None`: the current directory).
+    pub manifest_path: Option<PathBuf>,
     /// Its configuration.
     pub config: ConfigArg,
+    /// The dev file (`None`: [`DEV_FILE`] in the package, if there).
+    pub dev_file: Option<PathBuf>,
+    /// Host semantics (overrides the dev file; default [`HostKind::Higress`]).
+    pub host: Option<HostKind>,
+    /// `allow_on_headers_stop_iteration`, forced (overrides the host).
+    pub allow_on_headers_stop_iteration: Option<bool>,
+    /// Failure policy (overrides the dev file; default `FAIL_RELOAD`, which
+    /// recovers from a plugin panic).
+    pub failure_policy: Option<FailurePolicy>,
     /// Listener port (`None`: [`DEFAULT_PORT`] if free, else any free one).
     pub port: Option<u16>,
     /// Build, start, send one request, print, verify, stop.
@@ -1735,8 +1951,13 @@ pub struct DevOptions {
 impl Default for DevOptions {
     fn default() -> Self {
         Self {
-            package: DEFAULT_PACKAGE.to_owned(),
+            package: None,
+            manifest_path: None,
             config: ConfigArg::Default,
+            dev_file: None,
+            host: None,
+            allow_on_headers_stop_iteration: None,
+            failure_policy: None,
             port: None,
             once: false,
             sample: true,
@@ -1744,6 +1965,74 @@ impl Default for DevOptions {
             admin: None,
             log_file: None,
         }
+    }
+}
+
+/// How the dev gateway is set up, from the dev file and the options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevSetup {
+    /// Routes before the catch-all.
+    pub routes: Vec<DevRoute>,
+    /// Host semantics.
+    pub host: HostKind,
+    /// Forced `allow_on_headers_stop_iteration`, if any.
+    pub allow_on_headers_stop_iteration: Option<bool>,
+    /// Failure policy.
+    pub failure_policy: FailurePolicy,
+    /// Where the dev file came from (watched).
+    pub file: Option<PathBuf>,
+}
+
+impl DevSetup {
+    /// Merges the dev file of `package` with `options` (options win).
+    pub fn load(package: &PluginPackage, options: &DevOptions) -> Result<Self> {
+        let (file, path) = load_dev_file(package, options.dev_file.as_deref())?;
+        let failure_policy = match (options.failure_policy, &file.failure_policy) {
+            (Some(policy), _) => policy,
+            (None, Some(text)) => parse_failure_policy(text).map_err(Error::Config)?,
+            (None, None) => FailurePolicy::FailReload,
+        };
+        Ok(Self {
+            routes: file.route,
+            host: options.host.or(file.host).unwrap_or_default(),
+            allow_on_headers_stop_iteration: options
+                .allow_on_headers_stop_iteration
+                .or(file.allow_on_headers_stop_iteration),
+            failure_policy,
+            file: path,
+        })
+    }
+
+    /// `allow_on_headers_stop_iteration` for the module at `wasm`.
+    pub fn allow_for(&self, wasm: &Path) -> bool {
+        if let Some(forced) = self.allow_on_headers_stop_iteration {
+            return forced;
+        }
+        let surface = higress_e2e::surface::inspect(wasm);
+        let abi: Vec<&str> = surface
+            .as_ref()
+            .map(|s| s.abi_versions())
+            .unwrap_or_default();
+        self.host.allow_on_headers_stop_iteration(&abi)
+    }
+
+    /// One line for humans.
+    pub fn describe(&self, wasm: &Path) -> String {
+        format!(
+            "host semantics {:?}: allow_on_headers_stop_iteration {}, failure_policy {}",
+            self.host,
+            self.allow_for(wasm),
+            failure_policy_name(self.failure_policy)
+        )
+    }
+}
+
+/// Envoy's name for `policy`.
+pub fn failure_policy_name(policy: FailurePolicy) -> &'static str {
+    match policy {
+        FailurePolicy::FailClosed => "FAIL_CLOSED",
+        FailurePolicy::FailOpen => "FAIL_OPEN",
+        FailurePolicy::FailReload => "FAIL_RELOAD",
     }
 }
 
@@ -1858,6 +2147,7 @@ struct Session {
     options: DevOptions,
     package: PluginPackage,
     config: PluginConfig,
+    setup: DevSetup,
     upstream: EchoUpstream,
     port: u16,
     dev_dir: PathBuf,
@@ -1866,6 +2156,8 @@ struct Session {
     current: Option<(PathBuf, PluginConfig)>,
     gateway: Option<DevGateway>,
     tail: Option<LogTail>,
+    /// Requests held in the gateway: since when, and whether reported.
+    held: HeldRequests,
 }
 
 impl fmt::Debug for Session {
@@ -1878,7 +2170,105 @@ impl fmt::Debug for Session {
     }
 }
 
+/// How long a request may stay in the dev gateway before the loop says so.
+/// The echo upstream answers at once, so a request in flight that long is
+/// held by the plugin.
+pub const HELD_REPORT_AFTER: Duration = Duration::from_secs(3);
+
+/// Requests the dev gateway holds (see [`held_message`]).
+#[derive(Debug, Default)]
+struct HeldRequests {
+    since: Option<Instant>,
+    reported: bool,
+    last_check: Option<Instant>,
+}
+
+/// Where requests in flight are: `downstream` active in Envoy, of which
+/// `upstream` have reached a cluster (so are waiting in a response hook).
+/// Returns what to tell the user when some have been held for `held`.
+pub fn held_message(downstream: u64, upstream: u64, held: Duration, allow: bool) -> Option<String> {
+    if downstream == 0 {
+        return None;
+    }
+    let before = downstream.saturating_sub(upstream);
+    let mut text = format!("==> {downstream} request(s) held for {}s", held.as_secs());
+    if before > 0 {
+        text.push_str(&format!(
+            ": {before} not yet sent upstream, so a request hook (on_request_headers or \
+             on_request_body) paused it and has not resumed it"
+        ));
+        if !allow {
+            text.push_str(
+                "\n    allow_on_headers_stop_iteration is off here (stock Envoy): a Pause in \
+                 on_request_headers also stops the body, so the body hook never runs. To read the \
+                 body before releasing the headers, run with --allow-on-headers-stop-iteration true \
+                 (what Higress does for modules with ABI 0.2.100)",
+            );
+        }
+    } else {
+        text.push_str(
+            ": the upstream has them, so a response hook (on_response_headers or \
+             on_response_body) paused and has not resumed",
+        );
+    }
+    Some(text)
+}
+
 impl Session {
+    /// Says so when requests stay in the gateway past [`HELD_REPORT_AFTER`]
+    /// (checked once a second), and when they are gone again.
+    fn check_held(&mut self) {
+        let now = Instant::now();
+        if self
+            .held
+            .last_check
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.held.last_check = Some(now);
+        let Some(gateway) = &self.gateway else {
+            self.held = HeldRequests::default();
+            return;
+        };
+        let g = gateway.gateway();
+        let downstream = g
+            .stat("http.ingress_http.downstream_rq_active")
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        if downstream == 0 {
+            if self.held.reported {
+                self.ui.line("==> the held request(s) have finished");
+            }
+            self.held.since = None;
+            self.held.reported = false;
+            return;
+        }
+        let since = *self.held.since.get_or_insert(now);
+        let held = now.duration_since(since);
+        if self.held.reported || held < HELD_REPORT_AFTER {
+            return;
+        }
+        let mut clusters = BTreeSet::from([DEV_CLUSTER.to_owned()]);
+        clusters.extend(self.setup.routes.iter().map(DevRoute::cluster));
+        let upstream: u64 = clusters
+            .iter()
+            .filter_map(|c| {
+                g.stat(&format!("cluster.{c}.upstream_rq_active"))
+                    .ok()
+                    .flatten()
+            })
+            .sum();
+        let allow = gateway.spec().allow_on_headers_stop_iteration;
+        if let Some(text) = held_message(downstream, upstream, held, allow) {
+            for line in text.lines() {
+                self.ui.line(line);
+            }
+        }
+        self.held.reported = true;
+    }
+
     /// Copies the freshly built module so that a later rebuild does not
     /// change the file a running (or restorable) gateway was started from.
     fn stash_module(&mut self, built: &Path) -> Result<PathBuf> {
@@ -1919,19 +2309,21 @@ impl Session {
             "==> starting Envoy on 127.0.0.1:{} ...",
             self.port
         ));
-        let spec = DevGatewaySpec {
-            plugin_name: self.package.name.clone(),
-            wasm: wasm.to_path_buf(),
-            configuration: config.text.clone(),
-            port: self.port,
-            upstream_port: self.upstream.port(),
-        };
+        let spec = dev_spec(
+            &self.package,
+            &self.setup,
+            wasm,
+            config,
+            self.port,
+            self.upstream.port(),
+        );
         let gateway = start_dev_gateway(&spec)?;
         self.ui.line(&format!(
             "==> starting Envoy on 127.0.0.1:{}: ready in {}",
             self.port,
             secs(started.elapsed())
         ));
+        self.ui.line(&format!("    {}", self.setup.describe(wasm)));
         let mut tail = LogTail::new(gateway.gateway().log_path());
         // Print what the plugin logged while starting (`plugin started`).
         for line in tail.read_new() {
@@ -1940,7 +2332,7 @@ impl Session {
             }
         }
         if !self.options.once {
-            write_state(&self.package.name, &gateway);
+            write_state(&self.package, &gateway);
         }
         self.tail = Some(tail);
         self.gateway = Some(gateway);
@@ -1987,7 +2379,7 @@ impl Session {
                 "  upstream:       echo server 127.0.0.1:{} (answers with the request it got, as JSON)",
                 self.upstream.port()
             ),
-            format!("  route/cluster:  {DEV_ROUTE} -> {DEV_CLUSTER}"),
+            format!("  routes:         {}", route_summary(&self.setup.routes)),
             format!("  config:         {}", self.config.origin),
             format!(
                 "  envoy log:      {}{}",
@@ -1998,7 +2390,7 @@ impl Session {
                     .unwrap_or_default()
             ),
             format!(
-                "  check it:       ./scripts/run.sh verify {}",
+                "  check it:       cargo higress verify {}",
                 self.package.name
             ),
             format!("watching {}", watched.join(", ")),
@@ -2015,6 +2407,11 @@ impl Session {
         let mut roots = self.package.watch.clone();
         if let Some(file) = &self.config.file {
             roots.push(file.clone());
+        }
+        match &self.setup.file {
+            Some(file) => roots.push(file.clone()),
+            // Watched so that creating it takes effect.
+            None => roots.push(self.package.dir.join(DEV_FILE)),
         }
         roots
     }
@@ -2101,7 +2498,24 @@ impl Session {
     /// A change was seen: rebuild if sources changed, then restart.
     fn reload(&mut self, changed: &[PathBuf]) {
         let config_file = self.config.file.clone();
-        let sources_changed = changed.iter().any(|p| Some(p) != config_file.as_ref());
+        let dev_file = self
+            .setup
+            .file
+            .clone()
+            .unwrap_or_else(|| self.package.dir.join(DEV_FILE));
+        let sources_changed = changed
+            .iter()
+            .any(|p| Some(p) != config_file.as_ref() && *p != dev_file);
+        if changed.contains(&dev_file) {
+            match DevSetup::load(&self.package, &self.options) {
+                Ok(setup) => self.setup = setup,
+                Err(e) => {
+                    self.ui
+                        .line(&format!("    {e}; keeping the running gateway"));
+                    return;
+                }
+            }
+        }
         let names: Vec<String> = changed.iter().take(5).map(|p| display_path(p)).collect();
         let more = changed.len().saturating_sub(names.len());
         self.ui.line(&format!(
@@ -2198,7 +2612,10 @@ fn print_build_error(ui: &Ui, package: &PluginPackage, error: &Error) {
             let blocks = diagnostic_blocks(output);
             let shown: Vec<&String> = blocks
                 .iter()
-                .filter(|b| !b.starts_with("warning") || diagnostic_in(b, &package.dir))
+                .filter(|b| {
+                    !b.starts_with("warning")
+                        || diagnostic_in(b, &package.dir, &package.workspace_root)
+                })
                 .collect();
             let text = if shown.is_empty() {
                 output.clone()
@@ -2225,7 +2642,7 @@ fn print_start_error(ui: &Ui, plugin_name: &str, error: &Error) {
     let errors: Vec<&LogLine> = lines.iter().filter(|l| l.is_error()).collect();
     if errors.is_empty() {
         if let Some(log) = error.envoy_log() {
-            for line in crate::error::tail(log, 15).lines() {
+            for line in tail(log, 15).lines() {
                 ui.line(&format!("    {line}"));
             }
         }
@@ -2282,10 +2699,51 @@ fn prepare(ui: &Ui) -> Result<PathBuf> {
     Ok(envoy)
 }
 
+/// The gateway `setup` gives `package` serving `wasm` with `config`.
+pub fn dev_spec(
+    package: &PluginPackage,
+    setup: &DevSetup,
+    wasm: &Path,
+    config: &PluginConfig,
+    port: u16,
+    upstream_port: u16,
+) -> DevGatewaySpec {
+    DevGatewaySpec {
+        plugin_name: package.name.clone(),
+        wasm: wasm.to_path_buf(),
+        configuration: config.text.clone(),
+        port,
+        upstream_port,
+        routes: setup.routes.clone(),
+        allow_on_headers_stop_iteration: setup.allow_for(wasm),
+        failure_policy: setup.failure_policy,
+    }
+}
+
+/// `default/api [api.example.com] /api -> outbound|80||api.static; ...`.
+fn route_summary(routes: &[DevRoute]) -> String {
+    routes
+        .iter()
+        .map(|r| {
+            format!(
+                "{} [{}] {} -> {}",
+                r.name,
+                r.domains.join(", "),
+                r.prefix,
+                r.cluster()
+            )
+        })
+        .chain(std::iter::once(format!(
+            "{DEV_ROUTE} [*] / -> {DEV_CLUSTER}"
+        )))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Where this process keeps copies of the modules it serves:
 /// `target/dev/<package>/run-<pid>/`. Directories of processes that are gone
 /// are removed.
-fn module_dir(package: &str) -> PathBuf {
+fn module_dir(package: &PluginPackage) -> PathBuf {
     let root = state_dir(package);
     if let Ok(entries) = std::fs::read_dir(&root) {
         for entry in entries.flatten() {
@@ -2309,22 +2767,25 @@ fn module_dir(package: &str) -> PathBuf {
 pub fn run(options: DevOptions) -> Result<i32> {
     let ui = Ui::new();
     prepare(&ui)?;
-    let package = find_package(&options.package)?;
+    let package = find_package(options.manifest_path.as_deref(), options.package.as_deref())?;
     let config = load_config(&package, &options.config)?;
+    let setup = DevSetup::load(&package, &options)?;
     let port = choose_port(options.port)?;
     let upstream = EchoUpstream::start()?;
     let mut session = Session {
         ui,
-        dev_dir: module_dir(&package.name),
+        dev_dir: module_dir(&package),
         options,
         package,
         config,
+        setup,
         upstream,
         port,
         generation: 0,
         current: None,
         gateway: None,
         tail: None,
+        held: HeldRequests::default(),
     };
     session.ui.line(&format!(
         "==> config: {} = {}",
@@ -2393,6 +2854,7 @@ pub fn run(options: DevOptions) -> Result<i32> {
     loop {
         std::thread::sleep(Duration::from_millis(100));
         session.drain_logs();
+        session.check_held();
         if let Some(gateway) = session.gateway.as_mut() {
             if !gateway.is_running() && !reported_exit {
                 reported_exit = true;
@@ -2400,7 +2862,7 @@ pub fn run(options: DevOptions) -> Result<i32> {
                 session
                     .ui
                     .line("==> Envoy exited unexpectedly; its last lines:");
-                for line in crate::error::tail(&log, 10).lines() {
+                for line in tail(&log, 10).lines() {
                     session.ui.line(&format!("    {line}"));
                 }
                 session.ui.line("    save a file to rebuild and restart");
@@ -2430,29 +2892,43 @@ fn compact_json(text: &str) -> String {
         .unwrap_or_else(|_| text.trim().to_owned())
 }
 
-/// `dev verify`: checks the gateway a running dev loop serves `package` on,
+/// `verify`: checks the gateway a running dev loop serves the package on,
 /// or else builds and starts one, sends the sample request, checks it and
-/// stops it. Prints the checklist; returns the exit code (0: all passed).
+/// stops it. With `admin`, checks that Envoy instead (the plugin name is
+/// `options.package`). Prints the checklist; returns the exit code (0: all
+/// passed).
 pub fn run_verify(options: DevOptions) -> Result<i32> {
     let ui = Ui::new();
     if let Some(admin) = options.admin {
+        // The name the plugin has in that Envoy: as given, else the name of
+        // the package here (the dev loop names plugins after packages).
+        let plugin_name = match options.package.clone() {
+            Some(name) => name,
+            None => find_package(options.manifest_path.as_deref(), None)
+                .map(|p| p.name)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "verify --admin needs the plugin's name (its WasmPlugin name): {e}"
+                    ))
+                })?,
+        };
         let target = VerifyTarget {
             admin,
             log_path: options.log_file.clone().unwrap_or_default(),
-            plugin_name: options.package.clone(),
+            plugin_name: plugin_name.clone(),
         };
         ui.line(&format!(
-            "==> checking plugin {} on the Envoy with admin http://{admin}",
-            options.package
+            "==> checking plugin {plugin_name} on the Envoy with admin http://{admin}"
         ));
         let report = verify(&target, options.log_lines)?;
         ui.line(report.to_string().trim_end());
         return Ok(if report.passed() { 0 } else { 1 });
     }
-    if let Some(target) = running_dev_gateway(&options.package, options.port) {
+    let package = find_package(options.manifest_path.as_deref(), options.package.as_deref())?;
+    if let Some(target) = running_dev_gateway(&package, options.port) {
         ui.line(&format!(
             "==> checking the running dev gateway of {} (admin http://{})",
-            options.package, target.admin
+            package.name, target.admin
         ));
         let report = verify(&target, options.log_lines)?;
         ui.line(report.to_string().trim_end());
@@ -2460,11 +2936,11 @@ pub fn run_verify(options: DevOptions) -> Result<i32> {
     }
     ui.line(&format!(
         "==> no running dev gateway for {}: starting a fresh one",
-        options.package
+        package.name
     ));
     prepare(&ui)?;
-    let package = find_package(&options.package)?;
     let config = load_config(&package, &options.config)?;
+    let setup = DevSetup::load(&package, &options)?;
     ui.line(&format!(
         "==> config: {} = {}",
         config.origin,
@@ -2479,13 +2955,14 @@ pub fn run_verify(options: DevOptions) -> Result<i32> {
     };
     let upstream = EchoUpstream::start()?;
     let port = choose_port(options.port.or(Some(0)))?;
-    let spec = DevGatewaySpec {
-        plugin_name: package.name.clone(),
-        wasm: built.path,
-        configuration: config.text,
+    let spec = dev_spec(
+        &package,
+        &setup,
+        &built.path,
+        &config,
         port,
-        upstream_port: upstream.port(),
-    };
+        upstream.port(),
+    );
     let started = Instant::now();
     let mut gateway = match start_dev_gateway(&spec) {
         Ok(gateway) => gateway,
@@ -2577,7 +3054,10 @@ mod tests {
         let blocks = diagnostic_blocks(text);
         assert_eq!(blocks.len(), 2, "{blocks:?}");
         let dir = repo_root().join("examples").join("p");
-        let mine: Vec<&String> = blocks.iter().filter(|b| diagnostic_in(b, &dir)).collect();
+        let mine: Vec<&String> = blocks
+            .iter()
+            .filter(|b| diagnostic_in(b, &dir, &repo_root()))
+            .collect();
         assert_eq!(mine.len(), 1);
         assert!(mine[0].contains("unused y"));
     }
@@ -2630,7 +3110,8 @@ mod tests {
             {"name": "sdk", "manifest_path": "/ws/sdk/Cargo.toml",
              "targets": [{"name": "sdk", "kind": ["lib"]}], "dependencies": []},
         ]});
-        let p = package_from_metadata(&metadata, "p").unwrap();
+        let here = Path::new("/elsewhere");
+        let p = package_from_metadata(&metadata, Some("p"), here).unwrap();
         assert_eq!(p.lib_name, "p_lib");
         assert_eq!(
             p.watch,
@@ -2641,9 +3122,96 @@ mod tests {
                 PathBuf::from("/ws/sdk/Cargo.toml"),
             ]
         );
-        let err = package_from_metadata(&metadata, "sdk").unwrap_err();
+        let err = package_from_metadata(&metadata, Some("sdk"), here).unwrap_err();
         assert!(err.to_string().contains("cdylib"), "{err}");
-        let err = package_from_metadata(&metadata, "nope").unwrap_err();
+        let err = package_from_metadata(&metadata, Some("nope"), here).unwrap_err();
         assert!(err.to_string().contains("plugin packages: p"), "{err}");
+        // Unnamed: the only plugin package, or the one we are in.
+        let p = package_from_metadata(&metadata, None, here).unwrap();
+        assert_eq!(p.name, "p");
+        let sdk_here = Path::new("/ws/sdk/src");
+        let err = package_from_metadata(&metadata, None, sdk_here).unwrap_err();
+        assert!(err.to_string().contains("cdylib"), "{err}");
+    }
+
+    #[test]
+    fn the_default_package_of_a_workspace_root_and_outside_deps() {
+        let metadata = serde_json::json!({
+        "workspace_root": "/ws",
+        "target_directory": "/tmp/shared-target",
+        "metadata": {"higress": {"dev-package": "b"}},
+        "packages": [
+            {"name": "a", "manifest_path": "/ws/a/Cargo.toml",
+             "targets": [{"name": "a", "kind": ["cdylib"]}], "dependencies": []},
+            {"name": "b", "manifest_path": "/ws/b/Cargo.toml",
+             "targets": [{"name": "b", "kind": ["cdylib"]}],
+             "dependencies": [{"name": "higress-wrapper", "path": "/sdk/higress-wrapper"}]},
+        ]});
+        let b = package_from_metadata(&metadata, None, Path::new("/ws")).unwrap();
+        assert_eq!(b.name, "b");
+        assert_eq!(b.target_dir, PathBuf::from("/tmp/shared-target"));
+        assert_eq!(b.manifest_path, PathBuf::from("/ws/b/Cargo.toml"));
+        // A path dependency outside the workspace is watched too.
+        assert!(b.watch.contains(&PathBuf::from("/sdk/higress-wrapper/src")));
+        let a = package_from_metadata(&metadata, None, Path::new("/ws/a/src")).unwrap();
+        assert_eq!(a.name, "a");
+        let mut no_default = metadata.clone();
+        no_default["metadata"] = serde_json::json!(null);
+        let err = package_from_metadata(&no_default, None, Path::new("/ws")).unwrap_err();
+        assert!(err.to_string().contains("name one: a, b"), "{err}");
+    }
+
+    #[test]
+    fn held_requests_name_the_phase_and_the_flag() {
+        let held = Duration::from_secs(3);
+        assert_eq!(held_message(0, 0, held, false), None);
+        let before = held_message(2, 1, held, false).unwrap();
+        assert!(before.starts_with("==> 2 request(s) held for 3s: 1 not yet sent upstream"));
+        assert!(before.contains("--allow-on-headers-stop-iteration true"));
+        let allowed = held_message(1, 0, held, true).unwrap();
+        assert!(
+            !allowed.contains("allow_on_headers_stop_iteration"),
+            "{allowed}"
+        );
+        let after = held_message(1, 1, held, false).unwrap();
+        assert!(after.contains("a response hook"), "{after}");
+    }
+
+    #[test]
+    fn dev_file_routes_and_host_semantics() {
+        let file: DevFile = toml::from_str(
+            r#"
+            host = "envoy"
+            failure_policy = "FAIL_CLOSED"
+            [[route]]
+            name = "default/api"
+            domains = ["api.example.com"]
+            prefix = "/api"
+            service = "api.static:8080"
+            [[route]]
+            name = "default/other"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(file.host, Some(HostKind::Envoy));
+        assert_eq!(file.route.len(), 2);
+        assert_eq!(file.route[0].cluster(), "outbound|8080||api.static");
+        assert_eq!(file.route[1].cluster(), "outbound|80||echo.static");
+        assert_eq!(file.route[1].domains, vec!["*".to_owned()]);
+        assert_eq!(file.route[1].prefix, "/");
+        assert!(toml::from_str::<DevFile>("hots = \"envoy\"").is_err());
+
+        let abi_0_2_1 = ["proxy_abi_version_0_2_1"];
+        let sdk = ["proxy_abi_version_0_2_100", "proxy_abi_version_0_2_1"];
+        let old_first = ["proxy_abi_version_0_2_1", "proxy_abi_version_0_2_100"];
+        assert!(!HostKind::Higress.allow_on_headers_stop_iteration(&abi_0_2_1));
+        assert!(HostKind::Higress.allow_on_headers_stop_iteration(&sdk));
+        assert!(!HostKind::Higress.allow_on_headers_stop_iteration(&old_first));
+        assert!(!HostKind::Envoy.allow_on_headers_stop_iteration(&sdk));
+        assert_eq!(
+            parse_failure_policy("fail-reload"),
+            Ok(FailurePolicy::FailReload)
+        );
+        assert!(parse_failure_policy("FAIL_SOMETIMES").is_err());
     }
 }

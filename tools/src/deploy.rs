@@ -1,17 +1,53 @@
-//! Higress deployment files from a plugin and its configuration: the
-//! `WasmPlugin` resource and the `McpBridge` registries of the services the
-//! plugin calls, as YAML (the `higress-deploy` binary).
+//! Deployment files from a plugin and its configuration (`cargo higress
+//! deploy`): the Higress `WasmPlugin` resource, the `McpBridge` registries of
+//! the services the plugin calls, and for a plain Envoy the
+//! `envoy.filters.http.wasm` filter, as YAML.
 //!
-//! The plugin configuration is the JSON the plugin receives (what
-//! `./scripts/run.sh` serves locally). Higress builds that JSON from a
-//! `WasmPlugin`: `defaultConfig` becomes the top-level keys and each
-//! `matchRules` entry becomes one element of `_rules_`, with `ingress`,
-//! `domain` and `service` turned into `_match_route_`, `_match_domain_` and
-//! `_match_service_`. [`wasm_plugin`] runs that conversion backwards and
-//! [`plugin_config`] forwards, so a round trip can be checked.
+//! The plugin configuration is the JSON the plugin receives (what the dev
+//! loop serves locally). Higress builds that JSON from a `WasmPlugin`:
+//! `defaultConfig` becomes the top-level keys and each `matchRules` entry
+//! becomes one element of `_rules_`, with `ingress`, `domain` and `service`
+//! turned into `_match_route_`, `_match_domain_` and `_match_service_`.
+//! [`wasm_plugin`] runs that conversion backwards and [`plugin_config`]
+//! forwards, so a round trip can be checked.
+//!
+//! # YAML
+//!
+//! The resources are typed structs ([`WasmPlugin`], [`McpBridge`],
+//! [`EnvoyWasmFilter`]) serialized with `serde-saphyr` (maintained, MIT OR
+//! Apache-2.0 like this project). `serde_yaml` is archived (its author
+//! stopped maintaining it in March 2024). Its maintained forks,
+//! `serde_yaml_ng` and `serde_norway`, quote only what YAML 1.2 would misread
+//! and write `yes`, `on`, `y` and the key `<<` plain, which a YAML 1.1
+//! reader takes for booleans and a merge key; Kubernetes' YAML reader
+//! (go-yaml v2) and PyYAML are YAML 1.1 readers, so a plugin setting
+//! `"mode": "off"` would receive `false`. `serde-saphyr` quotes every
+//! string a YAML 1.1 or 1.2 reader could take for something else (booleans,
+//! nulls, numbers with `_`, sexagesimals, timestamps, `<<`, `=`) and escapes
+//! control and line-separator characters. The tests read the output back
+//! with PyYAML and compare.
+//!
+//! # Failure policies
+//!
+//! What happens after a plugin panics depends on the host, and each offers
+//! different policies:
+//!
+//! * Envoy (`failure_policy`, 1.33+): `FAIL_RELOAD` recreates the plugin's
+//!   VM on the next request (with a backoff) and so recovers; `FAIL_CLOSED`
+//!   (Envoy's default) answers 503 on that worker until Envoy restarts;
+//!   `FAIL_OPEN` skips the plugin from then on. [`envoy_filter`] defaults to
+//!   `FAIL_RELOAD`.
+//! * Higress (`WasmPlugin.spec.failStrategy`): only `FAIL_CLOSE` and
+//!   `FAIL_OPEN` exist (Higress API `wasmplugin.proto`; `FAIL_RELOAD` is not
+//!   passed through, higress-group/higress#4748). Neither brings the plugin
+//!   back: after a panic, `FAIL_CLOSE` answers 503 on that worker and
+//!   `FAIL_OPEN` lets requests through without the plugin, until the gateway
+//!   pod restarts. [`wasm_plugin`] keeps `FAIL_CLOSE` (a broken security
+//!   plugin must not let traffic through) and its comments say how to
+//!   recover; the SDK's own defence is that its code does not panic.
 //!
 //! ```
-//! use higress_e2e::deploy::{plugin_config, wasm_plugin, WasmPluginSpec};
+//! use cargo_higress::deploy::{plugin_config, wasm_plugin, WasmPluginSpec};
 //! let config = serde_json::json!({
 //!     "some_field": "hello",
 //!     "_rules_": [{"_match_route_": ["default/foo"], "some_field": "foo"}],
@@ -26,7 +62,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 
-use serde_json::{Map, Number, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 /// The Higress namespace resources go to by default.
 pub const DEFAULT_NAMESPACE: &str = "higress-system";
@@ -47,256 +84,23 @@ fn err<T>(message: impl Into<String>) -> Result<T, DeployError> {
     Err(DeployError(message.into()))
 }
 
-// ---------------------------------------------------------------------------
-// A YAML tree with ordered keys, and its emitter
-// ---------------------------------------------------------------------------
-
-/// A JSON-like value whose maps keep their key order, for readable YAML
-/// (`apiVersion`, `kind`, `metadata`, `spec` in that order).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Node {
-    /// `null`.
-    Null,
-    /// `true` / `false`.
-    Bool(bool),
-    /// A JSON number.
-    Number(Number),
-    /// A string (quoted in YAML whenever a plain scalar could be misread).
-    String(String),
-    /// A sequence.
-    Seq(Vec<Node>),
-    /// A mapping, in this key order.
-    Map(Vec<(String, Node)>),
-}
-
-impl From<&Value> for Node {
-    fn from(value: &Value) -> Self {
-        match value {
-            Value::Null => Self::Null,
-            Value::Bool(b) => Self::Bool(*b),
-            Value::Number(n) => Self::Number(n.clone()),
-            Value::String(s) => Self::String(s.clone()),
-            Value::Array(items) => Self::Seq(items.iter().map(Self::from).collect()),
-            Value::Object(map) => Self::Map(
-                map.iter()
-                    .map(|(k, v)| (k.clone(), Self::from(v)))
-                    .collect(),
-            ),
-        }
-    }
-}
-
-impl From<&str> for Node {
-    fn from(value: &str) -> Self {
-        Self::String(value.to_owned())
-    }
-}
-
-impl Node {
-    /// A mapping from `(key, value)` pairs, in order.
-    pub fn map<K: Into<String>>(entries: impl IntoIterator<Item = (K, Node)>) -> Self {
-        Self::Map(entries.into_iter().map(|(k, v)| (k.into(), v)).collect())
-    }
-
-    /// A sequence of strings.
-    pub fn strings<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Self {
-        Self::Seq(
-            items
-                .into_iter()
-                .map(|s| Self::String(s.as_ref().to_owned()))
-                .collect(),
-        )
-    }
-
-    /// The same value as JSON (key order is then serde_json's).
-    pub fn to_json(&self) -> Value {
-        match self {
-            Self::Null => Value::Null,
-            Self::Bool(b) => Value::Bool(*b),
-            Self::Number(n) => Value::Number(n.clone()),
-            Self::String(s) => Value::String(s.clone()),
-            Self::Seq(items) => Value::Array(items.iter().map(Self::to_json).collect()),
-            Self::Map(entries) => Value::Object(
-                entries
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
-                    .collect::<Map<String, Value>>(),
-            ),
-        }
-    }
-
-    /// The value of `key` in a mapping.
-    pub fn get(&self, key: &str) -> Option<&Node> {
-        match self {
-            Self::Map(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
-    /// Block-style YAML for this value, ending with a newline.
-    pub fn to_yaml(&self) -> String {
-        let mut out = String::new();
-        match self {
-            Self::Map(entries) if !entries.is_empty() => write_map(entries, 0, &mut out),
-            Self::Seq(items) if !items.is_empty() => write_seq(items, 0, &mut out),
-            scalar => {
-                out.push_str(&inline(scalar));
-                out.push('\n');
-            }
-        }
-        out
-    }
-}
-
-/// Block-style YAML for a JSON value (keys in serde_json's order).
-pub fn to_yaml(value: &Value) -> String {
-    Node::from(value).to_yaml()
-}
-
-/// A scalar, or an empty collection, on one line.
-fn inline(node: &Node) -> String {
-    match node {
-        Node::Null => "null".into(),
-        Node::Bool(b) => b.to_string(),
-        Node::Number(n) => yaml_number(n),
-        Node::String(s) => yaml_string(s),
-        Node::Seq(items) if items.is_empty() => "[]".into(),
-        Node::Map(entries) if entries.is_empty() => "{}".into(),
-        // Not reached for non-empty collections (they are written as blocks).
-        Node::Seq(_) | Node::Map(_) => String::new(),
-    }
-}
-
-fn is_block(node: &Node) -> bool {
-    match node {
-        Node::Seq(items) => !items.is_empty(),
-        Node::Map(entries) => !entries.is_empty(),
-        _ => false,
-    }
-}
-
-fn write_map(entries: &[(String, Node)], indent: usize, out: &mut String) {
-    for (key, value) in entries {
-        out.push_str(&" ".repeat(indent));
-        out.push_str(&yaml_string(key));
-        out.push(':');
-        match value {
-            Node::Map(inner) if !inner.is_empty() => {
-                out.push('\n');
-                write_map(inner, indent + 2, out);
-            }
-            Node::Seq(items) if !items.is_empty() => {
-                out.push('\n');
-                write_seq(items, indent + 2, out);
-            }
-            scalar => {
-                out.push(' ');
-                out.push_str(&inline(scalar));
-                out.push('\n');
-            }
-        }
-    }
-}
-
-fn write_seq(items: &[Node], indent: usize, out: &mut String) {
-    for item in items {
-        if is_block(item) {
-            // Write the block two columns in, then put "- " over the
-            // indentation of its first line.
-            let mut block = String::new();
-            match item {
-                Node::Map(entries) => write_map(entries, indent + 2, &mut block),
-                Node::Seq(inner) => write_seq(inner, indent + 2, &mut block),
-                _ => {}
-            }
-            out.push_str(&" ".repeat(indent));
-            out.push_str("- ");
-            out.push_str(block.get(indent + 2..).unwrap_or_default());
-        } else {
-            out.push_str(&" ".repeat(indent));
-            out.push_str("- ");
-            out.push_str(&inline(item));
-            out.push('\n');
-        }
-    }
-}
-
-/// Words a YAML 1.1 or 1.2 loader reads as something other than a string.
-const RESERVED: &[&str] = &[
-    "null", "true", "false", "yes", "no", "on", "off", "y", "n", "~",
-];
-
-/// Whether `s` can be written as a plain (unquoted) scalar and read back as
-/// the same string by any YAML 1.1 or 1.2 loader. Deliberately narrow:
-/// letters, digits and `_./-`, starting with a letter, `_` or `/`.
-fn plain_ok(s: &str) -> bool {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
-        return false;
+/// Block-style YAML for any serializable value, safe for YAML 1.1 and 1.2
+/// readers (`serde-saphyr`; list items indented under their key).
+pub fn to_yaml<T: Serialize>(value: &T) -> Result<String, DeployError> {
+    let options = serde_saphyr::ser_options! {
+        compact_list_indent: false,
     };
-    (first.is_ascii_alphabetic() || first == '_' || first == '/')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '/' | '-'))
-        && !RESERVED.contains(&s.to_ascii_lowercase().as_str())
+    serde_saphyr::to_string_with_options(value, options)
+        .map_err(|e| DeployError(format!("writing YAML: {e}")))
 }
 
-/// `s` as a YAML scalar: plain when unambiguous, else double-quoted with
-/// escapes for `"`, `\` and every character YAML does not allow printed
-/// (controls, DEL, NEL, line/paragraph separators, BOM, non-characters).
-pub fn yaml_string(s: &str) -> String {
-    if plain_ok(s) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            ' '..='~' => out.push(c),
-            '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}'
-                if !matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') =>
-            {
-                out.push(c);
-            }
-            _ => {
-                let code = u32::from(c);
-                if code <= 0xffff {
-                    out.push_str(&format!("\\u{code:04X}"));
-                } else {
-                    out.push_str(&format!("\\U{code:08X}"));
-                }
-            }
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// A JSON number as YAML that YAML 1.1 loaders (PyYAML) also read as a
-/// number: floats always have a `.` and a signed exponent (`1.0e+20`).
-fn yaml_number(n: &Number) -> String {
-    let text = n.to_string();
-    if n.is_i64() || n.is_u64() {
-        return text;
-    }
-    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
-        Some((m, e)) => (m.to_owned(), Some(e.to_owned())),
-        None => (text.clone(), None),
-    };
-    let mantissa = if mantissa.contains('.') {
-        mantissa
-    } else {
-        format!("{mantissa}.0")
-    };
-    match exponent {
-        None => mantissa,
-        Some(e) if e.starts_with(['+', '-']) => format!("{mantissa}e{e}"),
-        Some(e) => format!("{mantissa}e+{e}"),
-    }
+/// `metadata` of a Kubernetes object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
 }
 
 // ---------------------------------------------------------------------------
@@ -304,16 +108,20 @@ fn yaml_number(n: &Number) -> String {
 // ---------------------------------------------------------------------------
 
 /// `spec.phase`: where in the filter chain the plugin runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Phase {
     /// `UNSPECIFIED_PHASE`: at the end of the chain, before the router.
     #[default]
+    #[serde(rename = "UNSPECIFIED_PHASE")]
     Unspecified,
     /// `AUTHN`: before Istio's authentication filters.
+    #[serde(rename = "AUTHN")]
     Authn,
     /// `AUTHZ`: before Istio's authorization filters.
+    #[serde(rename = "AUTHZ")]
     Authz,
     /// `STATS`: before Istio's stats filters.
+    #[serde(rename = "STATS")]
     Stats,
 }
 
@@ -344,15 +152,19 @@ impl FromStr for Phase {
     }
 }
 
-/// `spec.failStrategy`: what the gateway does when the plugin's VM fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// `spec.failStrategy`: what Higress does when the plugin's VM fails (a
+/// panic). Higress has these two only; neither recovers the plugin (see the
+/// module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum FailStrategy {
     /// `FAIL_CLOSE` (Higress's default): requests get 503 while the plugin
-    /// is broken, so a broken plugin is noticed.
+    /// is broken, so a broken plugin is noticed and nothing skips it.
     #[default]
+    #[serde(rename = "FAIL_CLOSE")]
     FailClose,
     /// `FAIL_OPEN`: requests skip the broken plugin. Choose it only for
     /// plugins whose absence is harmless (logging, metrics).
+    #[serde(rename = "FAIL_OPEN")]
     FailOpen,
 }
 
@@ -411,12 +223,80 @@ impl WasmPluginSpec {
     }
 }
 
-/// A generated resource: the tree, its YAML (with explanatory comments) and
-/// warnings for the user.
+/// A `WasmPlugin` (`extensions.higress.io/v1alpha1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WasmPlugin {
+    /// `extensions.higress.io/v1alpha1`.
+    pub api_version: String,
+    /// `WasmPlugin`.
+    pub kind: String,
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// The plugin, its URL and its configuration.
+    pub spec: WasmPluginBody,
+}
+
+/// `WasmPlugin.spec`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WasmPluginBody {
+    /// Where in the chain.
+    #[serde(default)]
+    pub phase: Phase,
+    /// Within a phase, higher runs first.
+    #[serde(default)]
+    pub priority: i32,
+    /// After a VM failure.
+    #[serde(default)]
+    pub fail_strategy: FailStrategy,
+    /// The module.
+    pub url: String,
+    /// `true`: no global config.
+    #[serde(default)]
+    pub default_config_disable: bool,
+    /// The global config (the plugin config's top-level keys).
+    #[serde(default)]
+    pub default_config: Map<String, Value>,
+    /// One per `_rules_` element.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_rules: Vec<MatchRule>,
+}
+
+/// One `matchRules` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchRule {
+    /// Route names (`_match_route_`): `<namespace>/<ingress-name>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ingress: Vec<String>,
+    /// Domains (`_match_domain_`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domain: Vec<String>,
+    /// Services (`_match_service_`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub service: Vec<String>,
+    /// The rule's config.
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    /// `true`: the rule is off.
+    #[serde(default)]
+    pub config_disable: bool,
+}
+
+impl WasmPlugin {
+    /// The resource as JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// A generated resource: the typed object, its YAML (with explanatory
+/// comments) and warnings for the user.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Rendered {
+pub struct Rendered<T> {
     /// The resource.
-    pub resource: Node,
+    pub resource: T,
     /// YAML: comments, then the resource.
     pub yaml: String,
     /// Things that are valid but probably not what was meant.
@@ -461,7 +341,11 @@ fn string_list(value: &Value, what: &str) -> Result<Vec<String>, DeployError> {
 }
 
 /// The `matchRules` entry for `_rules_[index]`.
-fn match_rule(index: usize, rule: &Value, warnings: &mut Vec<String>) -> Result<Node, DeployError> {
+fn match_rule(
+    index: usize,
+    rule: &Value,
+    warnings: &mut Vec<String>,
+) -> Result<MatchRule, DeployError> {
     let Some(rule) = rule.as_object() else {
         return err(format!("_rules_[{index}] must be an object, got {rule}"));
     };
@@ -482,8 +366,14 @@ fn match_rule(index: usize, rule: &Value, warnings: &mut Vec<String>) -> Result<
              _match_route_, _match_domain_ and _match_service_)"
         ));
     }
-    let mut entries: Vec<(String, Node)> = Vec::new();
-    for (key, field) in MATCH_KEYS {
+    let mut out = MatchRule {
+        ingress: Vec::new(),
+        domain: Vec::new(),
+        service: Vec::new(),
+        config: Map::new(),
+        config_disable: false,
+    };
+    for (key, _) in MATCH_KEYS {
         let Some(value) = rule.get(key) else { continue };
         let list = string_list(value, &format!("_rules_[{index}].{key}"))?;
         if list.is_empty() {
@@ -497,22 +387,24 @@ fn match_rule(index: usize, rule: &Value, warnings: &mut Vec<String>) -> Result<
                 ));
             }
         }
-        entries.push((field.to_owned(), Node::strings(&list)));
+        match key {
+            "_match_route_" => out.ingress = list,
+            "_match_domain_" => out.domain = list,
+            _ => out.service = list,
+        }
     }
-    if entries.is_empty() {
+    if out.ingress.is_empty() && out.domain.is_empty() && out.service.is_empty() {
         return err(format!(
             "_rules_[{index}] has no match condition: give it _match_route_, _match_domain_ or \
              _match_service_ (Higress rejects a match rule without one)"
         ));
     }
-    let config: Vec<(String, Node)> = rule
+    out.config = rule
         .iter()
         .filter(|(k, _)| !k.starts_with("_match_"))
-        .map(|(k, v)| (k.clone(), Node::from(v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    entries.push(("config".into(), Node::Map(config)));
-    entries.push(("configDisable".into(), Node::Bool(false)));
-    Ok(Node::Map(entries))
+    Ok(out)
 }
 
 /// Builds the `WasmPlugin` (`extensions.higress.io/v1alpha1`) that makes
@@ -523,7 +415,10 @@ fn match_rule(index: usize, rule: &Value, warnings: &mut Vec<String>) -> Result<
 /// Errors on input Higress would refuse or silently change: a non-object
 /// config, a rule without a match key, `_match_route_prefix_` (not
 /// expressible in a `WasmPlugin`), a bad name or URL.
-pub fn wasm_plugin(spec: &WasmPluginSpec, config: &Value) -> Result<Rendered, DeployError> {
+pub fn wasm_plugin(
+    spec: &WasmPluginSpec,
+    config: &Value,
+) -> Result<Rendered<WasmPlugin>, DeployError> {
     if !valid_resource_name(&spec.name) {
         return err(format!(
             "--name {:?} is not a valid resource name (lowercase letters, digits, '-' and '.')",
@@ -549,10 +444,10 @@ pub fn wasm_plugin(spec: &WasmPluginSpec, config: &Value) -> Result<Rendered, De
         ));
     };
     let mut warnings = Vec::new();
-    let default_config: Vec<(String, Node)> = object
+    let default_config: Map<String, Value> = object
         .iter()
         .filter(|(k, _)| k.as_str() != "_rules_")
-        .map(|(k, v)| (k.clone(), Node::from(v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     let rules = match object.get("_rules_") {
         None => Vec::new(),
@@ -564,36 +459,27 @@ pub fn wasm_plugin(spec: &WasmPluginSpec, config: &Value) -> Result<Rendered, De
         Some(other) => return err(format!("_rules_ must be an array, got {other}")),
     };
 
-    let mut spec_entries = vec![
-        ("phase".to_owned(), Node::from(spec.phase.as_str())),
-        ("priority".to_owned(), Node::Number(spec.priority.into())),
-        (
-            "failStrategy".to_owned(),
-            Node::from(spec.fail_strategy.as_str()),
-        ),
-        ("url".to_owned(), Node::String(spec.url.clone())),
-        ("defaultConfigDisable".to_owned(), Node::Bool(false)),
-        ("defaultConfig".to_owned(), Node::Map(default_config)),
-    ];
-    if !rules.is_empty() {
-        spec_entries.push(("matchRules".to_owned(), Node::Seq(rules)));
-    }
-    let resource = Node::map([
-        ("apiVersion", Node::from("extensions.higress.io/v1alpha1")),
-        ("kind", Node::from("WasmPlugin")),
-        (
-            "metadata",
-            Node::map([
-                ("name", Node::String(spec.name.clone())),
-                ("namespace", Node::String(spec.namespace.clone())),
-            ]),
-        ),
-        ("spec", Node::Map(spec_entries)),
-    ]);
+    let resource = WasmPlugin {
+        api_version: "extensions.higress.io/v1alpha1".into(),
+        kind: "WasmPlugin".into(),
+        metadata: ObjectMeta {
+            name: spec.name.clone(),
+            namespace: spec.namespace.clone(),
+        },
+        spec: WasmPluginBody {
+            phase: spec.phase,
+            priority: spec.priority,
+            fail_strategy: spec.fail_strategy,
+            url: spec.url.clone(),
+            default_config_disable: false,
+            default_config,
+            match_rules: rules,
+        },
+    };
 
     let mut yaml = String::new();
     yaml.push_str(&format!(
-        "# WasmPlugin {}/{}, generated by higress-deploy.\n",
+        "# WasmPlugin {}/{}, generated by cargo higress deploy.\n",
         spec.namespace, spec.name
     ));
     yaml.push_str(
@@ -612,16 +498,22 @@ pub fn wasm_plugin(spec: &WasmPluginSpec, config: &Value) -> Result<Rendered, De
         "# failStrategy {}: {}\n",
         spec.fail_strategy.as_str(),
         match spec.fail_strategy {
-            FailStrategy::FailClose => "if the plugin fails to load or crashes, requests get 503.",
+            FailStrategy::FailClose => {
+                "if the plugin fails to load or crashes, requests get 503.\n\
+                 #   After a panic that worker keeps answering 503 until the gateway pod restarts\n\
+                 #   (kubectl rollout restart deployment/higress-gateway -n higress-system):\n\
+                 #   Higress has no FAIL_RELOAD (plain Envoy does: cargo higress deploy --envoy)."
+            }
             FailStrategy::FailOpen => {
-                "if the plugin fails, requests pass WITHOUT it: check that it runs."
+                "if the plugin fails, requests pass WITHOUT it: check that it runs.\n\
+                 #   After a panic that worker skips the plugin until the gateway pod restarts."
             }
         }
     ));
     for warning in &warnings {
         yaml.push_str(&format!("# WARNING: {warning}\n"));
     }
-    yaml.push_str(&resource.to_yaml());
+    yaml.push_str(&to_yaml(&resource)?);
     Ok(Rendered {
         resource,
         yaml,
@@ -688,12 +580,58 @@ pub fn plugin_config(resource: &Value) -> Result<Value, DeployError> {
 // ---------------------------------------------------------------------------
 
 /// A registry type that points at fixed backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RegistryType {
     /// `static`: IPv4 addresses with ports.
     Static,
     /// `dns`: domain names resolved by the gateway.
     Dns,
+}
+
+/// One `McpBridge.spec.registries` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registry {
+    /// `static` or `dns`.
+    #[serde(rename = "type")]
+    pub kind: RegistryType,
+    /// Registry name.
+    pub name: String,
+    /// `ip:port[,ip:port]` (static) or `domain[,domain]` (dns).
+    pub domain: String,
+    /// Service port.
+    pub port: u16,
+    /// `HTTP`, `HTTPS`, `GRPC` or `GRPCS`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// An `McpBridge` (`networking.higress.io/v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpBridge {
+    /// `networking.higress.io/v1`.
+    pub api_version: String,
+    /// `McpBridge`.
+    pub kind: String,
+    /// Always `default` (the only one Higress reads) and a namespace.
+    pub metadata: ObjectMeta,
+    /// The registries.
+    pub spec: McpBridgeBody,
+}
+
+/// `McpBridge.spec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpBridgeBody {
+    /// The services.
+    pub registries: Vec<Registry>,
+}
+
+impl McpBridge {
+    /// The resource as JSON.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
 }
 
 impl RegistryType {
@@ -840,7 +778,7 @@ impl ServiceSpec {
     }
 
     /// The `spec.registries` entry.
-    pub fn registry(&self) -> Node {
+    pub fn registry(&self) -> Registry {
         let domain = match self.kind {
             RegistryType::Static => self
                 .addresses
@@ -850,16 +788,13 @@ impl ServiceSpec {
                 .join(","),
             RegistryType::Dns => self.addresses.join(","),
         };
-        let mut entries = vec![
-            ("type".to_owned(), Node::from(self.kind.as_str())),
-            ("name".to_owned(), Node::String(self.name.clone())),
-            ("domain".to_owned(), Node::String(domain)),
-            ("port".to_owned(), Node::Number(self.port.into())),
-        ];
-        if let Some(protocol) = &self.protocol {
-            entries.push(("protocol".to_owned(), Node::String(protocol.clone())));
+        Registry {
+            kind: self.kind,
+            name: self.name.clone(),
+            domain,
+            port: self.port,
+            protocol: self.protocol.clone(),
         }
-        Node::Map(entries)
     }
 }
 
@@ -868,7 +803,10 @@ impl ServiceSpec {
 /// Higress reads only the McpBridge named `default` in its own namespace, so
 /// that is the name used; the comments say to merge these registries into an
 /// existing one rather than replace it.
-pub fn mcp_bridge(namespace: &str, services: &[ServiceSpec]) -> Result<Rendered, DeployError> {
+pub fn mcp_bridge(
+    namespace: &str,
+    services: &[ServiceSpec],
+) -> Result<Rendered<McpBridge>, DeployError> {
     if services.is_empty() {
         return err("no services given");
     }
@@ -881,24 +819,17 @@ pub fn mcp_bridge(namespace: &str, services: &[ServiceSpec]) -> Result<Rendered,
             return err(format!("service {} is given twice", service.fqdn()));
         }
     }
-    let resource = Node::map([
-        ("apiVersion", Node::from("networking.higress.io/v1")),
-        ("kind", Node::from("McpBridge")),
-        (
-            "metadata",
-            Node::map([
-                ("name", Node::from("default")),
-                ("namespace", Node::String(namespace.to_owned())),
-            ]),
-        ),
-        (
-            "spec",
-            Node::map([(
-                "registries",
-                Node::Seq(services.iter().map(ServiceSpec::registry).collect()),
-            )]),
-        ),
-    ]);
+    let resource = McpBridge {
+        api_version: "networking.higress.io/v1".into(),
+        kind: "McpBridge".into(),
+        metadata: ObjectMeta {
+            name: "default".into(),
+            namespace: namespace.to_owned(),
+        },
+        spec: McpBridgeBody {
+            registries: services.iter().map(ServiceSpec::registry).collect(),
+        },
+    };
     let width = services
         .iter()
         .map(|s| s.fqdn().len())
@@ -906,7 +837,7 @@ pub fn mcp_bridge(namespace: &str, services: &[ServiceSpec]) -> Result<Rendered,
         .unwrap_or_default();
     let mut yaml = String::new();
     yaml.push_str(
-        "# McpBridge registries for the services the plugin calls, generated by higress-deploy.\n",
+        "# McpBridge registries for the services the plugin calls, generated by cargo higress deploy.\n",
     );
     yaml.push_str(
         "# Higress reads only the McpBridge named `default` in its namespace, and applying this\n",
@@ -927,7 +858,178 @@ pub fn mcp_bridge(namespace: &str, services: &[ServiceSpec]) -> Result<Rendered,
             service.sdk_cluster()
         ));
     }
-    yaml.push_str(&resource.to_yaml());
+    yaml.push_str(&to_yaml(&resource)?);
+    Ok(Rendered {
+        resource,
+        yaml,
+        warnings: Vec::new(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// A plain Envoy: the envoy.filters.http.wasm filter
+// ---------------------------------------------------------------------------
+
+/// Envoy's `failure_policy` for a Wasm plugin (1.33+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum EnvoyFailurePolicy {
+    /// `FAIL_RELOAD` (the default here): the VM is recreated on the next
+    /// request after a panic (rate-limited by a backoff, 1 s base), so the
+    /// plugin recovers; the requests in flight when it failed get 503.
+    #[default]
+    #[serde(rename = "FAIL_RELOAD")]
+    FailReload,
+    /// `FAIL_CLOSED` (Envoy's own default): after a panic every request on
+    /// that worker gets 503 until Envoy restarts.
+    #[serde(rename = "FAIL_CLOSED")]
+    FailClosed,
+    /// `FAIL_OPEN`: after a panic requests skip the plugin.
+    #[serde(rename = "FAIL_OPEN")]
+    FailOpen,
+}
+
+impl FromStr for EnvoyFailurePolicy {
+    type Err = DeployError;
+    fn from_str(s: &str) -> Result<Self, DeployError> {
+        match s.to_ascii_uppercase().replace('-', "_").as_str() {
+            "FAIL_RELOAD" => Ok(Self::FailReload),
+            "FAIL_CLOSED" | "FAIL_CLOSE" => Ok(Self::FailClosed),
+            "FAIL_OPEN" => Ok(Self::FailOpen),
+            _ => err(format!(
+                "unknown failure policy {s:?}: use FAIL_RELOAD, FAIL_CLOSED or FAIL_OPEN"
+            )),
+        }
+    }
+}
+
+/// One entry of an HTTP connection manager's `http_filters`: the plugin as
+/// an `envoy.filters.http.wasm` filter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvoyWasmFilter {
+    /// `wasm.<plugin name>`.
+    pub name: String,
+    /// The `Wasm` filter config.
+    pub typed_config: EnvoyWasm,
+}
+
+/// `envoy.extensions.filters.http.wasm.v3.Wasm`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvoyWasm {
+    /// The type URL.
+    #[serde(rename = "@type")]
+    pub type_url: String,
+    /// The plugin.
+    pub config: EnvoyPluginConfig,
+}
+
+/// `envoy.extensions.wasm.v3.PluginConfig`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvoyPluginConfig {
+    /// Plugin name (shows in the log lines).
+    pub name: String,
+    /// The plugin configuration as a `google.protobuf.StringValue`.
+    pub configuration: EnvoyStringValue,
+    /// After a VM failure.
+    pub failure_policy: EnvoyFailurePolicy,
+    /// Let a `Pause` from a headers hook still run the body callbacks.
+    pub allow_on_headers_stop_iteration: bool,
+    /// The VM.
+    pub vm_config: EnvoyVmConfig,
+}
+
+/// `google.protobuf.StringValue`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvoyStringValue {
+    /// The type URL.
+    #[serde(rename = "@type")]
+    pub type_url: String,
+    /// The plugin configuration string.
+    pub value: String,
+}
+
+/// `envoy.extensions.wasm.v3.VmConfig`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvoyVmConfig {
+    /// `envoy.wasm.runtime.v8`.
+    pub runtime: String,
+    /// The module.
+    pub code: EnvoyCode,
+}
+
+/// `AsyncDataSource` with a local file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvoyCode {
+    /// The file.
+    pub local: EnvoyLocalFile,
+}
+
+/// `DataSource.filename`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvoyLocalFile {
+    /// Path of the `.wasm` on the Envoy host.
+    pub filename: String,
+}
+
+/// The `envoy.filters.http.wasm` filter for plugin `name`, loading the module
+/// at `wasm_path` with `config` (as compact JSON), under `policy`. Put it in
+/// `http_filters` before the router.
+pub fn envoy_filter(
+    name: &str,
+    wasm_path: &str,
+    config: &Value,
+    policy: EnvoyFailurePolicy,
+) -> Result<Rendered<EnvoyWasmFilter>, DeployError> {
+    if name.is_empty() {
+        return err("the plugin name is empty");
+    }
+    let resource = EnvoyWasmFilter {
+        name: format!("wasm.{name}"),
+        typed_config: EnvoyWasm {
+            type_url: "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm".into(),
+            config: EnvoyPluginConfig {
+                name: name.to_owned(),
+                configuration: EnvoyStringValue {
+                    type_url: "type.googleapis.com/google.protobuf.StringValue".into(),
+                    value: config.to_string(),
+                },
+                failure_policy: policy,
+                allow_on_headers_stop_iteration: false,
+                vm_config: EnvoyVmConfig {
+                    runtime: "envoy.wasm.runtime.v8".into(),
+                    code: EnvoyCode {
+                        local: EnvoyLocalFile {
+                            filename: wasm_path.to_owned(),
+                        },
+                    },
+                },
+            },
+        },
+    };
+    let mut yaml = String::new();
+    yaml.push_str(&format!(
+        "# envoy.filters.http.wasm filter for {name}, generated by cargo higress deploy --envoy.\n"
+    ));
+    yaml.push_str("# Add it to the HTTP connection manager's http_filters, before the router.\n");
+    yaml.push_str(&format!(
+        "# failure_policy {}: {}\n",
+        match policy {
+            EnvoyFailurePolicy::FailReload => "FAIL_RELOAD",
+            EnvoyFailurePolicy::FailClosed => "FAIL_CLOSED",
+            EnvoyFailurePolicy::FailOpen => "FAIL_OPEN",
+        },
+        match policy {
+            EnvoyFailurePolicy::FailReload => {
+                "after a plugin panic the VM is recreated on the next request (recommended)."
+            }
+            EnvoyFailurePolicy::FailClosed => {
+                "after a plugin panic that worker answers 503 until Envoy restarts."
+            }
+            EnvoyFailurePolicy::FailOpen => {
+                "after a plugin panic requests pass WITHOUT the plugin until Envoy restarts."
+            }
+        }
+    ));
+    yaml.push_str(&to_yaml(&[&resource])?);
     Ok(Rendered {
         resource,
         yaml,
@@ -943,19 +1045,8 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn plain_scalars_only_when_unambiguous() {
-        for plain in [
-            "my-plugin",
-            "higress-system",
-            "UNSPECIFIED_PHASE",
-            "default/foo",
-            "_rules_",
-            "a.b",
-        ] {
-            assert_eq!(yaml_string(plain), plain);
-        }
+    fn ambiguous_strings_are_quoted() {
         for quoted in [
-            "",
             "yes",
             "No",
             "on",
@@ -964,47 +1055,39 @@ mod tests {
             "true",
             "1.0",
             "0x1F",
-            "1_000",
-            "-x",
-            ".inf",
             "*.example.com",
-            "a: b",
-            "a #b",
-            "outbound|80||echo.static",
-            "oci://r/ns/p:1.0",
-            "@type",
-            "x\ny",
-            "with space",
-            "日本",
-            "1:20",
         ] {
-            let y = yaml_string(quoted);
-            assert!(y.starts_with('"') && y.ends_with('"'), "{quoted:?} -> {y}");
+            let y = to_yaml(&[quoted]).unwrap();
+            assert!(
+                y.contains(&format!("'{quoted}'")) || y.contains(&format!("\"{quoted}\"")),
+                "{quoted:?} -> {y}"
+            );
         }
-        assert_eq!(yaml_string("a\"b\\c\nd\te"), r#""a\"b\\c\nd\te""#);
+        assert_eq!(to_yaml(&["my-plugin"]).unwrap(), "- my-plugin\n");
+    }
+
+    #[test]
+    fn envoy_filter_defaults_to_fail_reload() {
+        let rendered = envoy_filter(
+            "my-plugin",
+            "/etc/envoy/my_plugin.wasm",
+            &json!({"a": 1}),
+            EnvoyFailurePolicy::default(),
+        )
+        .unwrap();
+        let value = serde_json::to_value(&rendered.resource).unwrap();
         assert_eq!(
-            yaml_string("\u{7f}\u{85}\u{2028}\u{feff}\u{1}"),
-            r#""\u007F\u0085\u2028\uFEFF\u0001""#
+            value["typed_config"]["config"]["failure_policy"],
+            "FAIL_RELOAD"
         );
-        assert_eq!(yaml_string("日本 😀"), "\"日本 😀\"");
-    }
-
-    #[test]
-    fn numbers_read_back_as_numbers_in_yaml_1_1() {
-        let n = |v: Value| yaml_number(v.as_number().unwrap());
-        assert_eq!(n(json!(42)), "42");
-        assert_eq!(n(json!(-7)), "-7");
-        assert_eq!(n(json!(1.5)), "1.5");
-        assert_eq!(n(json!(1e20)), "1.0e+20");
-        assert_eq!(n(json!(1.5e-7)), "1.5e-7");
-    }
-
-    #[test]
-    fn block_layout() {
-        let v = json!({"a": [1, {"b": 2, "c": [3, []]}, [4, 5]], "d": {}, "e": {"f": null}});
         assert_eq!(
-            to_yaml(&v),
-            "a:\n  - 1\n  - b: 2\n    c:\n      - 3\n      - []\n  - - 4\n    - 5\nd: {}\ne:\n  f: null\n"
+            value["typed_config"]["config"]["configuration"]["value"],
+            r#"{"a":1}"#
+        );
+        assert!(rendered.yaml.contains("failure_policy: FAIL_RELOAD"));
+        assert_eq!(
+            "fail-closed".parse::<EnvoyFailurePolicy>().unwrap(),
+            EnvoyFailurePolicy::FailClosed
         );
     }
 
@@ -1013,17 +1096,14 @@ mod tests {
         let s: ServiceSpec = "redis:static:127.0.0.1:6379".parse().unwrap();
         assert_eq!(s.cluster_name(), "outbound|6379||redis.static");
         assert_eq!(
-            s.registry().to_json(),
+            serde_json::to_value(s.registry()).unwrap(),
             json!({"type": "static", "name": "redis", "domain": "127.0.0.1:6379", "port": 6379})
         );
         let d: ServiceSpec = "auth:dns:auth.example.com:443:https".parse().unwrap();
         assert_eq!(d.cluster_name(), "outbound|443||auth.dns");
-        assert_eq!(d.registry().get("protocol"), Some(&Node::from("HTTPS")));
+        assert_eq!(d.registry().protocol.as_deref(), Some("HTTPS"));
         let m: ServiceSpec = "r:static:10.0.0.1,10.0.0.2:6379".parse().unwrap();
-        assert_eq!(
-            m.registry().get("domain"),
-            Some(&Node::from("10.0.0.1:6379,10.0.0.2:6379"))
-        );
+        assert_eq!(m.registry().domain, "10.0.0.1:6379,10.0.0.2:6379");
         for bad in [
             "redis:static:localhost:6379",
             "redis:static:::1:6379",
