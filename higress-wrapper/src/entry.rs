@@ -15,8 +15,8 @@
 //!
 //! The module's own entry, `_initialize`, and its ABI 0.2.100 export come
 //! from [`plugin_entry!`](crate::plugin_entry) in the plugin's crate (which
-//! `set_ctx!` calls): the plugin's crate is linked first, so 0.2.100 leads
-//! this module's 0.2.1 in the export section, as Higress needs.
+//! `set_ctx!` calls); the build tool puts 0.2.100 before this module's
+//! 0.2.1 in the export section, as Higress needs (see `plugin_entry!`).
 //!
 //! Layering: entry, the top. It imports the driver, the runtime and `host`.
 #![allow(unsafe_code)]
@@ -80,7 +80,8 @@ fn entered_root(id: u32) -> Option<Rc<dyn RootDriver>> {
 const UNKNOWN: u32 = Action::Continue as u32;
 
 /// Stock Envoy reads proxy-wasm ABI 0.2.1 here; Higress reads the plugin
-/// crate's `proxy_abi_version_0_2_100` first (see [`crate::plugin_entry`]).
+/// crate's `proxy_abi_version_0_2_100`, which the build tool puts first
+/// (see [`crate::plugin_entry`]).
 #[no_mangle]
 pub extern "C" fn proxy_abi_version_0_2_1() {}
 

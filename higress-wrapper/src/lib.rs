@@ -194,10 +194,16 @@ pub fn pending_work() -> PendingWork {
 /// module (0.2.100: a `Pause` from a headers callback keeps the body flowing
 /// to the plugin, as stock Envoy does with `allow_on_headers_stop_iteration`);
 /// stock Envoy skips versions it does not know and runs the module as 0.2.1.
-/// One `.wasm` serves both. This export is written in the plugin's crate,
-/// whose functions the linker places first (in release and debug builds),
-/// so it precedes the SDK's 0.2.1 export; the workspace checks the order in
-/// every example's module with Higress's first-match rule.
+/// One `.wasm` serves both — once 0.2.100 is the first of the two in the
+/// module's export section. The linker orders exports by function index,
+/// which follows how link-time optimisation merged the crates, not the
+/// source: measured here, some plugins come out with 0.2.1 first. So
+/// `cargo higress build` (and `dev`, and the test harness) rewrites the
+/// export order after every build; after a plain `cargo build`, run
+/// `cargo higress fix-abi target/wasm32-wasip1/release/<plugin>.wasm`.
+/// A module left with 0.2.1 first still works on Higress, with 0.2.1
+/// semantics (a headers `Pause` becomes stop-all). The workspace checks the
+/// order of every module with Higress's first-match rule.
 ///
 /// [`set_ctx!`](crate::set_ctx) calls it; call it yourself once when you
 /// implement [`HttpPlugin`] by hand:

@@ -264,6 +264,7 @@ fn build_wasm(package: &str) -> Result<PathBuf> {
             path.display()
         )));
     }
+    crate::abi_order::fix_module_file(&path)?;
     Ok(path)
 }
 
@@ -326,12 +327,14 @@ fn build_crate_dir(crate_dir: &Path) -> Result<PathBuf> {
     );
     let output = run_with(&mut command, &what, true)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    cdylib_wasm_for_manifest(&stdout, &manifest).ok_or_else(|| {
+    let path = cdylib_wasm_for_manifest(&stdout, &manifest).ok_or_else(|| {
         Error::Config(format!(
             "cargo built {} but made no .wasm for it: is it a cdylib (`[lib] crate-type = [\"cdylib\"]`)?",
             manifest.display()
         ))
-    })
+    })?;
+    crate::abi_order::fix_module_file(&path)?;
+    Ok(path)
 }
 
 /// The `.wasm` cargo's messages report for the cdylib of the package at

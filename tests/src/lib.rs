@@ -38,6 +38,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod abi_order;
 mod build;
 mod client;
 mod echo;

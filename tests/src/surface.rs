@@ -176,5 +176,13 @@ pub fn build_workspace_modules() -> Result<Vec<ModuleSurface>> {
     }
     paths.sort();
     paths.dedup();
-    paths.iter().map(|p| inspect(p)).collect()
+    // As `cargo higress build` and the harness do after every build: put
+    // ABI 0.2.100 first (see `abi_order`).
+    paths
+        .iter()
+        .map(|p| {
+            crate::abi_order::fix_module_file(p)?;
+            inspect(p)
+        })
+        .collect()
 }

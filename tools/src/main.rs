@@ -47,6 +47,17 @@ enum Command {
     Deploy(DeployArgs),
     /// The SDK-versus-raw wrk benchmark of this workspace (docs/benchmark.md).
     Bench(BenchArgs),
+    /// Put `proxy_abi_version_0_2_100` before `proxy_abi_version_0_2_1` in a
+    /// module built with plain `cargo build` (`build` and `dev` already do):
+    /// Higress runs a module with its first ABI export.
+    FixAbi(FixAbiArgs),
+}
+
+#[derive(Debug, Args)]
+struct FixAbiArgs {
+    /// The `.wasm` modules to fix in place.
+    #[arg(required = true)]
+    modules: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +269,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify(args),
         Command::Deploy(args) => deploy(args),
         Command::Bench(args) => run_bench(&args),
+        Command::FixAbi(args) => fix_abi(&args),
     };
     match result {
         Ok(0) => ExitCode::SUCCESS,
@@ -282,6 +294,19 @@ fn new(args: NewArgs) -> Outcome {
     println!("created plugin crate `{name}` in {path}");
     println!("  SDK: path dependency on {}", options.sdk.display());
     println!("next:\n  cd {path}\n  cargo higress dev    # serve it through a local Envoy\n  cargo test           # native test host + real Envoy");
+    Ok(0)
+}
+
+fn fix_abi(args: &FixAbiArgs) -> Outcome {
+    for module in &args.modules {
+        let changed = higress_e2e::abi_order::fix_module_file(module).map_err(|e| e.to_string())?;
+        let what = if changed {
+            "moved proxy_abi_version_0_2_100 first"
+        } else {
+            "already in order"
+        };
+        println!("{}: {what}", module.display());
+    }
     Ok(0)
 }
 
