@@ -973,6 +973,60 @@ unsafe extern "C" fn proxy_done() -> u32 {
     })
 }
 
+// ----- Higress: upstream selection, injected data -------------------------------------------------
+
+/// Higress: the route's cluster hosts as `(address, metadata JSON)` pairs.
+#[no_mangle]
+unsafe extern "C" fn proxy_get_upstream_hosts(
+    return_data: *mut *mut u8,
+    return_size: *mut usize,
+) -> u32 {
+    host_call("proxy_get_upstream_hosts", || {
+        let hosts = with_current(|host, _, stream| host.upstream_hosts(stream))?;
+        // SAFETY: out-pointers of locals.
+        unsafe { give("proxy_get_upstream_hosts", &hosts, return_data, return_size) }
+    })
+}
+
+/// Higress: sends the current request to one upstream host.
+#[no_mangle]
+unsafe extern "C" fn proxy_set_upstream_override_host(
+    address_data: *const u8,
+    address_size: usize,
+) -> u32 {
+    host_call("proxy_set_upstream_override_host", || {
+        // SAFETY: the plugin's address, valid for the call.
+        let address = unsafe {
+            bytes(
+                "proxy_set_upstream_override_host",
+                address_data,
+                address_size,
+            )
+        }?;
+        with_current(|host, _, stream| host.set_override_host(stream, address))
+    })
+}
+
+/// Higress: injects response data into the filter chain.
+#[no_mangle]
+unsafe extern "C" fn proxy_inject_encoded_data_to_filter_chain(
+    body_data: *const u8,
+    body_size: usize,
+    end_stream: u32,
+) -> u32 {
+    host_call("proxy_inject_encoded_data_to_filter_chain", || {
+        // SAFETY: the plugin's data, valid for the call.
+        let body = unsafe {
+            bytes(
+                "proxy_inject_encoded_data_to_filter_chain",
+                body_data,
+                body_size,
+            )
+        }?;
+        with_current(|host, _, stream| host.inject_encoded(stream, body, end_stream != 0))
+    })
+}
+
 // ----- metrics ------------------------------------------------------------------------------------
 
 #[no_mangle]

@@ -752,6 +752,7 @@ impl Default for TestHostBuilder {
                 clusters: None,
                 foreign_functions: BTreeMap::new(),
                 redis_servers: BTreeMap::new(),
+                upstream_hosts: Vec::new(),
             },
             plugin_name: None,
         }
@@ -850,6 +851,23 @@ impl TestHostBuilder {
     /// [`clusters`](Self::clusters) restricts the others.
     pub fn redis_server(mut self, cluster: impl Into<String>, address: SocketAddr) -> Self {
         self.settings.redis_servers.insert(cluster.into(), address);
+        self
+    }
+
+    /// Higress: the hosts `proxy_get_upstream_hosts` reports for the route's
+    /// cluster, as `(address, metadata JSON)` pairs, e.g.
+    /// `("10.0.0.1:80", r#"{"health_status":"Healthy"}"#)`. Answered only
+    /// with [`Properties::Higress`] (stock Envoy has no such call).
+    pub fn upstream_hosts<I, A, M>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = (A, M)>,
+        A: Into<String>,
+        M: Into<String>,
+    {
+        self.settings.upstream_hosts = hosts
+            .into_iter()
+            .map(|(a, m)| (a.into(), m.into()))
+            .collect();
         self
     }
 

@@ -304,6 +304,10 @@ pub(super) struct StreamModel {
     /// Per-stream buffer limits (Higress `set_{de,en}coder_buffer_limit`).
     pub(super) decoder_limit: Option<usize>,
     pub(super) encoder_limit: Option<usize>,
+    /// Higress: the host `proxy_set_upstream_override_host` chose.
+    pub(super) override_host: Option<String>,
+    /// Higress: data pushed with `proxy_inject_encoded_data_to_filter_chain`.
+    pub(super) injected: Vec<(Vec<u8>, bool)>,
 }
 
 impl StreamModel {
@@ -367,6 +371,8 @@ pub(super) struct Settings {
     pub(super) foreign_functions: BTreeMap<String, ForeignFn>,
     /// Redis clusters whose calls go to a real server.
     pub(super) redis_servers: BTreeMap<String, SocketAddr>,
+    /// Higress: what `proxy_get_upstream_hosts` answers (address, metadata JSON).
+    pub(super) upstream_hosts: Vec<(String, String)>,
 }
 
 /// Which start callback runs (for the configuration buffers).
@@ -956,6 +962,51 @@ impl HostModel {
     }
 
     // ----- shared data and queues ------------------------------------------------------
+
+    // ----- Higress: upstream selection, injected data ------------------------------------------
+
+    /// The route's cluster hosts, serialized as a pair map. Higress only: the
+    /// stock-Envoy model has no such call (Envoy refuses the module).
+    pub(super) fn upstream_hosts(&self, stream: Option<u32>) -> HostResult<Vec<u8>> {
+        if !self.higress() {
+            return Err(Status::InternalFailure);
+        }
+        self.stream(stream).ok_or(Status::BadArgument)?;
+        let pairs: Vec<(&str, &[u8])> = self
+            .settings
+            .upstream_hosts
+            .iter()
+            .map(|(a, m)| (a.as_str(), m.as_bytes()))
+            .collect();
+        Ok(super::wire::encode_map(&pairs))
+    }
+
+    pub(super) fn set_override_host(
+        &mut self,
+        stream: Option<u32>,
+        address: &[u8],
+    ) -> HostResult<()> {
+        if !self.higress() {
+            return Err(Status::InternalFailure);
+        }
+        let s = self.stream_mut(stream).ok_or(Status::BadArgument)?;
+        s.override_host = Some(String::from_utf8_lossy(address).into_owned());
+        Ok(())
+    }
+
+    pub(super) fn inject_encoded(
+        &mut self,
+        stream: Option<u32>,
+        data: &[u8],
+        end: bool,
+    ) -> HostResult<()> {
+        if !self.higress() {
+            return Err(Status::InternalFailure);
+        }
+        let s = self.stream_mut(stream).ok_or(Status::BadArgument)?;
+        s.injected.push((data.to_vec(), end));
+        Ok(())
+    }
 
     pub(super) fn get_shared_data(&self, key: &str) -> HostResult<(Vec<u8>, u32)> {
         self.shared_data.get(key).cloned().ok_or(Status::NotFound)

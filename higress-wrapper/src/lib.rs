@@ -67,9 +67,13 @@ mod task;
 pub mod cluster;
 pub mod http_client;
 mod http_context;
+pub mod metrics;
 mod plugin;
 mod plugin_context;
 pub mod redis;
+pub mod shared_data;
+pub mod shared_queue;
+pub mod upstream;
 // Layer 4 — the drivers: a plugin root, one request.
 mod root;
 mod stream;
