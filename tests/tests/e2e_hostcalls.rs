@@ -1,0 +1,139 @@
+//! Metrics, shared data and shared queues in a real Envoy with two worker
+//! threads (`--concurrency 2`, one VM each), through the
+//! `tests/plugins/hostcalls` plugin (see its crate docs for `x-hc-op`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod e2e_common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use e2e_common::start;
+use higress_e2e::{wasm_module, ClusterSpec, EchoUpstream, Gateway, PluginSpec};
+
+fn gateway(name: &str) -> (Gateway, EchoUpstream) {
+    let upstream = EchoUpstream::start().unwrap();
+    let wasm = wasm_module("e2e-hostcalls").unwrap_or_else(|e| panic!("building: {e}"));
+    let gateway = start(
+        Gateway::builder()
+            .name(name)
+            .concurrency(2)
+            .log_level("wasm:info")
+            .plugin(PluginSpec::new("hostcalls", wasm, "{}"))
+            .cluster(ClusterSpec::new("echo", upstream.port())),
+    );
+    (gateway, upstream)
+}
+
+fn call(gateway: &Gateway, headers: &[(&str, &[u8])]) -> serde_json::Value {
+    let response = gateway.get("/hc", headers).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    serde_json::from_str(&response.text()).unwrap()
+}
+
+#[test]
+fn metrics_with_labels_in_the_name_show_on_envoy_stats() {
+    let (gateway, _upstream) = gateway("hostcalls-metrics");
+    for (model, tokens) in [("qwen", "10"), ("qwen", "20"), ("gpt", "5")] {
+        let body = call(
+            &gateway,
+            &[
+                ("x-hc-op", b"metrics"),
+                ("x-hc-model", model.as_bytes()),
+                ("x-hc-tokens", tokens.as_bytes()),
+            ],
+        );
+        assert_eq!(
+            body["counter"],
+            format!("route.default.model.{model}.input_token")
+        );
+    }
+    // Whichever worker served each request, Envoy adds them up.
+    assert_eq!(
+        gateway
+            .stat("wasmcustom.route.default.model.qwen.input_token")
+            .unwrap(),
+        Some(30)
+    );
+    assert_eq!(
+        gateway
+            .stat("wasmcustom.route.default.model.gpt.input_token")
+            .unwrap(),
+        Some(5)
+    );
+    assert_eq!(gateway.stat("wasmcustom.hc_last_tokens").unwrap(), Some(5));
+    let stats = gateway.admin_get("/stats?filter=hc_tokens").unwrap().text();
+    assert!(
+        stats.contains("wasmcustom.hc_tokens"),
+        "histogram missing from /stats:\n{stats}"
+    );
+}
+
+#[test]
+fn shared_data_is_one_store_for_both_workers() {
+    let (gateway, _upstream) = gateway("hostcalls-shared");
+    // Per VM: the highest local count it reported.
+    let mut local_by_vm: BTreeMap<String, u64> = BTreeMap::new();
+    let mut sent = 0u64;
+    // Connections are spread over the workers by the kernel: go on until
+    // both VMs answered (and a few more), at most 200 requests.
+    while sent < 200 && (local_by_vm.len() < 2 || sent < 20) {
+        let body = call(&gateway, &[("x-hc-op", b"count")]);
+        sent += 1;
+        // Every request sees every earlier one, whichever worker served it.
+        assert_eq!(body["shared"], sent, "{body}");
+        let vm = body["vm"].as_str().unwrap().to_owned();
+        let local = body["local"].as_u64().unwrap();
+        let previous = local_by_vm.insert(vm, local).unwrap_or(0);
+        assert_eq!(local, previous + 1, "a VM's own count goes up by one");
+    }
+    assert_eq!(
+        local_by_vm.len(),
+        2,
+        "all {sent} requests were served by one worker: {local_by_vm:?}"
+    );
+    // Neither VM alone saw every request; the shared count did.
+    assert_eq!(local_by_vm.values().sum::<u64>(), sent);
+    assert!(local_by_vm.values().all(|&n| n < sent));
+}
+
+#[test]
+fn a_request_enqueues_and_the_registered_worker_dequeues() {
+    let (gateway, _upstream) = gateway("hostcalls-queue");
+    for message in ["m1", "m2", "m3"] {
+        let body = call(
+            &gateway,
+            &[
+                ("x-hc-op", b"enqueue"),
+                ("x-hc-message", message.as_bytes()),
+            ],
+        );
+        assert_eq!(body["enqueued"], true);
+    }
+    // `on_queue_ready` runs on the reader's worker thread, after the
+    // requests returned: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gateway.stat("wasmcustom.hc_dequeued").unwrap() != Some(3) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(
+        gateway.stat("wasmcustom.hc_dequeued").unwrap(),
+        Some(3),
+        "{}",
+        gateway.logs()
+    );
+    for message in ["m1", "m2", "m3"] {
+        assert_eq!(
+            gateway
+                .log_lines_containing(&format!("hc dequeued {message}"))
+                .len(),
+            1,
+            "{message}"
+        );
+    }
+}
