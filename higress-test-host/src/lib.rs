@@ -80,8 +80,10 @@
 //!   `proxy_continue_stream`. With
 //!   [`allow_on_headers_stop_iteration`](TestHostBuilder::allow_on_headers_stop_iteration)
 //!   (Envoy's option) body callbacks run, and a body `Continue` releases
-//!   the headers with the body. Higress picks the rule from the ABI the
-//!   module exports; this SDK exports 0.2.1, so stop all applies there too.
+//!   the headers with the body. Higress picks the rule from the first ABI
+//!   version the module exports; this SDK's modules export 0.2.100 first,
+//!   which keeps `StopIteration` as it is: [`TestHostBuilder::higress`]
+//!   models that.
 //! - **Local responses** are recorded ([`LocalResponse`]) and sent after
 //!   the callback returns: the request goes no further, and the reply
 //!   passes through this filter's response callbacks like any response
@@ -772,9 +774,27 @@ impl TestHostBuilder {
         self
     }
 
-    /// Envoy's `allow_on_headers_stop_iteration` (default false, as Envoy
-    /// and Higress for a module exporting ABI 0.2.1, like this SDK's):
-    /// whether a `Pause` from a headers callback lets body callbacks run.
+    /// Higress running this SDK's module: Higress's properties and ABI
+    /// 0.2.100 semantics (the module's first ABI export), where a `Pause`
+    /// from a headers callback keeps the body callbacks running, as
+    /// [`allow_on_headers_stop_iteration`](Self::allow_on_headers_stop_iteration)
+    /// does on stock Envoy.
+    pub fn higress(self) -> Self {
+        self.properties(Properties::Higress)
+            .allow_on_headers_stop_iteration(true)
+    }
+
+    /// Stock Envoy running the module as ABI 0.2.1 with default options:
+    /// Envoy's properties, and a `Pause` from a headers callback becomes
+    /// *stop all*.
+    pub fn stock_envoy(self) -> Self {
+        self.properties(Properties::Envoy)
+            .allow_on_headers_stop_iteration(false)
+    }
+
+    /// Envoy's `allow_on_headers_stop_iteration` (default false, as stock
+    /// Envoy runs a 0.2.1 module): whether a `Pause` from a headers callback
+    /// lets body callbacks run.
     pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
         self.settings.allow_on_headers_stop_iteration = allow;
         self

@@ -155,6 +155,13 @@ impl From<serde_json::Value> for ContextValue {
     }
 }
 
+/// The property key of the access-log attributes (Go's `CustomLogKey`).
+pub const CUSTOM_LOG_KEY: &str = "custom_log";
+/// The property key of the AI access-log attributes (Go's `AILogKey`).
+pub const AI_LOG_KEY: &str = "ai_log";
+/// The property prefix of trace span tags (Go's `TraceSpanTagPrefix`).
+pub const TRACE_SPAN_TAG_PREFIX: &str = "trace_span_tag.";
+
 /// Which phase's future a direction of a stream waits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum WaitingOn {
@@ -504,7 +511,7 @@ impl<S> HttpContext<S> {
 
     /// Writes the attributes to the `custom_log` access-log property.
     pub fn write_user_attribute_to_log(&self) -> Result<(), HostError> {
-        self.write_user_attribute_to_log_with_key(crate::CUSTOM_LOG_KEY)
+        self.write_user_attribute_to_log_with_key(CUSTOM_LOG_KEY)
     }
 
     /// Writes the attributes to an access-log property (`custom_log`,
@@ -538,7 +545,7 @@ impl<S> HttpContext<S> {
                 log::error!("trace span tag {k} has an empty value, skipped");
                 continue;
             }
-            let path = format!("{}{k}", crate::TRACE_SPAN_TAG_PREFIX);
+            let path = format!("{}{k}", TRACE_SPAN_TAG_PREFIX);
             host::set_property(&[path.as_str()], text.as_bytes())?;
         }
         Ok(())
@@ -906,61 +913,6 @@ impl<S> HttpContext<S> {
             },
             Box::pin(future),
         );
-    }
-
-    /// The callback style, for authors coming from Go: waits for `call` (a
-    /// Redis or HTTP call), then runs `callback` with this request's context
-    /// and the result; the action it returns is applied and the request
-    /// resumed by the SDK. Return it from a headers hook:
-    ///
-    /// ```
-    /// # use higress_wrapper::prelude::*;
-    /// # use higress_wrapper::redis::RedisClient;
-    /// fn on_request_headers(ctx: &mut HttpContext, redis: &RedisClient) -> HeaderAction {
-    ///     ctx.then(redis.get("k"), |ctx, reply| {
-    ///         if let Ok(Some(v)) = reply {
-    ///             ctx.set_request_header("x-v", v);
-    ///         }
-    ///         HeaderAction::Continue
-    ///     })
-    /// }
-    /// # let _ = on_request_headers;
-    /// ```
-    pub fn then<F, T>(
-        &self,
-        call: F,
-        callback: impl FnOnce(&mut HttpContext<S>, T) -> crate::HeaderAction + 'static,
-    ) -> crate::HeaderAction
-    where
-        F: std::future::Future<Output = T> + 'static,
-        S: 'static,
-    {
-        let handle = self.handle();
-        crate::HeaderAction::wait(async move {
-            let result = call.await;
-            handle
-                .with(|ctx| callback(ctx, result))
-                .unwrap_or(crate::HeaderAction::Continue)
-        })
-    }
-
-    /// [`then`](Self::then) for body hooks.
-    pub fn then_data<F, T>(
-        &self,
-        call: F,
-        callback: impl FnOnce(&mut HttpContext<S>, T) -> crate::DataAction + 'static,
-    ) -> crate::DataAction
-    where
-        F: std::future::Future<Output = T> + 'static,
-        S: 'static,
-    {
-        let handle = self.handle();
-        crate::DataAction::wait(async move {
-            let result = call.await;
-            handle
-                .with(|ctx| callback(ctx, result))
-                .unwrap_or(crate::DataAction::Continue)
-        })
     }
 
     /// Whether a local response was sent for this request.

@@ -29,21 +29,47 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip1` and deploy the
 //! `.wasm` to Higress (a `WasmPlugin`) or any Envoy (an `envoy.filters.http.wasm`
-//! filter). The module exports `proxy_abi_version_0_2_1` and imports only the
-//! standard proxy-wasm ABI and WASI, so it loads in stock Envoy as well.
+//! filter). The module exports `proxy_abi_version_0_2_100` before
+//! `proxy_abi_version_0_2_1` (Higress runs it as 0.2.100, stock Envoy as
+//! 0.2.1; see [`plugin_entry!`]) and imports only the host calls it uses, so
+//! it loads in stock Envoy as well unless it uses a Higress-only call.
 //!
 //! ## Where things are
-//! - A request enters in [`stream`](crate) (private): the host calls it for
-//!   each phase; it matches the config and calls your hooks.
-//! - Config is parsed in [`config`] and matched per request by the prepared
-//!   `_rules_` matcher (private `matcher`).
-//! - Host calls leave through one private module, `host`, the only `unsafe`
-//!   code in the crate. It never panics on what the host answers.
-//! - `test_host` (feature `test-host`) runs your plugin in-process under
-//!   `cargo test`, through the same ABI functions Envoy calls.
+//! - A request **enters** in `entry` (private): every `proxy_on_*` export
+//!   of the module, each a few lines that find the context and hand over to
+//!   the per-request driver `stream` (rule matching, hooks, pause/resume)
+//!   or the plugin root `root` (configure, plugin start, ticks).
+//! - Config is **parsed** in [`config`] and **matched** per request by the
+//!   `_rules_` matcher prepared at configure time (private `config::matcher`).
+//! - Host calls **leave** through one private module, `host`: every
+//!   `proxy_*` import, raw statuses mapped to [`HostError`]; it never panics
+//!   on what the host answers. `host` and `entry` are the only modules with
+//!   `unsafe` code (`#[no_mangle]` and raw pointers).
+//! - The native test host is the crate `higress-test-host` (a
+//!   dev-dependency): it provides the host functions natively and calls the
+//!   same exports Envoy calls. The SDK has no test-only code path.
+//!
+//! ## Layers
+//! Modules form layers: each imports only from its own layer or the ones
+//! listed before it, and no modules import each other in a cycle. The test
+//! `tests/layers.rs` reads this table and checks every source file against
+//! it, so a new module must be listed here.
+//!
+//! | layer | modules | what they are, what they may call |
+//! |---|---|---|
+//! | 0 leaf | `error`, `wire`, `host` | errors, wire formats, the host imports; nothing of the SDK but each other |
+//! | 1 config | `config` | parsing, `_rules_`, merge-patch, the prepared matcher (`config/`); pure (layer 0 at most) |
+//! | 2 runtime | `callout`, `log`, `task` | the table of calls in flight, logging, the executor; layers 0-1 |
+//! | 3 API | `plugin`, `http_context`, `plugin_context`, `cluster`, `http_client`, `redis`, `metrics`, `shared_data`, `shared_queue`, `upstream` | what plugins use; layers 0-2 |
+//! | 4 driver | `stream`, `root` | one request through the hooks; a plugin root; layers 0-3 |
+//! | 5 entry | `entry` | where the host enters; layers 0-4 |
 //!
 //! ## Dependencies
-//! Only `proxy-wasm`, `serde`, `serde_json`, `thiserror` and `log`. Config
+//! Only `serde`, `serde_json`, `thiserror` and `log` (and the macro crate).
+//! The `proxy-wasm` crate is not used: its dispatcher keeps hash maps of
+//! boxed contexts and panics on statuses and ids it does not expect, so the
+//! SDK declares the ABI itself (`host`, `entry`) — fewer instructions per
+//! callback, no panic on host data, and a smaller module. Config
 //! errors name the JSON path of the bad field
 //! (`redis.port: invalid type: string, expected u16`) through the SDK's own
 //! small `&Value` deserializer, which also keeps float formatting out of the
@@ -56,9 +82,8 @@
 mod error;
 mod host;
 mod wire;
-// Layer 1 — config: parsing, `_rules_`, merge-patch, matcher (pure).
+// Layer 1 — config: parsing, `_rules_`, merge-patch, matcher (pure; config/).
 pub mod config;
-pub(crate) mod matcher;
 // Layer 2 — runtime: logging, the call table, the executor.
 mod callout;
 mod log;
@@ -116,12 +141,7 @@ pub use plugin_context::PluginContext;
 /// a compile error pointing at your code.
 pub use higress_wrapper_macros::set_ctx;
 
-/// The property key of the access-log attributes (Go's `CustomLogKey`).
-pub const CUSTOM_LOG_KEY: &str = "custom_log";
-/// The property key of the AI access-log attributes (Go's `AILogKey`).
-pub const AI_LOG_KEY: &str = "ai_log";
-/// The property prefix of trace span tags (Go's `TraceSpanTagPrefix`).
-pub const TRACE_SPAN_TAG_PREFIX: &str = "trace_span_tag.";
+pub use http_context::{AI_LOG_KEY, CUSTOM_LOG_KEY, TRACE_SPAN_TAG_PREFIX};
 
 /// The JSON value config parsers receive (`serde_json::Value`).
 pub use serde_json::Value as JsonValue;

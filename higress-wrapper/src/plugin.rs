@@ -19,7 +19,7 @@ use std::future::Future;
 /// |---|---|
 /// | stock Envoy, ABI 0.2.1 (default) | becomes *stop all*: the headers **and the body** are held; body hooks do not run until the stream is resumed (by the SDK when a waited-on future completes, or by [`HttpContext::resume_request`]). A request paused by hand to read its body first **hangs**. |
 /// | stock Envoy with `allow_on_headers_stop_iteration: true` | headers are held, body hooks run; the headers leave once a body hook returns `Continue` at end of stream, so a header set after reading the body reaches the upstream. |
-/// | Higress | the host picks the semantics from the ABI the module exports. This SDK exports `proxy_abi_version_0_2_1`, so it is the first row (stop all); only modules exporting `0_2_100` keep `StopIteration` (this SDK does not offer that). |
+/// | Higress | the host picks the semantics from the first ABI version the module exports. Modules built with this SDK export `proxy_abi_version_0_2_100` first ([`plugin_entry!`](crate::plugin_entry)), so Higress keeps `StopIteration` as it is: the second row, without any option. |
 ///
 /// In every case a local response ([`HttpContext::send_local_response`])
 /// ends the request, whatever the hook returns.
@@ -404,4 +404,63 @@ pub trait HttpPlugin: Sized + 'static {
     /// host's `proxy_on_queue_ready`). The SDK itself uses no queue: every
     /// queue id is the plugin's.
     fn on_queue_ready(_ctx: &mut PluginContext<'_, Self::Config>, _queue_id: u32) {}
+}
+
+/// The callback style of waiting (defined here, beside the actions it
+/// builds, so that `http_context` does not depend on this module).
+impl<S> HttpContext<S> {
+    /// The callback style, for authors coming from Go: waits for `call` (a
+    /// Redis or HTTP call), then runs `callback` with this request's context
+    /// and the result; the action it returns is applied and the request
+    /// resumed by the SDK. Return it from a headers hook:
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// # use higress_wrapper::redis::RedisClient;
+    /// fn on_request_headers(ctx: &mut HttpContext, redis: &RedisClient) -> HeaderAction {
+    ///     ctx.then(redis.get("k"), |ctx, reply| {
+    ///         if let Ok(Some(v)) = reply {
+    ///             ctx.set_request_header("x-v", v);
+    ///         }
+    ///         HeaderAction::Continue
+    ///     })
+    /// }
+    /// # let _ = on_request_headers;
+    /// ```
+    pub fn then<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> HeaderAction + 'static,
+    ) -> HeaderAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        HeaderAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(HeaderAction::Continue)
+        })
+    }
+
+    /// [`then`](Self::then) for body hooks.
+    pub fn then_data<F, T>(
+        &self,
+        call: F,
+        callback: impl FnOnce(&mut HttpContext<S>, T) -> DataAction + 'static,
+    ) -> DataAction
+    where
+        F: std::future::Future<Output = T> + 'static,
+        S: 'static,
+    {
+        let handle = self.handle();
+        DataAction::wait(async move {
+            let result = call.await;
+            handle
+                .with(|ctx| callback(ctx, result))
+                .unwrap_or(DataAction::Continue)
+        })
+    }
 }

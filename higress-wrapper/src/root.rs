@@ -9,19 +9,11 @@
 
 use crate::config::{self, ParsedConfig};
 use crate::host::{self, BufferType};
-use crate::matcher::RuleMatcher;
 use crate::plugin::HttpPlugin;
 use crate::plugin_context::{tick_period_ms, PluginContext, Tick};
-use crate::stream::{Stream, StreamDriver};
+use crate::stream::{Shared, Stream, StreamDriver};
 use std::cell::RefCell;
 use std::rc::Rc;
-
-/// What a root shares with the requests it creates.
-pub(crate) struct Shared<C> {
-    pub(crate) root_id: u32,
-    pub(crate) plugin_id: Option<Rc<str>>,
-    pub(crate) matcher: RuleMatcher<C>,
-}
 
 /// What `entry` calls for a root context.
 pub(crate) trait RootDriver {

@@ -16,14 +16,21 @@
 //! Layering: driver. Imports the public API layer (`plugin`, `http_context`)
 //! and the runtime below it.
 
+use crate::config::matcher::{Matched, RuleMatcher};
 use crate::host;
 use crate::http_context::{Dir, HttpContext, Phase, WaitingOn};
-use crate::matcher::Matched;
 use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
-use crate::root::Shared;
 use crate::task::{self, Owner, TaskScope};
 use std::cell::RefCell;
 use std::rc::Rc;
+
+/// What a plugin root shares with the requests it creates (built by `root`
+/// at configure time; requests in flight keep the one they matched).
+pub(crate) struct Shared<C> {
+    pub(crate) root_id: u32,
+    pub(crate) plugin_id: Option<Rc<str>>,
+    pub(crate) matcher: RuleMatcher<C>,
+}
 
 /// What a request callback answers the host (proxy-wasm `Action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
