@@ -405,6 +405,16 @@ pub(crate) fn call_foreign_function(
     name: &str,
     arguments: &[u8],
 ) -> Result<Option<Vec<u8>>, HostError> {
+    match call_foreign(name, arguments) {
+        Ok(result) => Ok((!result.is_empty()).then_some(result)),
+        Err(HostError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`call_foreign_function`], with an unknown function (`NotFound`) an
+/// error and no result data an empty vector.
+pub(crate) fn call_foreign(name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: buffers are live; out-pointers are valid.
@@ -418,7 +428,9 @@ pub(crate) fn call_foreign_function(
             &mut size,
         )
     };
-    optional(status, data, size)
+    let result = take_buffer(data, size);
+    check(status)?;
+    Ok(result.unwrap_or_default())
 }
 
 #[link(wasm_import_module = "env")]

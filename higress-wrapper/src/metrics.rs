@@ -175,23 +175,44 @@ impl Histogram {
     }
 }
 
+/// Runs `op` on the cached id of `name`; if the host no longer knows that
+/// id (`NotFound`: a host whose metrics are not per VM, such as several
+/// native test hosts on one thread), defines the name again and retries once.
+fn with_metric(
+    kind: Kind,
+    name: &str,
+    op: impl Fn(u32) -> Result<(), HostError>,
+) -> Result<(), HostError> {
+    match op(define(kind, name)?) {
+        Err(HostError::NotFound) => {
+            let _ = DEFINED.try_with(|d| {
+                if let Ok(mut d) = d.try_borrow_mut() {
+                    d.remove(&(kind, name.to_owned()));
+                }
+            });
+            op(define(kind, name)?)
+        }
+        other => other,
+    }
+}
+
 /// Adds `by` to counter `name`, defining it on first use (Go ai-statistics'
 /// `incrementCounter`).
 pub fn increment_counter(name: &str, by: u64) -> Result<(), HostError> {
-    Counter::define(name)?.increment(by)
+    with_metric(Kind::Counter, name, |id| Counter { id }.increment(by))
 }
 
 /// Sets gauge `name`, defining it on first use.
 pub fn set_gauge(name: &str, value: u64) -> Result<(), HostError> {
-    Gauge::define(name)?.set(value)
+    with_metric(Kind::Gauge, name, |id| Gauge { id }.set(value))
 }
 
 /// Adds `offset` to gauge `name`, defining it on first use.
 pub fn add_gauge(name: &str, offset: i64) -> Result<(), HostError> {
-    Gauge::define(name)?.add(offset)
+    with_metric(Kind::Gauge, name, |id| Gauge { id }.add(offset))
 }
 
 /// Records a sample in histogram `name`, defining it on first use.
 pub fn record_histogram(name: &str, value: u64) -> Result<(), HostError> {
-    Histogram::define(name)?.record(value)
+    with_metric(Kind::Histogram, name, |id| Histogram { id }.record(value))
 }

@@ -10,7 +10,8 @@
     clippy::indexing_slicing
 )]
 
-use higress_test_host::{MetricValue, Properties, TestHost};
+use higress_test_host::{LogLevel, MetricValue, TestHost};
+use higress_wrapper::foreign;
 use higress_wrapper::metrics::{self, Counter, Gauge, Histogram};
 use higress_wrapper::prelude::*;
 use higress_wrapper::shared_data::{self, SharedDataError, Versioned};
@@ -133,7 +134,7 @@ impl HttpPlugin for Calls {
         // Registering again finds the same queue.
         assert_eq!(ctx.register_queue("events")?, queue);
         assert_eq!(ctx.resolve_queue("", "events")?, queue);
-        Counter::define("starts")?.increment(1)?;
+        metrics::increment_counter("starts", 1)?;
         Ok(())
     }
 
@@ -359,8 +360,7 @@ fn match_config_is_the_config_the_hooks_get() {
 
 fn higress_host() -> TestHost {
     TestHost::builder()
-        .properties(Properties::Higress)
-        .allow_on_headers_stop_iteration(true)
+        .higress()
         .upstream_hosts([
             ("10.0.0.1:80", r#"{"health_status":"Healthy","weight":1}"#),
             ("10.0.0.2:80", r#"{"health_status":"Unhealthy","weight":9}"#),
@@ -431,6 +431,7 @@ fn response_data_is_injected_into_the_filter_chain() {
 #[test]
 fn higress_only_calls_fail_on_the_stock_envoy_model() {
     let host = TestHost::builder()
+        .stock_envoy()
         .upstream_hosts([("10.0.0.1:80", "{}")])
         .start::<Calls>(CONFIG)
         .unwrap();
@@ -439,4 +440,42 @@ fn higress_only_calls_fail_on_the_stock_envoy_model() {
     s.done().unwrap();
     let result = host.block_on(async { upstream::set_upstream_override_host("10.0.0.1:80") });
     assert!(result.is_err());
+}
+
+// ----- foreign functions ------------------------------------------------------------------
+
+#[test]
+fn known_foreign_functions_are_typed() {
+    let host = TestHost::builder()
+        .higress()
+        .log_level(LogLevel::Warn)
+        .foreign_function("inject_encoded_data_to_filter_chain_on_header", |_| None)
+        .start::<Calls>(CONFIG)
+        .unwrap();
+    host.block_on(async {
+        assert_eq!(foreign::host_log_level(), Ok(3));
+        foreign::clear_route_cache().unwrap();
+        foreign::inject_encoded_data_on_header(b"{}", true).unwrap();
+    });
+    let calls = host.foreign_function_calls();
+    let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "get_log_level",
+            "clear_route_cache",
+            "inject_encoded_data_to_filter_chain_on_header"
+        ]
+    );
+    // The protobuf arguments: body = "{}", endstream = true.
+    assert_eq!(calls[2].1, b"\x0a\x02{}\x10\x01");
+
+    // A host without `get_log_level` (stock Envoy): NotFound, not a panic.
+    let envoy = TestHost::builder()
+        .stock_envoy()
+        .start::<Calls>(CONFIG)
+        .unwrap();
+    envoy.block_on(async {
+        assert_eq!(foreign::host_log_level(), Err(HostError::NotFound));
+    });
 }
