@@ -47,6 +47,8 @@ extern "C-unwind" {
     );
     fn proxy_on_delete(context_id: u32);
     fn proxy_on_redis_call_response(context_id: u32, token: u32, status: u32, size: usize);
+    fn proxy_on_grpc_receive(context_id: u32, token: u32, response_size: usize);
+    fn proxy_on_grpc_close(context_id: u32, token: u32, status_code: u32);
 }
 
 // The safe wrappers the driver calls. The driver only passes context ids
@@ -130,6 +132,18 @@ pub(super) fn on_http_call_response(
 pub(super) fn on_redis_call_response(context_id: u32, token: u32, status: u32, size: usize) {
     // SAFETY: the SDK's export; plain values.
     unsafe { proxy_on_redis_call_response(context_id, token, status, size) }
+}
+
+/// A gRPC call's response message arrived (size in buffer type 5).
+pub(super) fn on_grpc_receive(context_id: u32, token: u32, size: usize) {
+    // SAFETY: the SDK's export; plain values.
+    unsafe { proxy_on_grpc_receive(context_id, token, size) }
+}
+
+/// A gRPC call ended with a non-OK status.
+pub(super) fn on_grpc_close(context_id: u32, token: u32, status: u32) {
+    // SAFETY: the SDK's export; plain values.
+    unsafe { proxy_on_grpc_close(context_id, token, status) }
 }
 
 pub(super) fn on_done(context_id: u32) -> bool {

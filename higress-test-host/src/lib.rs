@@ -172,7 +172,8 @@
 //! ```
 //!
 //! # What it does not model
-//! gRPC replies; TCP streams; several worker threads; Envoy's
+//! gRPC streams (unary gRPC calls are answered by
+//! [`respond_grpc`](TestHost::respond_grpc) / [`fail_grpc`](TestHost::fail_grpc)); TCP streams; several worker threads; Envoy's
 //! `x-request-id` generation (use [`HttpStream::set_request_id`]); wall
 //! clock timeouts of HTTP calls (time is the host clock).
 // A native host: on wasm32 the real host provides the ABI, and this crate is empty.
@@ -494,6 +495,29 @@ impl TestHost {
             headers: HeaderMap::default(),
             body: Vec::new(),
             trailers: HeaderMap::default(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
+    /// Answers gRPC call `token` with its response `message` (the
+    /// serialized protobuf), as Envoy's `onGrpcReceive` for a unary call.
+    pub fn respond_grpc(&self, token: u32, message: impl AsRef<[u8]>) -> Result<(), DeliveryError> {
+        let answer = Answer::Grpc {
+            status: 0,
+            message: message.as_ref().to_vec(),
+            status_message: String::new(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
+    /// Ends gRPC call `token` with a non-OK gRPC `status` (e.g. 14,
+    /// UNAVAILABLE) and `message`, as Envoy's `onGrpcClose`; the plugin
+    /// reads the message through `proxy_get_status`.
+    pub fn fail_grpc(&self, token: u32, status: u32, message: &str) -> Result<(), DeliveryError> {
+        let answer = Answer::Grpc {
+            status,
+            message: Vec::new(),
+            status_message: message.to_owned(),
         };
         driver::deliver(self.root, token, answer)
     }

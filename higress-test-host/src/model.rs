@@ -430,6 +430,8 @@ pub(super) enum Delivery {
         trailers: HeaderMap,
     },
     Redis(Vec<u8>),
+    /// A gRPC call's response message (buffer type 5).
+    Grpc(Vec<u8>),
 }
 
 /// What the host answers a callout with.
@@ -445,6 +447,13 @@ pub(super) enum Answer {
     /// A Redis reply: status 0 with the raw RESP bytes, or 1
     /// (`NetworkError`) with none.
     Redis { status: u32, data: Vec<u8> },
+    /// A gRPC call's outcome: status 0 with the response message, or a
+    /// gRPC status code and message (no response).
+    Grpc {
+        status: u32,
+        message: Vec<u8>,
+        status_message: String,
+    },
 }
 
 impl Answer {
@@ -740,6 +749,10 @@ impl HostModel {
             },
             9 => match &self.delivery {
                 Some(Delivery::Redis(data)) => buffer_get(data, start, max),
+                _ => Err(Status::NotFound),
+            },
+            5 => match &self.delivery {
+                Some(Delivery::Grpc(message)) => buffer_get(message, start, max),
                 _ => Err(Status::NotFound),
             },
             6 => buffer_get(&self.settings.vm_configuration, start, max),

@@ -40,6 +40,8 @@ pub(crate) enum BufferType {
     RequestBody = 0,
     ResponseBody = 1,
     HttpCallResponseBody = 4,
+    /// A gRPC call's response message, valid inside its callback.
+    GrpcReceiveBuffer = 5,
     PluginConfiguration = 7,
     /// Higress only: the reply of a Redis call, valid inside its callback.
     RedisCallResponse = 9,
@@ -707,4 +709,74 @@ pub(crate) fn inject_encoded_data(body: &[u8], end_stream: bool) -> Result<(), H
     check(unsafe {
         proxy_inject_encoded_data_to_filter_chain(body.as_ptr(), body.len(), u32::from(end_stream))
     })
+}
+
+// ----- gRPC ------------------------------------------------------------------
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_grpc_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        service_name_data: *const u8,
+        service_name_size: usize,
+        method_name_data: *const u8,
+        method_name_size: usize,
+        initial_metadata_data: *const u8,
+        initial_metadata_size: usize,
+        message_data: *const u8,
+        message_size: usize,
+        timeout_milliseconds: u32,
+        return_token: *mut u32,
+    ) -> u32;
+    fn proxy_get_status(
+        return_code: *mut u32,
+        return_message_data: *mut *mut u8,
+        return_message_size: *mut usize,
+    ) -> u32;
+}
+
+/// Dispatches a unary gRPC call to `cluster`; returns the host's token. The
+/// reply arrives through `proxy_on_grpc_receive` or `proxy_on_grpc_close`.
+pub(crate) fn grpc_call(
+    cluster: &str,
+    service: &str,
+    method: &str,
+    metadata: &[(&str, &[u8])],
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Result<u32, HostError> {
+    let metadata = crate::wire::encode_map(metadata);
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let mut token: u32 = 0;
+    // SAFETY: all buffers are live for the call; `token` is a valid out-pointer.
+    check(unsafe {
+        proxy_grpc_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            service.as_ptr(),
+            service.len(),
+            method.as_ptr(),
+            method.len(),
+            metadata.as_ptr(),
+            metadata.len(),
+            message.as_ptr(),
+            message.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
+/// The status of the last callout (code, message), e.g. a gRPC status.
+pub(crate) fn get_status() -> Result<(u32, Vec<u8>), HostError> {
+    let mut code: u32 = 0;
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; the buffer is taken once.
+    let status = unsafe { proxy_get_status(&mut code, &mut data, &mut size) };
+    let message = take_buffer(data, size);
+    check(status)?;
+    Ok((code, message.unwrap_or_default()))
 }

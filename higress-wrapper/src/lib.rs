@@ -60,7 +60,7 @@
 //! | 0 leaf | `error`, `wire`, `host` | errors, wire formats, the host imports; nothing of the SDK but each other |
 //! | 1 config | `config` | parsing, `_rules_`, merge-patch, the prepared matcher (`config/`); pure (layer 0 at most) |
 //! | 2 runtime | `callout`, `log`, `task` | the table of calls in flight, logging, the executor; layers 0-1 |
-//! | 3 API | `plugin`, `http_context`, `plugin_context`, `cluster`, `http_client`, `redis`, `foreign`, `metrics`, `shared_data`, `shared_queue`, `upstream` | what plugins use; layers 0-2 |
+//! | 3 API | `plugin`, `http_context`, `plugin_context`, `cluster`, `http_client`, `redis`, `foreign`, `grpc`, `metrics`, `shared_data`, `shared_queue`, `upstream` | what plugins use; layers 0-2 |
 //! | 4 driver | `stream`, `root` | one request through the hooks; a plugin root; layers 0-3 |
 //! | 5 entry | `entry` | where the host enters; layers 0-4 |
 //!
@@ -91,6 +91,7 @@ mod task;
 // Layer 3 — the public API: hooks, contexts, clients.
 pub mod cluster;
 pub mod foreign;
+pub mod grpc;
 pub mod http_client;
 mod http_context;
 pub mod metrics;

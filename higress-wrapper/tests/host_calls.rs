@@ -10,8 +10,9 @@
     clippy::indexing_slicing
 )]
 
-use higress_test_host::{LogLevel, MetricValue, TestHost};
+use higress_test_host::{Action, CalloutKind, LogLevel, MetricValue, TestHost};
 use higress_wrapper::foreign;
+use higress_wrapper::grpc::{GrpcCall, GrpcError};
 use higress_wrapper::metrics::{self, Counter, Gauge, Histogram};
 use higress_wrapper::prelude::*;
 use higress_wrapper::shared_data::{self, SharedDataError, Versioned};
@@ -19,6 +20,7 @@ use higress_wrapper::shared_queue::SharedQueue;
 use higress_wrapper::upstream::{self, UpstreamHost};
 use std::cell::Cell;
 use std::rc::Rc;
+use std::time::Duration;
 
 #[derive(Debug, serde::Deserialize)]
 struct Config {
@@ -75,6 +77,24 @@ impl Calls {
                 ctx.set_request_header("x-matched", tag.unwrap_or_default());
                 ctx.set_request_header("x-wrong-type", wrong_type.to_string());
                 HeaderAction::Continue
+            }
+            Some("grpc") => {
+                let call = GrpcCall::new(
+                    "authz",
+                    "authz.v1.Authz",
+                    "Check",
+                    b"\x0a\x05alice".to_vec(),
+                )
+                .metadata("x-tenant", "t1")
+                .timeout(Duration::from_millis(300))
+                .send();
+                ctx.then(call, |ctx, reply: Result<Vec<u8>, GrpcError>| {
+                    match reply {
+                        Ok(response) => ctx.set_request_header("x-authz", response),
+                        Err(e) => ctx.send_local_response(503, &[], e.to_string()),
+                    }
+                    HeaderAction::Continue
+                })
             }
             // Hold the headers; pick the host once the body is there (Go's
             // ai-load-balancer).
@@ -478,4 +498,96 @@ fn known_foreign_functions_are_typed() {
     envoy.block_on(async {
         assert_eq!(foreign::host_log_level(), Err(HostError::NotFound));
     });
+}
+
+// ----- gRPC callouts --------------------------------------------------------------------
+
+fn grpc_request(host: &TestHost) -> (higress_test_host::HttpStream<'_>, u32) {
+    let mut s = host.http_stream();
+    let action = s
+        .send_request_headers(&[(":path", "/"), ("x-op", "grpc")], true)
+        .unwrap();
+    assert_eq!(action, Action::Pause, "paused while the call is out");
+    let callouts = s.callouts();
+    assert_eq!(callouts.len(), 1);
+    let token = callouts[0].token;
+    (s, token)
+}
+
+#[test]
+fn a_grpc_reply_resumes_the_request_once() {
+    let host = start();
+    let (mut s, token) = grpc_request(&host);
+    match &s.callouts()[0].kind {
+        CalloutKind::Grpc {
+            upstream,
+            service,
+            method,
+            initial_metadata,
+            message,
+            timeout,
+        } => {
+            assert_eq!(upstream, "authz");
+            assert_eq!(service, "authz.v1.Authz");
+            assert_eq!(method, "Check");
+            assert_eq!(initial_metadata.len(), 1);
+            assert_eq!(initial_metadata[0].0, "x-tenant");
+            assert_eq!(message, b"\x0a\x05alice");
+            assert_eq!(*timeout, Duration::from_millis(300));
+        }
+        other => panic!("not a gRPC call: {other:?}"),
+    }
+    assert_eq!(token & 3, 1, "gRPC call tokens are 1 mod 4");
+    host.respond_grpc(token, b"allow").unwrap();
+    assert!(!s.is_request_paused());
+    assert_eq!(s.request_resume_count(), 1);
+    assert_eq!(s.upstream_request_header("x-authz").unwrap(), "allow");
+    s.done().unwrap();
+    host.assert_idle();
+}
+
+#[test]
+fn a_grpc_failure_carries_the_status_and_message() {
+    let host = start();
+    let (mut s, token) = grpc_request(&host);
+    host.fail_grpc(token, 14, "no healthy upstream").unwrap();
+    let reply = s.local_response().unwrap();
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.body, b"grpc status 14: no healthy upstream");
+    assert!(s.upstream_request_headers().is_none());
+    s.done().unwrap();
+    host.assert_idle();
+}
+
+#[test]
+fn a_grpc_reply_after_the_request_ended_is_dropped() {
+    let host = start();
+    let (mut s, token) = grpc_request(&host);
+    s.done().unwrap();
+    assert_eq!(
+        host.pending_calls(),
+        0,
+        "the ended request dropped its call"
+    );
+    // The host still answers; nothing waits, nothing is touched.
+    host.respond_grpc(token, b"late").unwrap();
+    assert_eq!(host.pending_tasks(), 0);
+    host.assert_idle();
+}
+
+#[test]
+fn a_grpc_call_to_an_unknown_cluster_fails_at_once() {
+    let host = TestHost::builder()
+        .clusters(["other"])
+        .start::<Calls>(CONFIG)
+        .unwrap();
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), ("x-op", "grpc")], true)
+        .unwrap();
+    let reply = s.local_response().unwrap();
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.body, b"dispatch failed: bad argument");
+    assert!(s.callouts().is_empty());
+    s.done().unwrap();
+    host.assert_idle();
 }
