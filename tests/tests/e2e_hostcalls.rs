@@ -137,3 +137,141 @@ fn a_request_enqueues_and_the_registered_worker_dequeues() {
         );
     }
 }
+
+// ----- gRPC callouts against a real grpcio server ------------------------------------------
+
+/// A Python with `grpcio`: `HIGRESS_E2E_PYTHON`, else the workspace's
+/// `target/grpc-venv` (`python3 -m venv target/grpc-venv &&
+/// target/grpc-venv/bin/pip install grpcio`).
+fn grpc_python() -> std::path::PathBuf {
+    if let Some(python) = std::env::var_os("HIGRESS_E2E_PYTHON") {
+        return python.into();
+    }
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/grpc-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "no Python with grpcio: set HIGRESS_E2E_PYTHON or run \
+         `python3 -m venv target/grpc-venv && target/grpc-venv/bin/pip install grpcio`"
+    );
+    venv
+}
+
+/// A unary gRPC service `hc.Echo` on raw bytes: `Say` answers
+/// `echo:<message>:<x-tenant metadata>`, `Deny` fails with
+/// PERMISSION_DENIED (7) and the message `denied <message>`.
+const GRPC_SERVER: &str = r#"
+import sys
+from concurrent import futures
+import grpc
+
+def say(request, context):
+    tenant = dict(context.invocation_metadata()).get("x-tenant", "")
+    return b"echo:" + request + b":" + tenant.encode()
+
+def deny(request, context):
+    context.abort(grpc.StatusCode.PERMISSION_DENIED, "denied " + request.decode())
+
+handler = grpc.method_handlers_generic_handler("hc.Echo", {
+    "Say": grpc.unary_unary_rpc_method_handler(say),
+    "Deny": grpc.unary_unary_rpc_method_handler(deny),
+})
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((handler,))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+sys.stdin.read()
+server.stop(0)
+"#;
+
+/// The gRPC server process; killed on drop.
+struct GrpcServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GrpcServer {
+    fn start() -> GrpcServer {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(grpc_python())
+            .args(["-c", GRPC_SERVER])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("grpc server said {line:?}"));
+        GrpcServer { child, port }
+    }
+}
+
+impl Drop for GrpcServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_grpc_callout_reaches_a_real_grpc_server() {
+    let server = GrpcServer::start();
+    let upstream = EchoUpstream::start().unwrap();
+    let wasm = wasm_module("e2e-hostcalls").unwrap_or_else(|e| panic!("building: {e}"));
+    let gateway = start(
+        Gateway::builder()
+            .name("hostcalls-grpc")
+            .log_level("wasm:info")
+            .plugin(PluginSpec::new("hostcalls", wasm, "{}"))
+            .cluster(ClusterSpec::new("echo", upstream.port()))
+            .cluster(ClusterSpec::new("grpc", server.port))
+            .patch_bootstrap(|bootstrap| {
+                // gRPC needs HTTP/2 to the cluster.
+                let clusters = bootstrap["static_resources"]["clusters"]
+                    .as_array_mut()
+                    .unwrap();
+                let grpc = clusters.iter_mut().find(|c| c["name"] == "grpc").unwrap();
+                grpc["typed_extension_protocol_options"] = serde_json::json!({
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": { "http2_protocol_options": {} },
+                    }
+                });
+            }),
+    );
+    let ok = gateway
+        .get(
+            "/hc",
+            &[
+                ("x-hc-op", b"grpc"),
+                ("x-hc-method", b"Say"),
+                ("x-hc-message", b"hi"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(ok.status, 200, "{}\n{}", ok.text(), gateway.logs());
+    let body: serde_json::Value = serde_json::from_str(&ok.text()).unwrap();
+    assert_eq!(body["grpc"], "echo:hi:t1");
+
+    let denied = gateway
+        .get(
+            "/hc",
+            &[
+                ("x-hc-op", b"grpc"),
+                ("x-hc-method", b"Deny"),
+                ("x-hc-message", b"bob"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(denied.status, 503, "{}", denied.text());
+    let body: serde_json::Value = serde_json::from_str(&denied.text()).unwrap();
+    // Envoy appends where the status came from: `denied bob{via_upstream}`.
+    let error = body["error"].as_str().unwrap();
+    assert!(error.starts_with("grpc status 7: denied bob"), "{error}");
+}

@@ -8,16 +8,19 @@
 //! | `metrics` | adds `x-hc-tokens` to counter `route.<route>.model.<x-hc-model>.input_token`, sets gauge `hc_last_tokens`, records histogram `hc_tokens` | `{"counter": <name>}` |
 //! | `count` | adds 1 to shared-data key `hits` (typed, with the CAS retry helper) and to this VM's own count | `{"shared": n, "local": k, "vm": <this VM's random id>}` |
 //! | `enqueue` | enqueues `x-hc-message` on shared queue `events` | `{"enqueued": true}` |
+//! | `grpc` | unary gRPC call `hc.Echo/<x-hc-method>` on cluster `grpc` with message `x-hc-message` and metadata `x-tenant: t1` | 200 `{"grpc": <response as text>}`, or 503 `{"error": ...}` |
 //!
 //! At start every VM registers queue `events`; the one the host keeps as
 //! its reader dequeues in `on_queue_ready`, counts messages in counter
 //! `hc_dequeued` and logs `hc dequeued <message>`.
+use higress_wrapper::grpc::{GrpcCall, GrpcError};
 use higress_wrapper::metrics::{self, Counter};
 use higress_wrapper::prelude::*;
 use higress_wrapper::shared_data;
 use higress_wrapper::shared_queue::SharedQueue;
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hasher};
+use std::time::Duration;
 
 /// The plugin.
 #[derive(Debug)]
@@ -102,6 +105,22 @@ fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
                 Ok(()) => answer(ctx, 200, serde_json::json!({ "enqueued": true })),
                 Err(e) => fail(ctx, "enqueue", e),
             }
+        }
+        "grpc" => {
+            let method = header(ctx, "x-hc-method");
+            let message = header(ctx, "x-hc-message");
+            let call = GrpcCall::new("grpc", "hc.Echo", method, message.into_bytes())
+                .metadata("x-tenant", "t1")
+                .timeout(Duration::from_secs(5))
+                .send();
+            ctx.then(call, |ctx, reply: Result<Vec<u8>, GrpcError>| match reply {
+                Ok(response) => answer(
+                    ctx,
+                    200,
+                    serde_json::json!({ "grpc": String::from_utf8_lossy(&response) }),
+                ),
+                Err(e) => answer(ctx, 503, serde_json::json!({ "error": e.to_string() })),
+            })
         }
         _ => HeaderAction::Continue,
     }
