@@ -141,20 +141,39 @@ fn a_request_enqueues_and_the_registered_worker_dequeues() {
 // ----- gRPC callouts against a real grpcio server ------------------------------------------
 
 /// A Python with `grpcio`: `HIGRESS_E2E_PYTHON`, else the workspace's
-/// `target/grpc-venv` (`python3 -m venv target/grpc-venv &&
-/// target/grpc-venv/bin/pip install grpcio`).
+/// `target/grpc-venv`, created on first use (`python3 -m venv`, then
+/// `pip install grpcio`), as the harness installs Envoy.
 fn grpc_python() -> std::path::PathBuf {
     if let Some(python) = std::env::var_os("HIGRESS_E2E_PYTHON") {
         return python.into();
     }
-    let venv =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/grpc-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "no Python with grpcio: set HIGRESS_E2E_PYTHON or run \
-         `python3 -m venv target/grpc-venv && target/grpc-venv/bin/pip install grpcio`"
-    );
-    venv
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/grpc-venv");
+    let python = venv.join("bin/python");
+    let has_grpc = |python: &std::path::Path| {
+        std::process::Command::new(python)
+            .args(["-c", "import grpc"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has_grpc(&python) {
+        let created = std::process::Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success());
+        let installed = created
+            && std::process::Command::new(venv.join("bin/pip"))
+                .args(["install", "-q", "grpcio"])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(
+            installed && has_grpc(&python),
+            "could not install grpcio into {}; set HIGRESS_E2E_PYTHON to a Python with grpcio",
+            venv.display()
+        );
+    }
+    python
 }
 
 /// A unary gRPC service `hc.Echo` on raw bytes: `Say` answers
