@@ -138,6 +138,25 @@ fn a_request_enqueues_and_the_registered_worker_dequeues() {
     }
 }
 
+#[test]
+fn reset_stream_resets_the_downstream_request() {
+    let (gateway, upstream) = gateway("hostcalls-reset");
+    let before = upstream.requests().len();
+    let result = gateway.get("/hc", &[("x-hc-op", b"reset")]);
+    assert!(result.is_err(), "the client got a response: {result:?}");
+    // Envoy counts a reset it sent downstream; nothing went upstream.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let stat = "http.ingress_http.downstream_rq_tx_reset";
+    while gateway.stat(stat).unwrap() != Some(1) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(gateway.stat(stat).unwrap(), Some(1), "{}", gateway.logs());
+    assert_eq!(upstream.requests().len(), before);
+    // The next request is served as usual.
+    let body = call(&gateway, &[("x-hc-op", b"count")]);
+    assert_eq!(body["shared"], 1);
+}
+
 // ----- gRPC callouts against a real grpcio server ------------------------------------------
 
 /// A Python with `grpcio`: `HIGRESS_E2E_PYTHON`, else the workspace's

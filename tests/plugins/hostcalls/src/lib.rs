@@ -8,6 +8,7 @@
 //! | `metrics` | adds `x-hc-tokens` to counter `route.<route>.model.<x-hc-model>.input_token`, sets gauge `hc_last_tokens`, records histogram `hc_tokens` | `{"counter": <name>}` |
 //! | `count` | adds 1 to shared-data key `hits` (typed, with the CAS retry helper) and to this VM's own count | `{"shared": n, "local": k, "vm": <this VM's random id>}` |
 //! | `enqueue` | enqueues `x-hc-message` on shared queue `events` | `{"enqueued": true}` |
+//! | `reset` | resets the stream ([`HttpContext::reset_stream`]) | none: the client's connection is reset |
 //! | `grpc` | unary gRPC call `hc.Echo/<x-hc-method>` on cluster `grpc` with message `x-hc-message` and metadata `x-tenant: t1` | 200 `{"grpc": <response as text>}`, or 503 `{"error": ...}` |
 //!
 //! At start every VM registers queue `events`; the one the host keeps as
@@ -105,6 +106,10 @@ fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
                 Ok(()) => answer(ctx, 200, serde_json::json!({ "enqueued": true })),
                 Err(e) => fail(ctx, "enqueue", e),
             }
+        }
+        "reset" => {
+            ctx.reset_stream();
+            HeaderAction::Continue
         }
         "grpc" => {
             let method = header(ctx, "x-hc-method");
