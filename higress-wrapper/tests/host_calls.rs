@@ -591,3 +591,41 @@ fn a_grpc_call_to_an_unknown_cluster_fails_at_once() {
     s.done().unwrap();
     host.assert_idle();
 }
+
+// ----- set_ctx! with on_queue_ready ------------------------------------------------------------
+
+mod with_set_ctx {
+    use higress_test_host::TestHost;
+    use higress_wrapper::prelude::*;
+
+    fn start(ctx: &mut PluginContext<'_, ()>) -> Result<(), StartError> {
+        ctx.register_queue("jobs")?;
+        Ok(())
+    }
+
+    fn queue_ready(ctx: &mut PluginContext<'_, ()>, queue_id: u32) {
+        while let Ok(Some(job)) = ctx.dequeue(queue_id) {
+            log::info!("job {}", String::from_utf8_lossy(&job));
+        }
+    }
+
+    fn no_config(_: &JsonValue) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    higress_wrapper::set_ctx! {
+        name: "queued",
+        config: (),
+        parse_config: no_config,
+        plugin: Queued,
+        on_plugin_start: start,
+        on_queue_ready: queue_ready,
+    }
+
+    #[test]
+    fn set_ctx_wires_on_queue_ready() {
+        let host = TestHost::start::<Queued>("{}").unwrap();
+        assert!(host.enqueue_shared_queue("jobs", "build"));
+        assert_eq!(host.logs_containing("job build").len(), 1);
+    }
+}
