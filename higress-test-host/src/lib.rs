@@ -94,7 +94,15 @@
 //!   path), log level and captured log lines, a controllable clock
 //!   with tick delivery at the period the plugin set, shared data, queues,
 //!   metrics, foreign functions, and recorded callouts (HTTP, gRPC, Redis).
-//! - **Callout replies** (HTTP and Redis) are delivered the way Envoy
+//! - **Higress's upstream calls** (with [`Properties::Higress`]):
+//!   `proxy_get_upstream_hosts` answers the pairs given to
+//!   [`TestHostBuilder::upstream_hosts`]; the host chosen with
+//!   `proxy_set_upstream_override_host` and the data pushed with
+//!   `proxy_inject_encoded_data_to_filter_chain` are recorded on the stream
+//!   ([`HttpStream::upstream_override_host`],
+//!   [`HttpStream::injected_encoded_data`]). On the stock-Envoy model they
+//!   fail (`InternalFailure`): stock Envoy refuses such a module.
+//! - **Callout replies** (HTTP, unary gRPC and Redis) are delivered the way Envoy
 //!   delivers them: never inside the host call that dispatched them, always
 //!   on the plugin's root context (Envoy owns every callout by the root;
 //!   proxy-wasm then routes an HTTP reply by its own token table), with the
