@@ -77,7 +77,8 @@ fn define(kind: Kind, name: &str) -> Result<u32, HostError> {
 }
 
 /// A metric name with labels encoded the way Higress plugins do: each
-/// `(key, value)` as `key.value.`, then the metric itself.
+/// `(key, value)` as `key.value`, joined by `.`, then the metric itself
+/// (left out when empty).
 ///
 /// ```
 /// use higress_wrapper::metrics::metric_name;
@@ -88,20 +89,33 @@ fn define(kind: Kind, name: &str) -> Result<u32, HostError> {
 /// );
 /// assert_eq!(name, "route.chat.upstream.qwen.model.qwen-max.input_token");
 /// assert_eq!(metric_name(&[], "requests"), "requests");
+///
+/// // Go ai-statistics' exact names end in a `metric.<name>` label.
+/// let go = metric_name(
+///     &[
+///         ("route", "chat"),
+///         ("upstream", "qwen"),
+///         ("model", "qwen-max"),
+///         ("consumer", "alice"),
+///         ("metric", "input_token"),
+///     ],
+///     "",
+/// );
+/// assert_eq!(go, "route.chat.upstream.qwen.model.qwen-max.consumer.alice.metric.input_token");
 /// ```
 ///
 /// Values are used as they are (as in Go); a `.` inside a value becomes part
 /// of the stat's name hierarchy on Envoy.
 pub fn metric_name(labels: &[(&str, &str)], metric: &str) -> String {
-    let mut name = String::new();
+    let mut parts: Vec<&str> = Vec::with_capacity(labels.len() * 2 + 1);
     for (key, value) in labels {
-        name.push_str(key);
-        name.push('.');
-        name.push_str(value);
-        name.push('.');
+        parts.push(key);
+        parts.push(value);
     }
-    name.push_str(metric);
-    name
+    if !metric.is_empty() {
+        parts.push(metric);
+    }
+    parts.join(".")
 }
 
 /// A counter: only goes up (Go's `proxywasm.MetricCounter`).
