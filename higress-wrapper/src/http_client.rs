@@ -75,9 +75,17 @@ pub enum HttpError {
         /// The timeout that expired.
         timeout_ms: u64,
     },
-    /// The connection was reset before a response (the host called back
-    /// with no response at all).
-    #[error("call to `{cluster}` failed: reset before a response")]
+    /// The host called back with no response at all: the connection was
+    /// reset or refused, **or the response body was larger than Envoy's
+    /// 32 MiB (33,554,432 bytes) limit for async calls** — Envoy then drops
+    /// the response and reports a reset, though the service answered (its
+    /// log says `the buffer size limit for async client response body has
+    /// been exceeded`; runtime key `http.async_response_buffer_limit`).
+    #[error(
+        "call to `{cluster}` failed: reset before a complete response (the connection failed, or \
+         the response body exceeded the gateway's 32 MiB limit for plugin calls, which Envoy \
+         reports as a reset even when the service answered 200)"
+    )]
     Reset {
         /// The cluster.
         cluster: String,
@@ -100,6 +108,114 @@ pub enum HttpError {
     /// The request that made the call ended first.
     #[error("the call was cancelled: its request has ended")]
     Cancelled,
+    /// The call's timeout was zero, which the host would read as "no
+    /// timeout at all" (a request held until the service answers, if ever).
+    /// Non-zero timeouts are rounded up to whole milliseconds instead.
+    #[error("call to `{cluster}` not sent: a timeout of 0 means no timeout to the host; use at least 1 ms")]
+    ZeroTimeout {
+        /// The cluster.
+        cluster: String,
+    },
+}
+
+/// The longest timeout the host can take: `u32::MAX` milliseconds (49.7 days).
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(u32::MAX as u64);
+
+/// The timeout to give the host for `timeout`: whole milliseconds, rounded
+/// up (a sub-millisecond timeout is 1 ms, never 0), at most [`MAX_TIMEOUT`]
+/// (more would wrap around in the host's 32-bit field). `None` for zero.
+pub(crate) fn host_timeout_ms(timeout: Duration) -> Option<u32> {
+    if timeout.is_zero() {
+        return None;
+    }
+    let ms = timeout.as_nanos().div_ceil(1_000_000);
+    Some(u32::try_from(ms).unwrap_or(u32::MAX))
+}
+
+/// A call timeout read from configuration, in whole milliseconds: a JSON
+/// integer from 1 to 4294967295.
+///
+/// A timeout of 0 is what Envoy and Higress read as "no timeout", so a
+/// configured `0` would hold requests until the service answers (120 s and
+/// more were measured). Deserializing refuses it, naming the field:
+///
+/// ```
+/// use higress_wrapper::http_client::TimeoutMs;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Config {
+///     #[serde(default = "default_timeout")]
+///     timeout_ms: TimeoutMs,
+/// }
+/// fn default_timeout() -> TimeoutMs {
+///     TimeoutMs::from_millis(500)
+/// }
+///
+/// let json = serde_json::json!({"timeout_ms": 0});
+/// let err = higress_wrapper::config::from_json::<Config>(&json).err().map(|e| e.to_string());
+/// assert_eq!(
+///     err.as_deref(),
+///     Some("timeout_ms: a timeout of 0 ms would mean no timeout at all; use at least 1")
+/// );
+/// let ok: Config = higress_wrapper::config::from_json(&serde_json::json!({})).map_err(|e| e.to_string())?;
+/// assert_eq!(ok.timeout_ms.as_duration(), std::time::Duration::from_millis(500));
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimeoutMs(u32);
+
+impl TimeoutMs {
+    /// `ms` milliseconds, for defaults: 0 becomes 1 ms and values above
+    /// `u32::MAX` become `u32::MAX` (the host's range).
+    pub const fn from_millis(ms: u64) -> TimeoutMs {
+        if ms == 0 {
+            TimeoutMs(1)
+        } else if ms > u32::MAX as u64 {
+            TimeoutMs(u32::MAX)
+        } else {
+            TimeoutMs(ms as u32)
+        }
+    }
+
+    /// The timeout in milliseconds (at least 1).
+    pub const fn as_millis(self) -> u32 {
+        self.0
+    }
+
+    /// The timeout as a [`Duration`].
+    pub const fn as_duration(self) -> Duration {
+        Duration::from_millis(self.0 as u64)
+    }
+}
+
+impl From<TimeoutMs> for Duration {
+    fn from(timeout: TimeoutMs) -> Duration {
+        timeout.as_duration()
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TimeoutMs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let ms = u64::deserialize(deserializer)?;
+        if ms == 0 {
+            return Err(D::Error::custom(
+                "a timeout of 0 ms would mean no timeout at all; use at least 1",
+            ));
+        }
+        u32::try_from(ms).map(TimeoutMs).map_err(|_| {
+            D::Error::custom(format_args!(
+                "a timeout of {ms} ms is more than the host takes (at most {} ms)",
+                u32::MAX
+            ))
+        })
+    }
+}
+
+impl serde::Serialize for TimeoutMs {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u32(self.0)
+    }
 }
 
 /// A response to an HTTP call.
@@ -236,7 +352,11 @@ impl HttpRequest {
         }
         self
     }
-    /// The call's timeout (default 500 ms, as Go).
+    /// The call's timeout (default 500 ms, as Go). The host counts whole
+    /// milliseconds: a timeout is rounded up to the next millisecond (so
+    /// 0.2 ms is 1 ms, never 0) and capped at [`MAX_TIMEOUT`]. A zero
+    /// timeout is refused when the call is sent
+    /// ([`HttpError::ZeroTimeout`]): the host would read 0 as "no timeout".
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -308,7 +428,7 @@ impl fmt::Debug for HttpCall {
     }
 }
 
-fn dispatch(req: &HttpRequest) -> Result<u32, HttpError> {
+fn dispatch(req: &HttpRequest, timeout_ms: u32) -> Result<u32, HttpError> {
     if let Some(err) = &req.error {
         return Err(err.clone());
     }
@@ -328,7 +448,8 @@ fn dispatch(req: &HttpRequest) -> Result<u32, HttpError> {
     } else {
         Some(req.body.as_slice())
     };
-    crate::host::http_call(&req.client.cluster, &headers, body, req.timeout).map_err(|e| match e {
+    let timeout = Duration::from_millis(u64::from(timeout_ms));
+    crate::host::http_call(&req.client.cluster, &headers, body, timeout).map_err(|e| match e {
         HostError::BadArgument => HttpError::UnknownCluster {
             cluster: req.client.cluster.to_string(),
         },
@@ -390,14 +511,19 @@ impl Future for HttpCall {
         loop {
             match std::mem::replace(&mut self.state, CallState::Done) {
                 CallState::Ready(req) => {
-                    let token = match dispatch(&req) {
+                    let Some(timeout_ms) = host_timeout_ms(req.timeout) else {
+                        return Poll::Ready(Err(HttpError::ZeroTimeout {
+                            cluster: req.client.cluster.to_string(),
+                        }));
+                    };
+                    let token = match dispatch(&req, timeout_ms) {
                         Ok(token) => token,
                         Err(e) => return Poll::Ready(Err(e)),
                     };
                     self.state = CallState::Sent {
                         call: callout::register(token, task::current_owner()),
                         cluster: Rc::clone(&req.client.cluster),
-                        timeout: req.timeout,
+                        timeout: Duration::from_millis(u64::from(timeout_ms)),
                     };
                 }
                 CallState::Sent {
@@ -445,6 +571,32 @@ mod tests {
         );
         assert!(split_url("http:///x").is_err());
         assert!(split_url("/a b").is_err());
+    }
+
+    #[test]
+    fn the_host_never_gets_a_zero_or_wrapped_timeout() {
+        assert_eq!(host_timeout_ms(Duration::ZERO), None);
+        assert_eq!(host_timeout_ms(Duration::from_nanos(1)), Some(1));
+        assert_eq!(host_timeout_ms(Duration::from_micros(999)), Some(1));
+        assert_eq!(host_timeout_ms(Duration::from_micros(1001)), Some(2));
+        assert_eq!(host_timeout_ms(Duration::from_millis(300)), Some(300));
+        // 2^32 ms would wrap to 0 in a 32-bit field: capped instead.
+        assert_eq!(
+            host_timeout_ms(Duration::from_millis(1 << 32)),
+            Some(u32::MAX)
+        );
+        assert_eq!(host_timeout_ms(Duration::MAX), Some(u32::MAX));
+        assert_eq!(TimeoutMs::from_millis(0).as_millis(), 1);
+        assert_eq!(TimeoutMs::from_millis(u64::MAX).as_millis(), u32::MAX);
+    }
+
+    #[test]
+    fn a_reset_names_the_32_mib_limit() {
+        let text = HttpError::Reset {
+            cluster: "auth".into(),
+        }
+        .to_string();
+        assert!(text.contains("`auth`") && text.contains("32 MiB"), "{text}");
     }
 
     #[test]

@@ -59,7 +59,7 @@
 //! |---|---|---|
 //! | 0 leaf | `error`, `wire`, `host` | errors, wire formats, the host imports; nothing of the SDK but each other |
 //! | 1 config | `config` | parsing, `_rules_`, merge-patch, the prepared matcher (`config/`); pure (layer 0 at most) |
-//! | 2 runtime | `callout`, `log`, `task` | the table of calls in flight, logging, the executor; layers 0-1 |
+//! | 2 runtime | `callout`, `log`, `logging`, `task` | the table of calls in flight, logging (and its public helpers: `Truncated`, rate-limited failure lines), the executor; layers 0-1 |
 //! | 3 API | `plugin`, `http_context`, `plugin_context`, `cluster`, `http_client`, `redis`, `foreign`, `grpc`, `metrics`, `shared_data`, `shared_queue`, `upstream` | what plugins use; layers 0-2 |
 //! | 4 driver | `stream`, `root` | one request through the hooks; a plugin root; layers 0-3 |
 //! | 5 entry | `entry` | where the host enters; layers 0-4 |
@@ -87,6 +87,7 @@ pub mod config;
 // Layer 2 — runtime: logging, the call table, the executor.
 mod callout;
 mod log;
+pub mod logging;
 mod task;
 // Layer 3 — the public API: hooks, contexts, clients.
 pub mod cluster;

@@ -145,17 +145,26 @@ fn write_line(level: LogLevel, args: &std::fmt::Arguments<'_>) {
                 .as_ref()
                 .and_then(|cell| cell.get_or_init(load_request_id).clone());
             let request_id = request_id.as_deref().unwrap_or("nil");
-            let _ = write!(
-                line,
-                "[{}] [{}] [{}] ",
+            // Plain pushes: the prefix needs no formatting machinery.
+            for part in [
                 s.plugin_name,
                 s.plugin_id.as_deref().unwrap_or("nil"),
-                request_id
-            );
+                request_id,
+            ] {
+                line.push('[');
+                line.push_str(part);
+                line.push_str("] ");
+            }
         }
     });
     let start = line.len();
-    let _ = write!(line, "{args}");
+    match args.as_str() {
+        // A message without arguments is copied as it is.
+        Some(text) => line.push_str(text),
+        None => {
+            let _ = line.write_fmt(*args);
+        }
+    }
     if line
         .as_bytes()
         .get(start..)

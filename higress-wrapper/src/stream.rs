@@ -21,7 +21,7 @@ use crate::host;
 use crate::http_context::{Dir, HttpContext, Phase, WaitingOn};
 use crate::plugin::{DataAction, HeaderAction, HttpPlugin, Waiting};
 use crate::task::{self, Owner, TaskScope};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 /// What a plugin root shares with the requests it creates (built by `root`
@@ -103,6 +103,8 @@ pub(crate) struct Stream<P: HttpPlugin> {
     config: RefCell<Option<Rc<P::Config>>>,
     ctx: Rc<RefCell<HttpContext<P::State>>>,
     context_id: u32,
+    /// `proxy_on_log` ran: its tasks and calls are already gone.
+    ended: Cell<bool>,
 }
 
 impl<P: HttpPlugin> Stream<P> {
@@ -118,6 +120,7 @@ impl<P: HttpPlugin> Stream<P> {
             config: RefCell::new(None),
             ctx,
             context_id,
+            ended: Cell::new(false),
         }
     }
 
@@ -286,22 +289,29 @@ impl<P: HttpPlugin> Stream<P> {
     /// The result of a finished future: the action, or the error policy.
     /// `None` means a local response was sent for the error.
     fn settle<A: Default>(&self, out: Result<A, String>, dir: Dir) -> Option<A> {
+        let (side, source) = match dir {
+            Dir::Request => ("request", "request hook"),
+            Dir::Response => ("response", "response hook"),
+        };
         match out {
-            Ok(a) => Some(a),
+            Ok(a) => {
+                crate::logging::recovered(source);
+                Some(a)
+            }
             Err(e) => {
                 let policy = self.with_ctx(|c| c.flags.error_response.clone()).flatten();
-                let side = match dir {
-                    Dir::Request => "request",
-                    Dir::Response => "response",
-                };
+                let e = crate::logging::Truncated::new(&e, 1024);
+                let error = log::Level::Error;
                 match policy {
                     Some((status, body)) => {
-                        log::error!("{side} hook failed: {e}; answering {status}");
+                        let line = format_args!("{side} hook failed: {e}; answering {status}");
+                        crate::logging::failure(error, source, line);
                         self.with_ctx(|c| c.send_local_response(status, &[], &body));
                         None
                     }
                     None => {
-                        log::error!("{side} hook failed: {e}; continuing (fail open)");
+                        let line = format_args!("{side} hook failed: {e}; continuing (fail open)");
+                        crate::logging::failure(error, source, line);
                         Some(A::default())
                     }
                 }
@@ -604,6 +614,7 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
         // The stream is over: its pending futures are dropped (and their
         // calls forgotten) before stream done runs.
         task::cancel_owner(Owner::Stream(self.context_id));
+        self.ended.set(true);
         let Some(hook) = P::HOOKS.on_stream_done else {
             return;
         };
@@ -616,8 +627,11 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
     }
 
     fn delete(self: Rc<Self>) {
-        // The host deleted the context (normally after `on_log`, but also on
-        // a reset): nothing may wait for it any more.
-        task::cancel_owner(Owner::Stream(self.context_id));
+        // The host deleted the context (normally after `on_log`, which
+        // already cancelled; on a reset without it): nothing may wait for it
+        // any more.
+        if !self.ended.get() {
+            task::cancel_owner(Owner::Stream(self.context_id));
+        }
     }
 }

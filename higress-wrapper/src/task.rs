@@ -292,8 +292,13 @@ pub(crate) fn cancel_root(root: u32) {
 /// Drops every task owned by `owner` (its stream ended), outside the table's
 /// borrow, and forgets its pending calls.
 pub(crate) fn cancel_owner(owner: Owner) {
-    drop(take_where(|task| task.owner == owner));
-    crate::callout::cancel_owner(owner);
+    // Most requests end with nothing in flight: no scan, nothing to drop.
+    if pending_tasks() > 0 {
+        drop(take_where(|task| task.owner == owner));
+    }
+    if crate::callout::pending_calls() > 0 {
+        crate::callout::cancel_owner(owner);
+    }
 }
 
 /// How many tasks are waiting (see [`crate::PendingWork`]).

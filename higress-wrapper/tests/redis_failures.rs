@@ -302,7 +302,14 @@ fn auth_with_a_wrong_password_is_a_visible_error() {
         .build()
         .unwrap();
     match host.block_on(client.get("k")) {
-        Err(RedisError::Reply(m)) => assert!(m.starts_with("NOAUTH"), "{m}"),
+        Err(RedisError::Auth {
+            reply,
+            password_configured,
+            ..
+        }) => {
+            assert!(reply.starts_with("NOAUTH"), "{reply}");
+            assert!(password_configured);
+        }
         other => panic!("{other:?}"),
     }
     // One re-init and one retry, then the error.

@@ -14,7 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 /// A tiny auth service: `Bearer good` → 200 with `x-user: alice`,
-/// `Bearer slow` → 200 after 2 s, anything else → 401. One request per
+/// `Bearer slow` → 200 after 2 s, `Bearer max` → 200 with a body of exactly
+/// 32 MiB, `Bearer huge` → 200 with one byte more, anything else → 401. One request per
 /// connection, announced with `connection: close` so Envoy's pool never
 /// reuses a connection this server has closed.
 struct AuthServer {
@@ -38,6 +39,19 @@ fn serve(mut stream: TcpStream) {
                 authorization = value.trim().to_owned();
             }
         }
+    }
+    let big = match authorization.as_str() {
+        "Bearer max" => Some(ENVOY_ASYNC_RESPONSE_LIMIT),
+        "Bearer huge" => Some(ENVOY_ASYNC_RESPONSE_LIMIT + 1),
+        _ => None,
+    };
+    if let Some(size) = big {
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nx-user: big\r\nconnection: close\r\ncontent-length: {size}\r\n\r\n"
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(&vec![b'x'; size]);
+        return;
     }
     let response = match authorization.as_str() {
         "Bearer good" => {
@@ -88,6 +102,10 @@ fn gateway(upstream: &EchoUpstream, auth_port: u16, config: &str) -> Gateway {
         .start()
         .unwrap_or_else(|e| panic!("{e}"))
 }
+
+/// Envoy's limit on an async call's response body (`kBufferLimitForResponse`,
+/// runtime key `http.async_response_buffer_limit`): 32 MiB.
+const ENVOY_ASYNC_RESPONSE_LIMIT: usize = 32 * 1024 * 1024;
 
 const CONFIG: &str = r#"{"cluster": "auth_service", "authority": "auth.local", "path": "/check", "timeout_ms": 500}"#;
 
@@ -200,5 +218,47 @@ fn fails_closed_when_auth_is_down_slow_or_unknown() {
         upstream.requests().len(),
         1,
         "only the good request after the slow one passed"
+    );
+}
+
+#[test]
+fn a_response_over_32_mib_is_a_reset_named_in_the_log() {
+    let upstream = EchoUpstream::start().unwrap();
+    let auth = AuthServer::start();
+    let gw = gateway(
+        &upstream,
+        auth.port,
+        r#"{"cluster": "auth_service", "timeout_ms": 10000}"#,
+    );
+    // Exactly 32 MiB still arrives: the service's 200 lets the request in.
+    let r = gw.get("/max", &[("authorization", b"Bearer max")]).unwrap();
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), gw.logs());
+    assert_eq!(
+        upstream
+            .last_request()
+            .unwrap()
+            .header_str("x-auth-user")
+            .as_deref(),
+        Some("big")
+    );
+    // One byte more: Envoy drops the response and calls back with nothing,
+    // though the service answered 200. The plugin fails closed and the log
+    // line names the limit as a possible cause.
+    let before = upstream.requests().len();
+    let r = gw
+        .get("/huge", &[("authorization", b"Bearer huge")])
+        .unwrap();
+    assert_eq!(r.status, 403, "{}\n{}", r.text(), gw.logs());
+    assert_eq!(r.text(), "auth unavailable");
+    assert_eq!(upstream.requests().len(), before);
+    assert!(
+        gw.wait_for_log("32 MiB", Duration::from_secs(5)),
+        "{}",
+        gw.logs()
+    );
+    assert!(
+        gw.logs().contains("reset before a complete response"),
+        "{}",
+        gw.logs()
     );
 }

@@ -19,7 +19,7 @@ use higress_e2e::surface::{build_workspace_modules, ModuleSurface};
 
 /// Modules that use Redis, and so may (and must) import Higress's
 /// `proxy_redis_*` host calls. Stock Envoy refuses them at load.
-const REDIS_USERS: &[&str] = &["redis_plugin"];
+const REDIS_USERS: &[&str] = &["redis_plugin", "cluster_key_rate_limit"];
 
 /// Higress-only host calls (envoy.md §2.3).
 const HIGRESS_ONLY: &[&str] = &[
@@ -69,7 +69,7 @@ fn the_workspace_builds_the_expected_modules() {
 
 /// Modules built on raw proxy-wasm (the benchmark's twins), which declare
 /// only ABI 0.2.1.
-const RAW_PROXY_WASM: &[&str] = &["e2e_probe_raw"];
+const RAW_PROXY_WASM: &[&str] = &["e2e_probe_raw", "twin_fixed_raw", "twin_body_raw"];
 
 #[test]
 fn every_sdk_module_runs_as_0_2_100_on_higress_and_0_2_1_on_envoy() {

@@ -13,8 +13,12 @@
 //! `x-auth-user` set from the auth service's `x-user` header; any other
 //! status answers 403. If the auth service is down, too slow or unknown,
 //! the request is denied too (fail closed): 403 `auth unavailable`.
+//! `timeout_ms` must be at least 1 (0 is refused: the host would read it as
+//! no timeout at all and hold requests until the service answers). An auth
+//! service answering with a body over 32 MiB counts as down: Envoy drops
+//! such a response and reports a reset, which the log line names.
 use higress_wrapper::cluster::TargetCluster;
-use higress_wrapper::http_client::{HttpClient, HttpError};
+use higress_wrapper::http_client::{HttpClient, HttpError, TimeoutMs};
 use higress_wrapper::prelude::*;
 use serde::Deserialize;
 use std::rc::Rc;
@@ -29,15 +33,15 @@ struct RawConfig {
     #[serde(default = "default_path")]
     path: String,
     #[serde(default = "default_timeout")]
-    timeout_ms: u64,
+    timeout_ms: TimeoutMs,
 }
 
 fn default_path() -> String {
     "/check".to_owned()
 }
 
-fn default_timeout() -> u64 {
-    500
+fn default_timeout() -> TimeoutMs {
+    TimeoutMs::from_millis(500)
 }
 
 /// The parsed config.
@@ -56,7 +60,7 @@ fn parse_config(json: &JsonValue) -> Result<Config, ConfigError> {
     Ok(Config {
         auth: HttpClient::new(&TargetCluster::new(raw.cluster, raw.authority)),
         path: raw.path.into(),
-        timeout: Duration::from_millis(raw.timeout_ms),
+        timeout: raw.timeout_ms.into(),
     })
 }
 
@@ -92,6 +96,8 @@ fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
 
 higress_wrapper::set_ctx! {
     name: "http-callout",
+    // Public so that tests (`tests/native.rs`) can start it in the test host.
+    plugin: pub Plugin,
     config: Config,
     parse_config: parse_config,
     on_request_headers: on_request_headers,

@@ -78,6 +78,28 @@ fn logs_the_request_and_the_user() {
 }
 
 #[test]
+fn a_huge_user_id_is_logged_truncated_with_its_length() {
+    let host = TestHost::start::<Plugin>(r#"{"some_field": "v"}"#).unwrap();
+    let user = "u".repeat(60_000);
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), ("x-user-id", user.as_str())], true)
+        .unwrap();
+    let lines = host.logs_containing("x-user-id: ");
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0].message;
+    assert!(
+        line.ends_with(&format!("x-user-id: {}... (60000 bytes)", &user[..64])),
+        "{line}"
+    );
+    assert!(line.len() < 200, "{} bytes logged", line.len());
+    // The header itself goes upstream whole.
+    assert_eq!(
+        s.upstream_request_header("x-user-id").unwrap(),
+        user.as_str()
+    );
+}
+
+#[test]
 fn the_plugin_id_tags_every_line() {
     let host = TestHost::start::<Plugin>(r#"{"some_field": "v", "_plugin_id_": "p-7"}"#).unwrap();
     let mut s = host.http_stream();

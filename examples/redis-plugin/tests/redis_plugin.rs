@@ -97,3 +97,71 @@ fn redis_down_fails_open_with_an_error_log() {
     );
     host.assert_idle();
 }
+
+#[test]
+fn a_20_mb_value_is_logged_and_copied_capped() {
+    let server = RedisServer::start();
+    let value = vec![b'v'; 20 * 1024 * 1024];
+    redis_cmd!(server.client(), "SET", "greeting", value);
+    let host = TestHost::builder()
+        .redis_server(CLUSTER, server.addr())
+        .start::<Plugin>(
+            r#"{"redis": {"service_name": "redis.static", "service_port": 6379, "timeout": 5000},
+                "key": "greeting", "max_header_bytes": 100}"#,
+        )
+        .unwrap();
+    let s = request(&host);
+    // The header carries the first 100 bytes only.
+    assert_eq!(
+        s.upstream_request_header("x-redis-value").unwrap(),
+        "v".repeat(100).as_str()
+    );
+    // One line, its length shown, a few hundred bytes instead of 20 MB.
+    let lines = host.logs_containing("redis greeting = ");
+    assert_eq!(lines.len(), 1);
+    let line = &lines[0].message;
+    assert!(
+        line.ends_with(&format!(
+            "{}... (20971520 bytes); cut to 100 bytes in x-redis-value",
+            "v".repeat(64)
+        )),
+        "{line}"
+    );
+    let logged: usize = host.logs().iter().map(|l| l.message.len()).sum();
+    assert!(logged < 1024, "{logged} bytes of log");
+    host.assert_idle();
+}
+
+#[test]
+fn a_zero_timeout_is_refused_naming_the_field() {
+    let failure = TestHost::start::<Plugin>(
+        r#"{"redis": {"service_name": "redis.static", "service_port": 6379, "timeout": 0}, "key": "k"}"#,
+    )
+    .unwrap_err();
+    assert!(
+        !failure
+            .logs_containing("redis.timeout: a timeout of 0 ms would mean no timeout at all")
+            .is_empty(),
+        "{failure:?}"
+    );
+}
+
+#[test]
+fn redis_down_under_load_logs_a_few_lines_not_one_per_request() {
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let host = host(addr);
+    for _ in 0..200 {
+        let s = request(&host);
+        assert!(s.upstream_request_header("x-redis-value").is_none());
+    }
+    let errors = host.logs_at(LogLevel::Error);
+    assert!(
+        (1..=higress_wrapper::logging::LINES_PER_SECOND as usize).contains(&errors.len()),
+        "{} error lines for 200 failed requests: {errors:#?}",
+        errors.len()
+    );
+    host.assert_idle();
+}

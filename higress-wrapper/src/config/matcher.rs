@@ -323,7 +323,7 @@ enum ScanTest {
     /// A service rule.
     Services(Vec<ServiceEntry>),
     /// A route-prefix rule.
-    RoutePrefixes(Vec<Box<str>>),
+    RoutePrefixes(Vec<String>),
     /// A route + service rule: the route is one of the names and the cluster
     /// matches one of the services.
     RouteAndService {
@@ -354,7 +354,7 @@ impl ScanEntry {
                 cluster.is_some_and(|c| services.iter().any(|s| s.matches(c)))
             }
             ScanTest::RoutePrefixes(prefixes) => {
-                route.is_some_and(|r| prefixes.iter().any(|p| r.starts_with(&**p)))
+                route.is_some_and(|r| prefixes.iter().any(|p| r.starts_with(p.as_str())))
             }
             ScanTest::RouteAndService { routes, services } => {
                 route.is_some_and(|r| exact_get(routes, r.as_bytes()).is_some())
@@ -494,12 +494,7 @@ impl<C> RuleMatcher<C> {
                 self.needs_route = true;
                 self.scan.push(ScanEntry {
                     index,
-                    test: ScanTest::RoutePrefixes(
-                        cond.route_prefixes
-                            .into_iter()
-                            .map(String::into_boxed_str)
-                            .collect(),
-                    ),
+                    test: ScanTest::RoutePrefixes(cond.route_prefixes),
                 });
             }
             Category::RouteAndService => {

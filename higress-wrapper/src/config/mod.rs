@@ -15,8 +15,9 @@
 //!   configured string value**, so a mistyped secret does not end up in the
 //!   gateway log.
 //!
-//! The module is a layer of its own: it imports nothing from the runtime
-//! or the plugin API above it. Its files:
+//! The module is a layer of its own: besides the leaf `wire` helpers (byte
+//! search and replace) it imports nothing of the SDK, neither the runtime
+//! nor the plugin API above it. Its files:
 //!
 //! | file | what it does |
 //! |---|---|
@@ -26,6 +27,7 @@
 //! | `de.rs` | the `&Value` deserializer behind [`from_json`], with error paths |
 //! | `merge.rs` | [`merge_patch`] (RFC 7386) |
 //! | `rules.rs` | the `_rules_` model: global config, rules, [`RuleInput`] |
+//! | `scan.rs` | reads the text in two passes, handing over one rule at a time |
 //! | `matcher.rs` | per-request rule matching, prepared at configure time |
 
 use serde_json::Value;

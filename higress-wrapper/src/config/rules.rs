@@ -20,6 +20,16 @@ pub(super) const MATCH_DOMAIN_KEY: &str = "_match_domain_";
 pub(super) const MATCH_SERVICE_KEY: &str = "_match_service_";
 pub(super) const MATCH_ROUTE_PREFIX_KEY: &str = "_match_route_prefix_";
 
+/// Keys removed from a rule object before it reaches a rule parser.
+const RULE_RESERVED_KEYS: [&str; 6] = [
+    MATCH_ROUTE_KEY,
+    MATCH_DOMAIN_KEY,
+    MATCH_SERVICE_KEY,
+    MATCH_ROUTE_PREFIX_KEY,
+    RULES_KEY,
+    PLUGIN_ID_KEY,
+];
+
 /// Location label of errors about the configuration as a whole.
 const PLUGIN_CONFIG: &str = "plugin config";
 /// Location label of errors from the global (top-level) config.
@@ -220,27 +230,11 @@ fn parse_rule_entry<C>(
         }
     };
 
-    // Split off the match keys and drop the other reserved keys, moving the
-    // values (by rebuilding, not `Map::remove`; see `merge_patch`).
-    let mut own = Map::new();
-    let [mut routes, mut domains, mut services, mut prefixes] = [None, None, None, None];
-    for (key, value) in rule {
-        match key.as_str() {
-            MATCH_ROUTE_KEY => routes = Some(value),
-            MATCH_DOMAIN_KEY => domains = Some(value),
-            MATCH_SERVICE_KEY => services = Some(value),
-            MATCH_ROUTE_PREFIX_KEY => prefixes = Some(value),
-            RULES_KEY | PLUGIN_ID_KEY => {}
-            _ => {
-                own.insert(key, value);
-            }
-        }
-    }
-    let mut routes = string_list(routes, MATCH_ROUTE_KEY).map_err(fail)?;
+    let mut routes = string_list(&rule, MATCH_ROUTE_KEY).map_err(fail)?;
     // Go keeps empty domains (an exact match on an empty host).
-    let domains = string_list(domains, MATCH_DOMAIN_KEY).map_err(fail)?;
-    let mut services = string_list(services, MATCH_SERVICE_KEY).map_err(fail)?;
-    let mut route_prefixes = string_list(prefixes, MATCH_ROUTE_PREFIX_KEY).map_err(fail)?;
+    let domains = string_list(&rule, MATCH_DOMAIN_KEY).map_err(fail)?;
+    let mut services = string_list(&rule, MATCH_SERVICE_KEY).map_err(fail)?;
+    let mut route_prefixes = string_list(&rule, MATCH_ROUTE_PREFIX_KEY).map_err(fail)?;
 
     // Empty route names, services and prefixes are dropped, as in Go.
     let any = |list: &[String]| list.iter().any(|s| !s.is_empty());
@@ -274,6 +268,14 @@ fn parse_rule_entry<C>(
         route_prefixes,
     };
 
+    // The rule's own keys, moved out of the rule (by rebuilding, not
+    // `Map::remove`; see `merge_patch`).
+    let mut own = Map::new();
+    for (key, value) in rule {
+        if !RULE_RESERVED_KEYS.contains(&key.as_str()) {
+            own.insert(key, value);
+        }
+    }
     let input = RuleInput {
         index,
         location: &location,
@@ -291,27 +293,26 @@ fn parse_rule_entry<C>(
     })
 }
 
-/// Reads an optional array-of-strings match key, taking the strings out of
-/// the value. `null` counts as absent.
-fn string_list(value: Option<Value>, key: &str) -> Result<Vec<String>, ConfigError> {
-    let items = match value {
+/// Reads an optional array-of-strings match key. `null` counts as absent.
+fn string_list(rule: &Map<String, Value>, key: &str) -> Result<Vec<String>, ConfigError> {
+    let items = match rule.get(key) {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(ConfigError::new(format!(
                 "expected an array of strings, found {}",
-                kind(&other)
+                kind(other)
             ))
             .with_path(key));
         }
     };
     let mut out = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         match item {
-            Value::String(s) => out.push(s),
+            Value::String(s) => out.push(s.clone()),
             other => {
                 return Err(
-                    ConfigError::new(format!("expected a string, found {}", kind(&other)))
+                    ConfigError::new(format!("expected a string, found {}", kind(other)))
                         .with_path(format!("{key}[{i}]")),
                 )
             }

@@ -60,12 +60,10 @@ pub(super) enum RulesShape {
 ///
 /// The `serde_json` error parsing `raw` into a `Value` gives.
 pub(super) fn read_top(raw: &[u8]) -> Result<Top, serde_json::Error> {
-    let mut parser = serde_json::Deserializer::from_slice(raw);
-    let top = Pass::Top.read(&mut parser)?;
-    parser.end()?;
-    Ok(match top {
+    Ok(match read(raw, None)? {
         Read::Top(top) => Top::Object(top),
-        Read::Kind(kind) | Read::Array(_, kind) => Top::NotObject(kind),
+        Read::Kind(kind) => Top::NotObject(kind),
+        Read::Array(_) => Top::NotObject("an array"),
     })
 }
 
@@ -86,18 +84,25 @@ pub(super) fn for_each_rule(
     invalid_json: fn(serde_json::Error) -> ConfigError,
 ) -> Result<(), ConfigError> {
     let mut failed = None;
-    let mut parser = serde_json::Deserializer::from_slice(raw);
-    let read = Pass::TopForRules(Rules {
+    let rules = Rules {
         rules_keys,
         each,
         failed: &mut failed,
-    })
-    .read(&mut parser);
+    };
+    let read = read(raw, Some(rules));
     match (failed, read) {
         (Some(err), _) => Err(err),
         (None, Err(err)) => Err(invalid_json(err)),
         (None, Ok(_)) => Ok(()),
     }
+}
+
+/// Reads the whole text: the first pass without `rules`, the second with.
+fn read(raw: &[u8], rules: Option<Rules<'_>>) -> Result<Read, serde_json::Error> {
+    let mut parser = serde_json::Deserializer::from_slice(raw);
+    let read = de::Deserializer::deserialize_any(&mut parser, Pass::Top(rules))?;
+    parser.end()?;
+    Ok(read)
 }
 
 /// The callback of the second pass and where it stores its first error.
@@ -107,19 +112,19 @@ struct Rules<'a> {
     failed: &'a mut Option<ConfigError>,
 }
 
-/// What a [`Pass`] reads. One visitor type for all four jobs, so that the
-/// module links one more copy of `serde_json`'s `deserialize_any`, not four.
-/// Only `deserialize_any` is used: the typed entry points
+/// What a [`Pass`] reads. One visitor type for every job, so that the
+/// module links one more copy of `serde_json`'s `deserialize_any`, not one
+/// per job. Only `deserialize_any` is used: the typed entry points
 /// (`deserialize_map`, ...) and `de::Error::custom` would link
 /// `serde_json`'s error formatting, floats included, into every plugin.
 enum Pass<'a> {
-    /// The top level, first pass: keep everything but the rules.
-    Top,
-    /// The value of `_rules_`, first pass: its shape.
+    /// The top level: keep everything but the rules (first pass), or find
+    /// the last `_rules_` and hand its rules over (second pass, with
+    /// `Some`).
+    Top(Option<Rules<'a>>),
+    /// The value of a `_rules_` key that is not handed over: its shape.
     RulesShape,
-    /// The top level, second pass: find the last `_rules_`.
-    TopForRules(Rules<'a>),
-    /// The rules array, second pass: hand each rule over.
+    /// The rules array of the second pass: hand each rule over.
     EachRule(Rules<'a>),
 }
 
@@ -127,16 +132,10 @@ enum Pass<'a> {
 enum Read {
     /// A top-level object.
     Top(TopObject),
-    /// An array of this many elements (and its kind, `an array`).
-    Array(usize, &'static str),
+    /// An array of this many elements.
+    Array(usize),
     /// Any other value, of this kind.
     Kind(&'static str),
-}
-
-impl<'de> Pass<'_> {
-    fn read<D: de::Deserializer<'de>>(self, d: D) -> Result<Read, D::Error> {
-        d.deserialize_any(self)
-    }
 }
 
 impl<'de> DeserializeSeed<'de> for Pass<'_> {
@@ -202,76 +201,55 @@ impl<'de> Visitor<'de> for Pass<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Read, A::Error> {
+        let mut rules = match self {
+            Pass::EachRule(rules) => Some(rules),
+            Pass::Top(_) | Pass::RulesShape => None,
+        };
         let mut count = 0usize;
-        match self {
-            Pass::EachRule(rules) => {
-                while let Some(rule) = seq.next_element::<Value>()? {
-                    if rules.failed.is_none() {
-                        if let Err(err) = (rules.each)(count, rule) {
-                            // The rest is read, not handed over.
-                            *rules.failed = Some(err);
-                        }
-                    }
-                    count += 1;
+        while let Some(element) = seq.next_element::<Value>()? {
+            if let Some(rules) = rules.as_mut().filter(|r| r.failed.is_none()) {
+                if let Err(err) = (rules.each)(count, element) {
+                    // The rest is read, not handed over.
+                    *rules.failed = Some(err);
                 }
             }
-            Pass::Top | Pass::RulesShape | Pass::TopForRules(_) => {
-                while seq.next_element::<Value>()?.is_some() {
-                    count += 1;
-                }
-            }
+            count += 1;
         }
-        Ok(Read::Array(count, "an array"))
+        Ok(Read::Array(count))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Read, A::Error> {
-        match self {
-            Pass::Top => {
-                let mut top = TopObject::default();
-                while let Some(key) = map.next_key_seed(Key)? {
-                    match key.as_str() {
-                        RULES_KEY => {
-                            top.rules = Some(match map.next_value_seed(Pass::RulesShape)? {
-                                Read::Array(count, _) => RulesShape::Array(count),
-                                Read::Top(_) => RulesShape::Other("an object"),
-                                Read::Kind(kind) => RulesShape::Other(kind),
-                            });
-                            top.rules_keys += 1;
-                        }
-                        PLUGIN_ID_KEY => top.plugin_id = Some(map.next_value()?),
-                        _ => {
-                            let value = map.next_value()?;
-                            top.global.insert(key, value);
-                        }
-                    }
-                }
-                Ok(Read::Top(top))
+        let (mut rules, top_level) = match self {
+            Pass::Top(rules) => (rules, true),
+            Pass::RulesShape | Pass::EachRule(_) => (None, false),
+        };
+        let second_pass = rules.is_some();
+        let mut top = TopObject::default();
+        while let Some(key) = map.next_key_seed(Key)? {
+            if top_level && key == RULES_KEY {
+                top.rules_keys += 1;
+                let seed = match rules.take_if(|r| r.rules_keys == top.rules_keys) {
+                    Some(rules) => Pass::EachRule(rules),
+                    None => Pass::RulesShape,
+                };
+                top.rules = Some(match map.next_value_seed(seed)? {
+                    Read::Array(count) => RulesShape::Array(count),
+                    Read::Top(_) => RulesShape::Other("an object"),
+                    Read::Kind(kind) => RulesShape::Other(kind),
+                });
+                continue;
             }
-            Pass::TopForRules(rules) => {
-                let mut seen = 0usize;
-                let mut rules = Some(rules);
-                while let Some(key) = map.next_key_seed(Key)? {
-                    if key == RULES_KEY {
-                        seen += 1;
-                        if seen == rules.as_ref().map_or(0, |r| r.rules_keys) {
-                            if let Some(rules) = rules.take() {
-                                map.next_value_seed(Pass::EachRule(rules))?;
-                                continue;
-                            }
-                        }
-                    }
-                    // Read as a `Value`, as the first pass did: no second
-                    // way of skipping JSON is linked into the module.
-                    map.next_value::<Value>()?;
+            // Every other value is read as a `Value`, in both passes: no
+            // second way of skipping JSON is linked into the module.
+            let value: Value = map.next_value()?;
+            if top_level && !second_pass {
+                if key == PLUGIN_ID_KEY {
+                    top.plugin_id = Some(value);
+                } else {
+                    top.global.insert(key, value);
                 }
-                Ok(Read::Kind("an object"))
-            }
-            Pass::RulesShape | Pass::EachRule(_) => {
-                while map.next_key_seed(Key)?.is_some() {
-                    map.next_value::<Value>()?;
-                }
-                Ok(Read::Top(TopObject::default()))
             }
         }
+        Ok(Read::Top(top))
     }
 }

@@ -64,6 +64,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+pub use crate::http_client::TimeoutMs;
 pub use commands::ToArg;
 
 /// Why a Redis call failed. Every variant is something a user can act on.
@@ -98,6 +99,24 @@ pub enum RedisError {
     /// Redis answered with an error reply (`-ERR ...`).
     #[error("redis error: {0}")]
     Reply(String),
+    /// Redis refused the call as unauthenticated (`NOAUTH`), after the
+    /// client re-initialized once.
+    ///
+    /// The host sends `AUTH` when it opens a connection and discards Redis's
+    /// answer, so a wrong password, a missing password and an unknown or
+    /// disabled user all end in the same `NOAUTH Authentication required.`;
+    /// the message says which of them the configuration allows.
+    #[error("{}", auth_message(cluster, *password_configured, username, reply))]
+    Auth {
+        /// The cluster.
+        cluster: String,
+        /// Whether the client has a password configured.
+        password_configured: bool,
+        /// The configured user name, if any (empty: the default user).
+        username: String,
+        /// Redis's reply, e.g. `NOAUTH Authentication required.`.
+        reply: String,
+    },
     /// The reply was not valid RESP.
     #[error("cannot decode the redis reply: {0}")]
     Decode(DecodeError),
@@ -115,6 +134,26 @@ pub enum RedisError {
         /// Why not.
         why: &'static str,
     },
+}
+
+fn auth_message(cluster: &str, password_configured: bool, username: &str, reply: &str) -> String {
+    if password_configured {
+        let user = if username.is_empty() {
+            "the default user".to_owned()
+        } else {
+            format!("user `{username}`")
+        };
+        format!(
+            "redis cluster `{cluster}` refused the configured credentials ({user} with the \
+             configured password): the password is wrong, or the user is unknown or disabled \
+             (the gateway discards Redis's answer to AUTH, so these look alike); redis said: {reply}"
+        )
+    } else {
+        format!(
+            "redis cluster `{cluster}` requires authentication but no password is configured for \
+             it: set the client's password (and username for an ACL user); redis said: {reply}"
+        )
+    }
 }
 
 impl From<FromValueError> for RedisError {
@@ -170,7 +209,11 @@ impl RedisClientBuilder {
         self.password = password.into();
         self
     }
-    /// Per-call timeout enforced by the host (default 1 s).
+    /// Per-call timeout enforced by the host (default 1 s). The host counts
+    /// whole milliseconds: a timeout is rounded up to the next millisecond,
+    /// and [`build`](Self::build) refuses one under 1 ms (the host would
+    /// read 0 as no timeout at all). From configuration, read it as a
+    /// [`TimeoutMs`], which refuses 0 naming the field.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -181,7 +224,8 @@ impl RedisClientBuilder {
         self
     }
     /// How long the host batches commands before flushing (default 3 ms;
-    /// Go's `WithBufferFlushTimeout`).
+    /// Go's `WithBufferFlushTimeout`). Zero disables the batching delay;
+    /// other values are rounded up to whole milliseconds.
     pub fn buffer_flush_timeout(mut self, timeout: Duration) -> Self {
         self.buffer_flush_timeout = timeout;
         self
@@ -201,10 +245,20 @@ impl RedisClientBuilder {
     }
 
     /// The client. Nothing is sent yet: the host client is initialized on
-    /// the first command (and again after a failure). Fails if another
-    /// client in the same configuration uses this cluster with other
-    /// credentials or another database (the host keeps one per cluster).
+    /// the first command (and again after a failure). Fails if the timeout
+    /// is under 1 ms, or if another client in the same configuration uses
+    /// this cluster with other credentials or another database (the host
+    /// keeps one per cluster).
     pub fn build(self) -> Result<RedisClient, ConfigError> {
+        if self.timeout < Duration::from_millis(1) {
+            return Err(ConfigError::new(format!(
+                "redis client for `{}`: timeout must be at least 1 ms (got {} µs): the host \
+                 would read it as 0, which means no timeout at all",
+                self.cluster,
+                self.timeout.as_micros()
+            )));
+        }
+        let timeout_ms = crate::http_client::host_timeout_ms(self.timeout).unwrap_or(1);
         let registration = Registration {
             username: self.username.clone(),
             password_hash: sha1::digest(self.password.as_bytes()),
@@ -236,16 +290,19 @@ impl RedisClientBuilder {
             "{}?db={}&buffer_flush_timeout={}&max_buffer_size_before_flush={}",
             self.cluster,
             self.database,
-            self.buffer_flush_timeout.as_millis(),
+            // 0 disables buffering; any other value counts in whole
+            // milliseconds, rounded up so that 0.5 ms does not become 0.
+            crate::http_client::host_timeout_ms(self.buffer_flush_timeout).unwrap_or(0),
             self.max_buffer_size
         );
         Ok(RedisClient {
             inner: Rc::new(ClientInner {
+                log_source: format!("redis cluster `{}`", self.cluster),
                 cluster: self.cluster,
                 init_service,
                 username: self.username,
                 password: self.password,
-                timeout_ms: u32::try_from(self.timeout.as_millis()).unwrap_or(u32::MAX),
+                timeout_ms,
                 ready: Cell::new(false),
                 last_reauth_ms: Cell::new(None),
             }),
@@ -254,6 +311,8 @@ impl RedisClientBuilder {
 }
 
 struct ClientInner {
+    /// `redis cluster `<name>``: the source of its failure log lines.
+    log_source: String,
     cluster: String,
     init_service: String,
     username: String,
@@ -319,12 +378,17 @@ impl RedisClient {
             Ok(()) => {
                 inner.ready.set(true);
                 log::debug!("redis client for {} initialized", inner.cluster);
+                crate::logging::recovered(&inner.log_source);
                 Ok(())
             }
             Err(e) => {
                 inner.ready.set(false);
                 let err = host_error(&inner.cluster, e);
-                log::error!("failed to init redis: {err}; will retry on the next command");
+                crate::logging::failure(
+                    log::Level::Error,
+                    &inner.log_source,
+                    format_args!("failed to init redis: {err}; will retry on the next command"),
+                );
                 Err(err)
             }
         }
@@ -472,9 +536,10 @@ impl<T> RedisFuture<T> {
                     init_service: String::new(),
                     username: String::new(),
                     password: String::new(),
-                    timeout_ms: 0,
+                    timeout_ms: 1,
                     ready: Cell::new(false),
                     last_reauth_ms: Cell::new(None),
+                    log_source: String::new(),
                 }),
             },
             state: State::Failed(err),
@@ -542,17 +607,27 @@ impl<T> Future for RedisFuture<T> {
                             cluster: this.client.inner.cluster.clone(),
                         }));
                     }
+                    crate::logging::recovered(&this.client.inner.log_source);
                     let value = match resp::decode(&data) {
                         Ok(v) => v,
                         Err(e) => return Poll::Ready(Err(RedisError::Decode(e))),
                     };
                     if let Value::Error(message) = &value {
-                        if message.starts_with("NOAUTH") && !retried && this.client.reauth() {
-                            this.state = State::Ready {
-                                query,
-                                retried: true,
-                            };
-                            continue;
+                        if message.starts_with("NOAUTH") {
+                            if !retried && this.client.reauth() {
+                                this.state = State::Ready {
+                                    query,
+                                    retried: true,
+                                };
+                                continue;
+                            }
+                            let inner = &this.client.inner;
+                            return Poll::Ready(Err(RedisError::Auth {
+                                cluster: inner.cluster.clone(),
+                                password_configured: !inner.password.is_empty(),
+                                username: inner.username.clone(),
+                                reply: message.clone(),
+                            }));
                         }
                         if message.starts_with("NOSCRIPT") {
                             if let Some(eval) = this.fallback.take() {
@@ -632,6 +707,27 @@ mod tests {
             Script::new("return 1").sha1(),
             "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
         );
+    }
+
+    #[test]
+    fn timeouts_never_reach_the_host_as_zero() {
+        reset_registry();
+        let c = crate::cluster::FqdnCluster::new("redis.static", 6379);
+        for bad in [Duration::ZERO, Duration::from_micros(999)] {
+            let err = RedisClient::builder(&c).timeout(bad).build().err();
+            let msg = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(msg.contains("at least 1 ms"), "{msg}");
+        }
+        let client = RedisClient::builder(&c)
+            .timeout(Duration::from_micros(1500))
+            .buffer_flush_timeout(Duration::from_micros(500))
+            .build();
+        let inner = client.map(|c| c.inner);
+        assert_eq!(inner.as_ref().map(|i| i.timeout_ms).ok(), Some(2));
+        assert!(inner
+            .as_ref()
+            .is_ok_and(|i| i.init_service.contains("&buffer_flush_timeout=1&")));
+        reset_registry();
     }
 
     #[test]
