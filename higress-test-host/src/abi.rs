@@ -47,6 +47,8 @@ extern "C-unwind" {
     );
     fn proxy_on_delete(context_id: u32);
     fn proxy_on_redis_call_response(context_id: u32, token: u32, status: u32, size: usize);
+    fn proxy_on_grpc_receive(context_id: u32, token: u32, response_size: usize);
+    fn proxy_on_grpc_close(context_id: u32, token: u32, status_code: u32);
 }
 
 // The safe wrappers the driver calls. The driver only passes context ids
@@ -130,6 +132,18 @@ pub(super) fn on_http_call_response(
 pub(super) fn on_redis_call_response(context_id: u32, token: u32, status: u32, size: usize) {
     // SAFETY: the SDK's export; plain values.
     unsafe { proxy_on_redis_call_response(context_id, token, status, size) }
+}
+
+/// A gRPC call's response message arrived (size in buffer type 5).
+pub(super) fn on_grpc_receive(context_id: u32, token: u32, size: usize) {
+    // SAFETY: the SDK's export; plain values.
+    unsafe { proxy_on_grpc_receive(context_id, token, size) }
+}
+
+/// A gRPC call ended with a non-OK status.
+pub(super) fn on_grpc_close(context_id: u32, token: u32, status: u32) {
+    // SAFETY: the SDK's export; plain values.
+    unsafe { proxy_on_grpc_close(context_id, token, status) }
 }
 
 pub(super) fn on_done(context_id: u32) -> bool {
@@ -970,6 +984,60 @@ unsafe extern "C" fn proxy_done() -> u32 {
             host.done_calls += 1;
             Ok(())
         })
+    })
+}
+
+// ----- Higress: upstream selection, injected data -------------------------------------------------
+
+/// Higress: the route's cluster hosts as `(address, metadata JSON)` pairs.
+#[no_mangle]
+unsafe extern "C" fn proxy_get_upstream_hosts(
+    return_data: *mut *mut u8,
+    return_size: *mut usize,
+) -> u32 {
+    host_call("proxy_get_upstream_hosts", || {
+        let hosts = with_current(|host, _, stream| host.upstream_hosts(stream))?;
+        // SAFETY: out-pointers of locals.
+        unsafe { give("proxy_get_upstream_hosts", &hosts, return_data, return_size) }
+    })
+}
+
+/// Higress: sends the current request to one upstream host.
+#[no_mangle]
+unsafe extern "C" fn proxy_set_upstream_override_host(
+    address_data: *const u8,
+    address_size: usize,
+) -> u32 {
+    host_call("proxy_set_upstream_override_host", || {
+        // SAFETY: the plugin's address, valid for the call.
+        let address = unsafe {
+            bytes(
+                "proxy_set_upstream_override_host",
+                address_data,
+                address_size,
+            )
+        }?;
+        with_current(|host, _, stream| host.set_override_host(stream, address))
+    })
+}
+
+/// Higress: injects response data into the filter chain.
+#[no_mangle]
+unsafe extern "C" fn proxy_inject_encoded_data_to_filter_chain(
+    body_data: *const u8,
+    body_size: usize,
+    end_stream: u32,
+) -> u32 {
+    host_call("proxy_inject_encoded_data_to_filter_chain", || {
+        // SAFETY: the plugin's data, valid for the call.
+        let body = unsafe {
+            bytes(
+                "proxy_inject_encoded_data_to_filter_chain",
+                body_data,
+                body_size,
+            )
+        }?;
+        with_current(|host, _, stream| host.inject_encoded(stream, body, end_stream != 0))
     })
 }
 

@@ -549,6 +549,7 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
             (&callout.kind, &answer),
             (CalloutKind::Http { .. }, Answer::Http { .. })
                 | (CalloutKind::Redis { .. }, Answer::Redis { .. })
+                | (CalloutKind::Grpc { .. }, Answer::Grpc { .. })
         );
         if !fits {
             return Err(DeliveryError::WrongKind(token));
@@ -584,6 +585,16 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
                 h.delivery = Some(Delivery::Redis(data));
                 Reply::Redis(status, size)
             }
+            Answer::Grpc {
+                status,
+                message,
+                status_message,
+            } => {
+                let size = message.len();
+                h.status = (status, status_message.into_bytes());
+                h.delivery = Some(Delivery::Grpc(message));
+                Reply::Grpc(status, size)
+            }
         }))
     })
     .unwrap_or(Ok(None))?;
@@ -597,6 +608,10 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
                 abi::on_http_call_response(root, token, headers, body, trailers);
             }
             Reply::Redis(status, size) => abi::on_redis_call_response(root, token, status, size),
+            // Envoy: a unary call's success is `onGrpcReceive`, a failure
+            // `onGrpcClose` with the status (the message via get_status).
+            Reply::Grpc(0, size) => abi::on_grpc_receive(root, token, size),
+            Reply::Grpc(status, _) => abi::on_grpc_close(root, token, status),
         });
     }
     drain(root);
@@ -607,6 +622,7 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
 enum Reply {
     Http((usize, usize, usize)),
     Redis(u32, usize),
+    Grpc(u32, usize),
 }
 
 /// Sends every pending Redis call routed to a real server and reads its

@@ -94,7 +94,15 @@
 //!   path), log level and captured log lines, a controllable clock
 //!   with tick delivery at the period the plugin set, shared data, queues,
 //!   metrics, foreign functions, and recorded callouts (HTTP, gRPC, Redis).
-//! - **Callout replies** (HTTP and Redis) are delivered the way Envoy
+//! - **Higress's upstream calls** (with [`Properties::Higress`]):
+//!   `proxy_get_upstream_hosts` answers the pairs given to
+//!   [`TestHostBuilder::upstream_hosts`]; the host chosen with
+//!   `proxy_set_upstream_override_host` and the data pushed with
+//!   `proxy_inject_encoded_data_to_filter_chain` are recorded on the stream
+//!   ([`HttpStream::upstream_override_host`],
+//!   [`HttpStream::injected_encoded_data`]). On the stock-Envoy model they
+//!   fail (`InternalFailure`): stock Envoy refuses such a module.
+//! - **Callout replies** (HTTP, unary gRPC and Redis) are delivered the way Envoy
 //!   delivers them: never inside the host call that dispatched them, always
 //!   on the plugin's root context (Envoy owns every callout by the root;
 //!   proxy-wasm then routes an HTTP reply by its own token table), with the
@@ -177,7 +185,8 @@
 //! ```
 //!
 //! # What it does not model
-//! gRPC replies; TCP streams; several worker threads; Envoy's
+//! gRPC streams (unary gRPC calls are answered by
+//! [`respond_grpc`](TestHost::respond_grpc) / [`fail_grpc`](TestHost::fail_grpc)); TCP streams; several worker threads; Envoy's
 //! `x-request-id` generation (use [`HttpStream::set_request_id`]); wall
 //! clock timeouts of HTTP calls (time is the host clock).
 // A native host: on wasm32 the real host provides the ABI, and this crate is empty.
@@ -503,6 +512,29 @@ impl TestHost {
         driver::deliver(self.root, token, answer)
     }
 
+    /// Answers gRPC call `token` with its response `message` (the
+    /// serialized protobuf), as Envoy's `onGrpcReceive` for a unary call.
+    pub fn respond_grpc(&self, token: u32, message: impl AsRef<[u8]>) -> Result<(), DeliveryError> {
+        let answer = Answer::Grpc {
+            status: 0,
+            message: message.as_ref().to_vec(),
+            status_message: String::new(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
+    /// Ends gRPC call `token` with a non-OK gRPC `status` (e.g. 14,
+    /// UNAVAILABLE) and `message`, as Envoy's `onGrpcClose`; the plugin
+    /// reads the message through `proxy_get_status`.
+    pub fn fail_grpc(&self, token: u32, status: u32, message: &str) -> Result<(), DeliveryError> {
+        let answer = Answer::Grpc {
+            status,
+            message: Vec::new(),
+            status_message: message.to_owned(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
     /// Answers Redis callout `token` with `reply`, the raw RESP bytes of
     /// one reply (`b"$5\r\nhello\r\n"`, `b"-ERR x\r\n"`), status 0.
     pub fn respond_redis(&self, token: u32, reply: impl AsRef<[u8]>) -> Result<(), DeliveryError> {
@@ -759,6 +791,7 @@ impl Default for TestHostBuilder {
                 clusters: None,
                 foreign_functions: BTreeMap::new(),
                 redis_servers: BTreeMap::new(),
+                upstream_hosts: Vec::new(),
             },
             plugin_name: None,
         }
@@ -875,6 +908,23 @@ impl TestHostBuilder {
     /// [`clusters`](Self::clusters) restricts the others.
     pub fn redis_server(mut self, cluster: impl Into<String>, address: SocketAddr) -> Self {
         self.settings.redis_servers.insert(cluster.into(), address);
+        self
+    }
+
+    /// Higress: the hosts `proxy_get_upstream_hosts` reports for the route's
+    /// cluster, as `(address, metadata JSON)` pairs, e.g.
+    /// `("10.0.0.1:80", r#"{"health_status":"Healthy"}"#)`. Answered only
+    /// with [`Properties::Higress`] (stock Envoy has no such call).
+    pub fn upstream_hosts<I, A, M>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = (A, M)>,
+        A: Into<String>,
+        M: Into<String>,
+    {
+        self.settings.upstream_hosts = hosts
+            .into_iter()
+            .map(|(a, m)| (a.into(), m.into()))
+            .collect();
         self
     }
 

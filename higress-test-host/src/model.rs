@@ -304,6 +304,10 @@ pub(super) struct StreamModel {
     /// Per-stream buffer limits (Higress `set_{de,en}coder_buffer_limit`).
     pub(super) decoder_limit: Option<usize>,
     pub(super) encoder_limit: Option<usize>,
+    /// Higress: the host `proxy_set_upstream_override_host` chose.
+    pub(super) override_host: Option<String>,
+    /// Higress: data pushed with `proxy_inject_encoded_data_to_filter_chain`.
+    pub(super) injected: Vec<(Vec<u8>, bool)>,
 }
 
 impl StreamModel {
@@ -367,6 +371,8 @@ pub(super) struct Settings {
     pub(super) foreign_functions: BTreeMap<String, ForeignFn>,
     /// Redis clusters whose calls go to a real server.
     pub(super) redis_servers: BTreeMap<String, SocketAddr>,
+    /// Higress: what `proxy_get_upstream_hosts` answers (address, metadata JSON).
+    pub(super) upstream_hosts: Vec<(String, String)>,
 }
 
 /// Which start callback runs (for the configuration buffers).
@@ -424,6 +430,8 @@ pub(super) enum Delivery {
         trailers: HeaderMap,
     },
     Redis(Vec<u8>),
+    /// A gRPC call's response message (buffer type 5).
+    Grpc(Vec<u8>),
 }
 
 /// What the host answers a callout with.
@@ -439,6 +447,13 @@ pub(super) enum Answer {
     /// A Redis reply: status 0 with the raw RESP bytes, or 1
     /// (`NetworkError`) with none.
     Redis { status: u32, data: Vec<u8> },
+    /// A gRPC call's outcome: status 0 with the response message, or a
+    /// gRPC status code and message (no response).
+    Grpc {
+        status: u32,
+        message: Vec<u8>,
+        status_message: String,
+    },
 }
 
 impl Answer {
@@ -736,6 +751,10 @@ impl HostModel {
                 Some(Delivery::Redis(data)) => buffer_get(data, start, max),
                 _ => Err(Status::NotFound),
             },
+            5 => match &self.delivery {
+                Some(Delivery::Grpc(message)) => buffer_get(message, start, max),
+                _ => Err(Status::NotFound),
+            },
             6 => buffer_get(&self.settings.vm_configuration, start, max),
             7 if self.starting == Some(Starting::Configure) => {
                 buffer_get(&self.plugin_config, start, max)
@@ -956,6 +975,51 @@ impl HostModel {
     }
 
     // ----- shared data and queues ------------------------------------------------------
+
+    // ----- Higress: upstream selection, injected data ------------------------------------------
+
+    /// The route's cluster hosts, serialized as a pair map. Higress only: the
+    /// stock-Envoy model has no such call (Envoy refuses the module).
+    pub(super) fn upstream_hosts(&self, stream: Option<u32>) -> HostResult<Vec<u8>> {
+        if !self.higress() {
+            return Err(Status::InternalFailure);
+        }
+        self.stream(stream).ok_or(Status::BadArgument)?;
+        let pairs: Vec<(&str, &[u8])> = self
+            .settings
+            .upstream_hosts
+            .iter()
+            .map(|(a, m)| (a.as_str(), m.as_bytes()))
+            .collect();
+        Ok(super::wire::encode_map(&pairs))
+    }
+
+    pub(super) fn set_override_host(
+        &mut self,
+        stream: Option<u32>,
+        address: &[u8],
+    ) -> HostResult<()> {
+        if !self.higress() {
+            return Err(Status::InternalFailure);
+        }
+        let s = self.stream_mut(stream).ok_or(Status::BadArgument)?;
+        s.override_host = Some(String::from_utf8_lossy(address).into_owned());
+        Ok(())
+    }
+
+    pub(super) fn inject_encoded(
+        &mut self,
+        stream: Option<u32>,
+        data: &[u8],
+        end: bool,
+    ) -> HostResult<()> {
+        if !self.higress() {
+            return Err(Status::InternalFailure);
+        }
+        let s = self.stream_mut(stream).ok_or(Status::BadArgument)?;
+        s.injected.push((data.to_vec(), end));
+        Ok(())
+    }
 
     pub(super) fn get_shared_data(&self, key: &str) -> HostResult<(Vec<u8>, u32)> {
         self.shared_data.get(key).cloned().ok_or(Status::NotFound)

@@ -505,6 +505,19 @@ impl<'h> HttpStream<'h> {
             .collect()
     }
 
+    /// Higress: the upstream host the plugin chose with
+    /// `proxy_set_upstream_override_host`, if any.
+    pub fn upstream_override_host(&self) -> Option<String> {
+        self.read(|_, s| s.override_host.clone())
+    }
+
+    /// Higress: the data the plugin injected with
+    /// `proxy_inject_encoded_data_to_filter_chain`, with its end-of-stream
+    /// flag, in order.
+    pub fn injected_encoded_data(&self) -> Vec<(Vec<u8>, bool)> {
+        self.read(|_, s| s.injected.clone())
+    }
+
     /// Whether the plugin reset the stream (`proxy_close_stream`).
     pub fn is_reset(&self) -> bool {
         self.read(|_, s| s.reset)

@@ -24,6 +24,7 @@ const KEYS: &[&str] = &[
     "parse_rule_config",
     "on_plugin_start",
     "on_tick",
+    "on_queue_ready",
     "on_request_headers",
     "on_request_body",
     "on_streaming_request_body",
@@ -155,6 +156,7 @@ struct Input {
     parse_rule_config: Option<Path>,
     on_plugin_start: Option<Path>,
     on_tick: Option<Vec<Tick>>,
+    on_queue_ready: Option<Path>,
     hooks: Vec<(Ident, Path)>,
 }
 
@@ -196,6 +198,9 @@ impl Parse for Input {
                 }
                 "on_plugin_start" => {
                     set_once(&mut out.on_plugin_start, &key, parse_fn(input, &key)?)?;
+                }
+                "on_queue_ready" => {
+                    set_once(&mut out.on_queue_ready, &key, parse_fn(input, &key)?)?;
                 }
                 "on_tick" => {
                     if !input.peek(token::Bracket) {
@@ -341,6 +346,15 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         }
     });
 
+    let on_queue_ready = input.on_queue_ready.as_ref().map(|f| {
+        quote_spanned! {f.span()=>
+            fn on_queue_ready(__hw_ctx: &mut #krate::PluginContext<'_, #config>, __hw_queue: u32) {
+                let __hw_f: fn(&mut #krate::PluginContext<'_, #config>, u32) = #f;
+                __hw_f(__hw_ctx, __hw_queue)
+            }
+        }
+    });
+
     let ctx_ty = quote!(&mut #krate::HttpContext<#state>);
     let mut fields = Vec::new();
     for (key, f) in &input.hooks {
@@ -387,6 +401,7 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
 
             #parse_rule_config
             #on_plugin_start
+            #on_queue_ready
         }
 
         #krate::plugin_entry!(#plugin);

@@ -46,6 +46,13 @@ pub(crate) enum Reply {
     /// A Redis call: `status` 0 is a reply (raw RESP bytes), anything else a
     /// network error or timeout.
     Redis { status: u32, data: Vec<u8> },
+    /// A unary gRPC call: `status` 0 with the response message, or a gRPC
+    /// status code and the host's status message.
+    Grpc {
+        status: u32,
+        message: Vec<u8>,
+        status_message: String,
+    },
 }
 
 #[derive(Debug)]

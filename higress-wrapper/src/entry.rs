@@ -312,6 +312,52 @@ pub extern "C-unwind" fn proxy_on_redis_call_response(
     task::run_ready();
 }
 
+/// A unary gRPC call's response message: its size in buffer type 5,
+/// readable during this callback.
+#[no_mangle]
+pub extern "C-unwind" fn proxy_on_grpc_receive(context_id: u32, token: u32, response_size: usize) {
+    enter_any(context_id);
+    if !callout::is_pending(token) {
+        return;
+    }
+    let message = if response_size == 0 {
+        Vec::new()
+    } else {
+        host::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    };
+    let reply = Reply::Grpc {
+        status: 0,
+        message,
+        status_message: String::new(),
+    };
+    callout::deliver(token, reply);
+    task::run_ready();
+}
+
+/// A gRPC call ended without a response (non-OK status, timeout, reset);
+/// the host's status message is read now.
+#[no_mangle]
+pub extern "C-unwind" fn proxy_on_grpc_close(context_id: u32, token: u32, status_code: u32) {
+    enter_any(context_id);
+    if !callout::is_pending(token) {
+        return;
+    }
+    let status_message = host::get_status()
+        .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
+        .unwrap_or_default();
+    // A close with status 0 and no message is still the end of the call.
+    let reply = Reply::Grpc {
+        status: if status_code == 0 { 2 } else { status_code },
+        message: Vec::new(),
+        status_message,
+    };
+    callout::deliver(token, reply);
+    task::run_ready();
+}
+
 /// Records the context a reply arrived on, root or stream.
 fn enter_any(context_id: u32) {
     let is_stream = STREAMS.with(|s| {

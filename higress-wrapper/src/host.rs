@@ -40,6 +40,8 @@ pub(crate) enum BufferType {
     RequestBody = 0,
     ResponseBody = 1,
     HttpCallResponseBody = 4,
+    /// A gRPC call's response message, valid inside its callback.
+    GrpcReceiveBuffer = 5,
     PluginConfiguration = 7,
     /// Higress only: the reply of a Redis call, valid inside its callback.
     RedisCallResponse = 9,
@@ -405,6 +407,16 @@ pub(crate) fn call_foreign_function(
     name: &str,
     arguments: &[u8],
 ) -> Result<Option<Vec<u8>>, HostError> {
+    match call_foreign(name, arguments) {
+        Ok(result) => Ok((!result.is_empty()).then_some(result)),
+        Err(HostError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// [`call_foreign_function`], with an unknown function (`NotFound`) an
+/// error and no result data an empty vector.
+pub(crate) fn call_foreign(name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostError> {
     let mut data: *mut u8 = null_mut();
     let mut size: usize = 0;
     // SAFETY: buffers are live; out-pointers are valid.
@@ -418,7 +430,9 @@ pub(crate) fn call_foreign_function(
             &mut size,
         )
     };
-    optional(status, data, size)
+    let result = take_buffer(data, size);
+    check(status)?;
+    Ok(result.unwrap_or_default())
 }
 
 #[link(wasm_import_module = "env")]
@@ -511,4 +525,258 @@ pub(crate) fn http_call(
         )
     })?;
     Ok(token)
+}
+
+// ----- metrics, shared data, shared queues, stream close ---------------------
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_get_metric(metric_id: u32, return_value: *mut u64) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
+    fn proxy_register_shared_queue(
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_resolve_shared_queue(
+        vm_id_data: *const u8,
+        vm_id_size: usize,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    fn proxy_enqueue_shared_queue(queue_id: u32, value_data: *const u8, value_size: usize) -> u32;
+    fn proxy_dequeue_shared_queue(
+        queue_id: u32,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+    ) -> u32;
+    fn proxy_close_stream(stream_type: u32) -> u32;
+}
+
+/// Defines (or finds) a metric; `kind` is 0 counter, 1 gauge, 2 histogram.
+pub(crate) fn define_metric(kind: u32, name: &str) -> Result<u32, HostError> {
+    let mut id: u32 = 0;
+    // SAFETY: `name` is live; `id` is a valid out-pointer.
+    check(unsafe { proxy_define_metric(kind, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+/// Adds `offset` to a counter or gauge.
+pub(crate) fn increment_metric(id: u32, offset: i64) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check(unsafe { proxy_increment_metric(id, offset) })
+}
+
+/// Sets a gauge, or records a histogram sample.
+pub(crate) fn record_metric(id: u32, value: u64) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check(unsafe { proxy_record_metric(id, value) })
+}
+
+/// A counter's or gauge's current value.
+pub(crate) fn get_metric(id: u32) -> Result<u64, HostError> {
+    let mut value: u64 = 0;
+    // SAFETY: `value` is a valid out-pointer.
+    check(unsafe { proxy_get_metric(id, &mut value) })?;
+    Ok(value)
+}
+
+/// A shared-data value and its CAS; `Err(NotFound)` when the key is absent.
+pub(crate) fn get_shared_data(key: &str) -> Result<(Vec<u8>, u32), HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    let mut cas: u32 = 0;
+    // SAFETY: `key` is live; out-pointers are valid; the buffer is taken once.
+    let status =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    let value = take_buffer(data, size);
+    check(status)?;
+    Ok((value.unwrap_or_default(), cas))
+}
+
+/// Writes a shared-data value; `cas` 0 writes unconditionally.
+pub(crate) fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: both buffers are live for the call.
+    check(unsafe {
+        proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    })
+}
+
+/// Registers a shared queue owned by the calling plugin's root context.
+pub(crate) fn register_shared_queue(name: &str) -> Result<u32, HostError> {
+    let mut id: u32 = 0;
+    // SAFETY: `name` is live; `id` is a valid out-pointer.
+    check(unsafe { proxy_register_shared_queue(name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+/// Finds a queue another VM (or this one) registered.
+pub(crate) fn resolve_shared_queue(vm_id: &str, name: &str) -> Result<u32, HostError> {
+    let mut id: u32 = 0;
+    // SAFETY: both strings are live; `id` is a valid out-pointer.
+    check(unsafe {
+        proxy_resolve_shared_queue(
+            vm_id.as_ptr(),
+            vm_id.len(),
+            name.as_ptr(),
+            name.len(),
+            &mut id,
+        )
+    })?;
+    Ok(id)
+}
+
+/// Appends a message to a queue.
+pub(crate) fn enqueue_shared_queue(id: u32, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: `value` is live for the call.
+    check(unsafe { proxy_enqueue_shared_queue(id, value.as_ptr(), value.len()) })
+}
+
+/// Takes the oldest message of a queue; `Err(Empty)` when there is none.
+pub(crate) fn dequeue_shared_queue(id: u32) -> Result<Vec<u8>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; the buffer is taken once.
+    let status = unsafe { proxy_dequeue_shared_queue(id, &mut data, &mut size) };
+    let value = take_buffer(data, size);
+    check(status)?;
+    Ok(value.unwrap_or_default())
+}
+
+/// Resets one direction of the stream (Envoy: `resetStream()`).
+pub(crate) fn close_stream(stream: StreamType) -> Result<(), HostError> {
+    // SAFETY: plain value call.
+    check(unsafe { proxy_close_stream(stream as u32) })
+}
+
+// ----- Higress only: upstream host selection, injected data -------------------
+//
+// Stock Envoy refuses a module importing these; each is reached only through
+// a public function that is linked only when a plugin calls it.
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_get_upstream_hosts(return_data: *mut *mut u8, return_size: *mut usize) -> u32;
+    fn proxy_set_upstream_override_host(address_data: *const u8, address_size: usize) -> u32;
+    fn proxy_inject_encoded_data_to_filter_chain(
+        body_data: *const u8,
+        body_size: usize,
+        end_stream: u32,
+    ) -> u32;
+}
+
+/// Higress only: the route's cluster hosts, serialized as a pair map
+/// (address, JSON metadata).
+pub(crate) fn get_upstream_hosts() -> Result<Option<Vec<u8>>, HostError> {
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; the result is taken by `optional`.
+    let status = unsafe { proxy_get_upstream_hosts(&mut data, &mut size) };
+    optional(status, data, size)
+}
+
+/// Higress only: sends this request to `address` (`ip:port`).
+pub(crate) fn set_upstream_override_host(address: &[u8]) -> Result<(), HostError> {
+    // SAFETY: `address` is live for the call.
+    check(unsafe { proxy_set_upstream_override_host(address.as_ptr(), address.len()) })
+}
+
+/// Higress only: pushes response (encoded) data into the filter chain.
+pub(crate) fn inject_encoded_data(body: &[u8], end_stream: bool) -> Result<(), HostError> {
+    // SAFETY: `body` is live for the call.
+    check(unsafe {
+        proxy_inject_encoded_data_to_filter_chain(body.as_ptr(), body.len(), u32::from(end_stream))
+    })
+}
+
+// ----- gRPC ------------------------------------------------------------------
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_grpc_call(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        service_name_data: *const u8,
+        service_name_size: usize,
+        method_name_data: *const u8,
+        method_name_size: usize,
+        initial_metadata_data: *const u8,
+        initial_metadata_size: usize,
+        message_data: *const u8,
+        message_size: usize,
+        timeout_milliseconds: u32,
+        return_token: *mut u32,
+    ) -> u32;
+    fn proxy_get_status(
+        return_code: *mut u32,
+        return_message_data: *mut *mut u8,
+        return_message_size: *mut usize,
+    ) -> u32;
+}
+
+/// Dispatches a unary gRPC call to `cluster`; returns the host's token. The
+/// reply arrives through `proxy_on_grpc_receive` or `proxy_on_grpc_close`.
+pub(crate) fn grpc_call(
+    cluster: &str,
+    service: &str,
+    method: &str,
+    metadata: &[(&str, &[u8])],
+    message: &[u8],
+    timeout: std::time::Duration,
+) -> Result<u32, HostError> {
+    let metadata = crate::wire::encode_map(metadata);
+    let timeout_ms = u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX);
+    let mut token: u32 = 0;
+    // SAFETY: all buffers are live for the call; `token` is a valid out-pointer.
+    check(unsafe {
+        proxy_grpc_call(
+            cluster.as_ptr(),
+            cluster.len(),
+            service.as_ptr(),
+            service.len(),
+            method.as_ptr(),
+            method.len(),
+            metadata.as_ptr(),
+            metadata.len(),
+            message.as_ptr(),
+            message.len(),
+            timeout_ms,
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
+/// The status of the last callout (code, message), e.g. a gRPC status.
+pub(crate) fn get_status() -> Result<(u32, Vec<u8>), HostError> {
+    let mut code: u32 = 0;
+    let mut data: *mut u8 = null_mut();
+    let mut size: usize = 0;
+    // SAFETY: out-pointers are valid; the buffer is taken once.
+    let status = unsafe { proxy_get_status(&mut code, &mut data, &mut size) };
+    let message = take_buffer(data, size);
+    check(status)?;
+    Ok((code, message.unwrap_or_default()))
 }

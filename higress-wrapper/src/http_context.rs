@@ -205,6 +205,8 @@ pub(crate) enum Dir {
 #[derive(Debug, Default)]
 pub(crate) struct Flags {
     pub(crate) local_response_sent: bool,
+    /// The plugin reset the stream ([`HttpContext::reset_stream`]).
+    pub(crate) reset: bool,
     /// What to answer when an awaited hook fails (`None`: continue).
     pub(crate) error_response: Option<(u32, Vec<u8>)>,
 }
@@ -1094,6 +1096,66 @@ impl<S> HttpContext<S> {
     /// Whether a local response was sent for this request.
     pub fn local_response_sent(&self) -> bool {
         self.flags.local_response_sent
+    }
+
+    /// Resets the stream (proxy-wasm `close_stream` of the request; Envoy
+    /// resets the downstream stream: the client gets no response, the
+    /// upstream request is abandoned). The request ends here: the SDK
+    /// resumes nothing afterwards, whatever the hook returns.
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
+    ///     if ctx.request_header("x-abuse").is_some() {
+    ///         ctx.reset_stream();
+    ///     }
+    ///     HeaderAction::Continue
+    /// }
+    /// # let _ = on_request_headers;
+    /// ```
+    pub fn reset_stream(&mut self) {
+        match host::close_stream(StreamType::Request) {
+            Ok(()) => self.flags.reset = true,
+            Err(e) => warn_failed("resetting", "stream", e),
+        }
+    }
+
+    /// Whether this plugin reset the stream ([`reset_stream`](Self::reset_stream)).
+    pub fn is_reset(&self) -> bool {
+        self.flags.reset
+    }
+
+    /// The config that matched this request (Go's `GetMatchConfig`): the
+    /// `_rules_` entry's or the global config, as the hooks receive it. For
+    /// code that only has the context, e.g. a [`then`](Self::then)
+    /// callback or a future holding an [`HttpHandle`]. `None` before
+    /// request headers, or if `C` is not the plugin's config type.
+    ///
+    /// ```
+    /// # use higress_wrapper::prelude::*;
+    /// #[derive(serde::Deserialize)]
+    /// struct Config { tag: String }
+    ///
+    /// fn tag(ctx: &mut HttpContext) {
+    ///     if let Some(config) = ctx.match_config::<Config>() {
+    ///         ctx.set_request_header("x-tag", config.tag.as_str());
+    ///     }
+    /// }
+    /// # let _ = tag;
+    /// ```
+    pub fn match_config<C: 'static>(&self) -> Option<Rc<C>> {
+        self.matched_config.clone()?.downcast::<C>().ok()
+    }
+
+    /// Appends `message` to a shared queue (see
+    /// [`shared_queue`](crate::shared_queue)); the worker that registered it
+    /// is told through its `on_queue_ready`.
+    pub fn enqueue(
+        &self,
+        queue: crate::shared_queue::SharedQueue,
+        message: impl AsRef<[u8]>,
+    ) -> Result<(), HostError> {
+        queue.enqueue(message.as_ref())
     }
 
     /// Resumes a request a hook paused with `StopIteration`. Only needed if

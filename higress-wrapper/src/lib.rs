@@ -65,7 +65,7 @@
 //! | 0 leaf | `error`, `wire`, `host` | errors, wire formats, the host imports; nothing of the SDK but each other |
 //! | 1 config | `config` | parsing, `_rules_`, merge-patch, the prepared matcher (`config/`); pure (layer 0 at most) |
 //! | 2 runtime | `callout`, `log`, `logging`, `task` | the table of calls in flight, logging (and its public helpers: `Truncated`, rate-limited failure lines), the executor; layers 0-1 |
-//! | 3 API | `action`, `plugin`, `http_context`, `plugin_context`, `query`, `cluster`, `http_client`, `redis` | what plugins use; layers 0-2 |
+//! | 3 API | `action`, `plugin`, `http_context`, `plugin_context`, `query`, `cluster`, `http_client`, `redis`, `foreign`, `grpc`, `metrics`, `shared_data`, `shared_queue`, `upstream` | what plugins use; layers 0-2 |
 //! | 4 driver | `stream`, `root` | one request through the hooks; a plugin root; layers 0-3 |
 //! | 5 entry | `entry` | where the host enters; layers 0-4 |
 //!
@@ -97,12 +97,18 @@ mod task;
 // Layer 3 — the public API: hooks, contexts, clients.
 mod action;
 pub mod cluster;
+pub mod foreign;
+pub mod grpc;
 pub mod http_client;
 mod http_context;
+pub mod metrics;
 mod plugin;
 mod plugin_context;
 pub mod query;
 pub mod redis;
+pub mod shared_data;
+pub mod shared_queue;
+pub mod upstream;
 // Layer 4 — the drivers: a plugin root, one request.
 mod root;
 mod stream;
@@ -131,6 +137,7 @@ pub use plugin_context::PluginContext;
 /// | `parse_rule_config: f` | `ParseOverrideConfig` | `fn(&serde_json::Value, Option<&MyConfig>) -> Result<MyConfig, ConfigError>` (the rule's own keys, the global config) |
 /// | `on_plugin_start: f` | `PrePluginStartOrReload` | `fn(&mut PluginContext<MyConfig>) -> Result<(), StartError>` |
 /// | `on_tick: [(Duration, f), …]` | `RegisterTickFunc` | `fn(&mut PluginContext<MyConfig>)` |
+/// | `on_queue_ready: f` | | `fn(&mut PluginContext<MyConfig>, u32)`: a message arrived on a shared queue the plugin registered (see [`shared_queue`]) |
 /// | `on_request_headers: f` | `ProcessRequestHeaders` | `fn(&mut HttpContext<MyState>, &MyConfig) -> HeaderAction` |
 /// | `on_request_body: f` | `ProcessRequestBody` | `fn(&mut HttpContext<MyState>, &MyConfig, &[u8]) -> DataAction` |
 /// | `on_streaming_request_body: f` | `ProcessStreamingRequestBody` | `fn(&mut HttpContext<MyState>, &MyConfig, &[u8], bool) -> Option<Vec<u8>>` |

@@ -101,6 +101,40 @@ impl<C> PluginContext<'_, C> {
     pub fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
         crate::host::get_property(path).ok().flatten()
     }
+
+    /// Registers shared queue `name`; this worker's
+    /// [`HttpPlugin::on_queue_ready`](crate::HttpPlugin::on_queue_ready) runs
+    /// when a message arrives (see [`shared_queue`](crate::shared_queue)).
+    pub fn register_queue(
+        &self,
+        name: &str,
+    ) -> Result<crate::shared_queue::SharedQueue, crate::HostError> {
+        crate::shared_queue::SharedQueue::register(name)
+    }
+
+    /// Finds queue `name` of VM `vm_id` (`""`: the default VM id).
+    pub fn resolve_queue(
+        &self,
+        vm_id: &str,
+        name: &str,
+    ) -> Result<crate::shared_queue::SharedQueue, crate::HostError> {
+        crate::shared_queue::SharedQueue::resolve(vm_id, name)
+    }
+
+    /// Takes the oldest message of queue `queue_id` (as `on_queue_ready`
+    /// names it); `Ok(None)` when it is empty.
+    pub fn dequeue(&self, queue_id: u32) -> Result<Option<Vec<u8>>, crate::HostError> {
+        crate::shared_queue::SharedQueue::from_id(queue_id).dequeue()
+    }
+
+    /// Appends a message to `queue`.
+    pub fn enqueue(
+        &self,
+        queue: crate::shared_queue::SharedQueue,
+        message: impl AsRef<[u8]>,
+    ) -> Result<(), crate::HostError> {
+        queue.enqueue(message.as_ref())
+    }
 }
 
 /// The host tick period that serves every registered function exactly: the

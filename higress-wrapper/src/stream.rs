@@ -202,8 +202,9 @@ impl<P: HttpPlugin> Stream<P> {
         }
     }
 
-    fn local_response_sent(&self) -> bool {
-        self.with_ctx(|c| c.flags.local_response_sent)
+    /// The plugin ended the request: a local response, or a reset.
+    fn ended_by_plugin(&self) -> bool {
+        self.with_ctx(|c| c.flags.local_response_sent || c.flags.reset)
             .unwrap_or(false)
     }
 
@@ -262,7 +263,7 @@ impl<P: HttpPlugin> Stream<P> {
                 }
             }
         };
-        if !sent_before && self.local_response_sent() {
+        if !sent_before && self.ended_by_plugin() {
             return Action::Pause;
         }
         if hold {
@@ -330,7 +331,7 @@ impl<P: HttpPlugin> Stream<P> {
         let Some(action) = self.settle(out, dir) else {
             return;
         };
-        if self.local_response_sent() {
+        if self.ended_by_plugin() {
             return;
         }
         match action.decide() {
@@ -357,7 +358,7 @@ impl<P: HttpPlugin> Stream<P> {
         let Some(action) = self.settle(out, dir) else {
             return;
         };
-        if self.local_response_sent() {
+        if self.ended_by_plugin() {
             return;
         }
         match action.decide() {
@@ -373,7 +374,7 @@ impl<P: HttpPlugin> Stream<P> {
         let Some(config) = self.config() else {
             return Action::Continue;
         };
-        let sent_before = self.local_response_sent();
+        let sent_before = self.ended_by_plugin();
         let hooks = P::HOOKS;
         let (streaming, buffered) = match dir {
             Dir::Request => (hooks.on_streaming_request_body, hooks.on_request_body),
@@ -487,7 +488,7 @@ impl<P: HttpPlugin> Stream<P> {
         let Some(hook) = hook else {
             return Action::Continue;
         };
-        let sent_before = self.local_response_sent();
+        let sent_before = self.ended_by_plugin();
         match self.with_ctx(|c| hook(c, &config)) {
             Some(action) => self.apply(action, dir, sent_before, Self::complete_headers),
             None => Action::Continue,
@@ -502,7 +503,7 @@ impl<P: HttpPlugin> Stream<P> {
             Dir::Request => P::HOOKS.on_request_headers,
             Dir::Response => P::HOOKS.on_response_headers,
         };
-        let sent_before = self.local_response_sent();
+        let sent_before = self.ended_by_plugin();
         let action = self.with_ctx(|c| {
             if dir == Dir::Response {
                 let state = &mut c.response;

@@ -80,7 +80,7 @@ pub fn put_0_2_100_first(module: &[u8]) -> Result<Option<Vec<u8>>> {
     let mut at = 8;
     while at < module.len() {
         let section_start = at;
-        let id = module[at];
+        let id = *module.get(at).ok_or_else(|| bad("section id"))?;
         at += 1;
         let size = usize::try_from(read_leb(module, &mut at).ok_or_else(|| bad("section size"))?)
             .map_err(|_| bad("section size"))?;
@@ -95,9 +95,16 @@ pub fn put_0_2_100_first(module: &[u8]) -> Result<Option<Vec<u8>>> {
         }
         let entries = parse_exports(payload).ok_or_else(|| bad("export section"))?;
         let abi: Vec<usize> = (0..entries.len())
-            .filter(|&i| entries[i].name.starts_with(ABI_PREFIX))
+            .filter(|&i| {
+                entries
+                    .get(i)
+                    .is_some_and(|e| e.name.starts_with(ABI_PREFIX))
+            })
             .collect();
-        let Some(&want) = abi.iter().find(|&&i| entries[i].name == FIRST) else {
+        let Some(&want) = abi
+            .iter()
+            .find(|&&i| entries.get(i).is_some_and(|e| e.name == FIRST))
+        else {
             return Ok(None);
         };
         let Some(&first_abi) = abi.first() else {
@@ -114,18 +121,18 @@ pub fn put_0_2_100_first(module: &[u8]) -> Result<Option<Vec<u8>>> {
             &mut new_payload,
             u32::try_from(entries.len()).map_err(|_| bad("export count"))?,
         );
-        for i in order {
-            new_payload.extend_from_slice(entries[i].raw);
+        for entry in order.into_iter().filter_map(|i| entries.get(i)) {
+            new_payload.extend_from_slice(entry.raw);
         }
         let mut out = Vec::with_capacity(module.len() + 4);
-        out.extend_from_slice(&module[..section_start]);
+        out.extend_from_slice(module.get(..section_start).unwrap_or_default());
         out.push(EXPORT_SECTION);
         write_leb(
             &mut out,
             u32::try_from(new_payload.len()).map_err(|_| bad("section size"))?,
         );
         out.extend_from_slice(&new_payload);
-        out.extend_from_slice(&module[payload_end..]);
+        out.extend_from_slice(module.get(payload_end..).unwrap_or_default());
         return Ok(Some(out));
     }
     Ok(None)

@@ -602,9 +602,7 @@ impl<T> Future for RedisFuture<T> {
                     };
                     let (status, data) = match reply {
                         Some(Reply::Redis { status, data }) => (status, data),
-                        Some(Reply::Http { .. }) | None => {
-                            return Poll::Ready(Err(RedisError::Cancelled))
-                        }
+                        _ => return Poll::Ready(Err(RedisError::Cancelled)),
                     };
                     if status != 0 {
                         return Poll::Ready(Err(RedisError::Network {

@@ -47,6 +47,7 @@ fn start(ctx: &mut PluginContext<'_, MyConfig>) -> Result<(), StartError> {
 
 fn every_second(_ctx: &mut PluginContext<'_, MyConfig>) {}
 fn every_minute(_ctx: &mut PluginContext<'_, MyConfig>) {}
+fn queue_ready(_ctx: &mut PluginContext<'_, MyConfig>, _queue_id: u32) {}
 
 type Ctx = HttpContext<MyState>;
 
@@ -86,6 +87,7 @@ higress_wrapper::set_ctx! {
         (Duration::from_secs(1), every_second),
         (Duration::from_secs(60), every_minute),
     ],
+    on_queue_ready: queue_ready,
     on_request_headers: request_headers,
     on_request_body: request_body,
     on_streaming_request_body: streaming_request_body,
