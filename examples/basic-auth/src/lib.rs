@@ -13,7 +13,6 @@ use higress_wrapper::config::from_json;
 use higress_wrapper::logging::Truncated;
 use higress_wrapper::prelude::*;
 use serde::Deserialize;
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -55,9 +54,6 @@ pub struct BasicAuthConfig {
     pub consumers: Rc<Consumers>,
     /// The consumers a rule allows; empty in the global config.
     pub allow: Vec<String>,
-    /// Whether the config has `_rules_` (Go's package-level `ruleSet`), set
-    /// at plugin start.
-    pub rule_set: Cell<bool>,
 }
 
 fn required<T>(value: Option<T>, key: &str) -> Result<T, ConfigError> {
@@ -126,13 +122,6 @@ fn parse_rule_config(
     })
 }
 
-fn on_plugin_start(ctx: &mut PluginContext<'_, BasicAuthConfig>) -> Result<(), StartError> {
-    if let Some(global) = ctx.global_config() {
-        global.rule_set.set(ctx.rule_count() > 0);
-    }
-    Ok(())
-}
-
 /// Go's `base64.StdEncoding.DecodeString`: padded, `\r` and `\n` ignored,
 /// `None` on anything else that is not base64.
 fn decode_base64(text: &str) -> Option<Vec<u8>> {
@@ -194,7 +183,7 @@ fn bad_credential(ctx: &mut HttpContext, why: &str) -> HeaderAction {
 fn on_request_headers(ctx: &mut HttpContext, config: &BasicAuthConfig) -> HeaderAction {
     // The global config (no `allow`) authenticates only if global_auth says
     // so; a rule's config always does.
-    let global_auth = config.global_auth.unwrap_or(!config.rule_set.get());
+    let global_auth = config.global_auth.unwrap_or(!ctx.has_rules());
     if config.allow.is_empty() && !global_auth {
         log::info!("authorization is not required");
         return HeaderAction::Continue;
@@ -251,7 +240,6 @@ higress_wrapper::set_ctx! {
     config: BasicAuthConfig,
     parse_config: parse_config,
     parse_rule_config: parse_rule_config,
-    on_plugin_start: on_plugin_start,
     on_request_headers: on_request_headers,
 }
 

@@ -13,7 +13,6 @@
 use higress_wrapper::config::from_json;
 use higress_wrapper::prelude::*;
 use serde::Deserialize;
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -57,9 +56,6 @@ pub struct KeyAuthConfig {
     pub consumers: Rc<HashMap<String, String>>,
     /// The consumers a rule allows; empty in the global config.
     pub allow: Vec<String>,
-    /// Whether the config has `_rules_` (Go's package-level `ruleSet`), set
-    /// at plugin start.
-    pub rule_set: Cell<bool>,
 }
 
 fn required<T>(value: Option<T>, key: &str) -> Result<T, ConfigError> {
@@ -124,13 +120,6 @@ fn parse_rule_config(
     })
 }
 
-fn on_plugin_start(ctx: &mut PluginContext<'_, KeyAuthConfig>) -> Result<(), StartError> {
-    if let Some(global) = ctx.global_config() {
-        global.rule_set.set(ctx.rule_count() > 0);
-    }
-    Ok(())
-}
-
 fn deny(ctx: &mut HttpContext, status: u32, details: &str, message: &str) -> HeaderAction {
     let headers: [(&str, &[u8]); 1] = [("WWW-Authenticate", REALM)];
     let body = format!("Request denied by Key Auth check. {message}");
@@ -164,8 +153,9 @@ fn tokens(ctx: &HttpContext, config: &KeyAuthConfig) -> Vec<String> {
 
 fn on_request_headers(ctx: &mut HttpContext, config: &KeyAuthConfig) -> HeaderAction {
     // The global config (no `allow`) authenticates only if global_auth says
-    // so; a rule's config always does.
-    let global_auth = config.global_auth.unwrap_or(!config.rule_set.get());
+    // so, by default when the config has no `_rules_` (Go's `ruleSet`); a
+    // rule's config always does.
+    let global_auth = config.global_auth.unwrap_or(!ctx.has_rules());
     if config.allow.is_empty() && !global_auth {
         log::info!("authorization is not required");
         return HeaderAction::Continue;
@@ -202,6 +192,5 @@ higress_wrapper::set_ctx! {
     config: KeyAuthConfig,
     parse_config: parse_config,
     parse_rule_config: parse_rule_config,
-    on_plugin_start: on_plugin_start,
     on_request_headers: on_request_headers,
 }
