@@ -1,0 +1,179 @@
+//! Shared by the wasm-mode tests: builds the workspace's plugin modules for
+//! `wasm32-wasip1` (release, as shipped) into a target directory of its own,
+//! so the outer `cargo test` never waits on its own lock, and compiles each
+//! once per test binary.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use higress_wasm_host::PluginModule;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds package `package` for wasm32-wasip1 (release) and returns the
+/// compiled module, `<package with _>.wasm`.
+pub fn module(package: &str) -> PluginModule {
+    static CACHE: OnceLock<Mutex<HashMap<String, PluginModule>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = cache.get(package) {
+        return m.clone();
+    }
+    let target = workspace().join("target").join("wasm-host-modules");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .current_dir(workspace())
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "-p",
+            package,
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("run cargo build for wasm32-wasip1");
+    assert!(status.success(), "building {package} for wasm32-wasip1 failed");
+    let path = target
+        .join("wasm32-wasip1")
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    let m = PluginModule::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    cache.insert(package.to_owned(), m.clone());
+    m
+}
+
+fn leb(mut v: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn read_leb(bytes: &[u8], at: &mut usize) -> usize {
+    let (mut v, mut shift) = (0usize, 0);
+    loop {
+        let b = bytes[*at];
+        *at += 1;
+        v |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// Rewrites the export section: `edit` gets the exports as (name, kind,
+/// index) and returns the new list. Every other section stays as it is.
+pub fn edit_exports(
+    bytes: &[u8],
+    edit: impl FnOnce(Vec<(String, u8, usize)>) -> Vec<(String, u8, usize)>,
+) -> Vec<u8> {
+    let mut out = bytes[..8].to_vec();
+    let mut at = 8;
+    let mut edit = Some(edit);
+    while at < bytes.len() {
+        let id = bytes[at];
+        at += 1;
+        let size = read_leb(bytes, &mut at);
+        let content = &bytes[at..at + size];
+        at += size;
+        if id != 7 {
+            out.push(id);
+            leb(size, &mut out);
+            out.extend_from_slice(content);
+            continue;
+        }
+        let mut p = 0;
+        let count = read_leb(content, &mut p);
+        let mut exports = Vec::new();
+        for _ in 0..count {
+            let n = read_leb(content, &mut p);
+            let name = String::from_utf8(content[p..p + n].to_vec()).unwrap();
+            p += n;
+            let kind = content[p];
+            p += 1;
+            let index = read_leb(content, &mut p);
+            exports.push((name, kind, index));
+        }
+        let exports = (edit.take().unwrap())(exports);
+        let mut section = Vec::new();
+        leb(exports.len(), &mut section);
+        for (name, kind, index) in exports {
+            leb(name.len(), &mut section);
+            section.extend_from_slice(name.as_bytes());
+            section.push(kind);
+            leb(index, &mut section);
+        }
+        out.push(7);
+        leb(section.len(), &mut out);
+        out.extend_from_slice(&section);
+    }
+    out
+}
+
+/// `module` with `proxy_abi_version_0_2_100` exported first (what issue 9
+/// makes every SDK module do), the 0_2_1 export kept after it.
+pub fn with_abi_100_first(package: &str) -> PluginModule {
+    let base = module(package);
+    let bytes = std::fs::read(target_path(package)).unwrap();
+    let edited = edit_exports(&bytes, |mut exports| {
+        let abi = exports
+            .iter()
+            .find(|e| e.0 == "proxy_abi_version_0_2_1")
+            .cloned()
+            .expect("a 0_2_1 export");
+        exports.insert(0, ("proxy_abi_version_0_2_100".to_owned(), abi.1, abi.2));
+        exports
+    });
+    let _ = base;
+    PluginModule::from_bytes(edited, package).unwrap()
+}
+
+/// `module` exporting only `proxy_abi_version_0_2_100`.
+pub fn with_only_abi_100(package: &str) -> PluginModule {
+    let _ = module(package);
+    let bytes = std::fs::read(target_path(package)).unwrap();
+    let edited = edit_exports(&bytes, |exports| {
+        exports
+            .into_iter()
+            .map(|(n, k, i)| {
+                if n == "proxy_abi_version_0_2_1" {
+                    ("proxy_abi_version_0_2_100".to_owned(), k, i)
+                } else {
+                    (n, k, i)
+                }
+            })
+            .collect()
+    });
+    PluginModule::from_bytes(edited, package).unwrap()
+}
+
+fn target_path(package: &str) -> PathBuf {
+    workspace()
+        .join("target")
+        .join("wasm-host-modules")
+        .join("wasm32-wasip1")
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")))
+}
