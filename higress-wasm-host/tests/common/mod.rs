@@ -48,7 +48,10 @@ pub fn module(package: &str) -> PluginModule {
         .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("run cargo build for wasm32-wasip1");
-    assert!(status.success(), "building {package} for wasm32-wasip1 failed");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip1 failed"
+    );
     let path = target
         .join("wasm32-wasip1")
         .join("release")
@@ -176,4 +179,97 @@ fn target_path(package: &str) -> PathBuf {
         .join("wasm32-wasip1")
         .join("release")
         .join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+/// A real `redis-server` on a free loopback port, killed when dropped.
+pub struct Redis {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    dir: PathBuf,
+}
+
+impl Redis {
+    pub fn start(password: Option<&str>) -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("wasm-host-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = Command::new("/usr/bin/redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if let Some(p) = password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd.spawn().expect("start /usr/bin/redis-server");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let redis = Redis { child, addr, dir };
+        // Ready when it answers PING (readiness, not timing: bounded tries).
+        for _ in 0..200 {
+            if let Ok(reply) = redis.try_command(password, &["PING"]) {
+                if reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH") {
+                    return redis;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("redis-server did not come up on {addr}");
+    }
+
+    fn try_command(&self, password: Option<&str>, args: &[&str]) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.addr)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        let mut wire = Vec::new();
+        if let Some(p) = password {
+            wire.extend_from_slice(&encode(&["AUTH", p]));
+        }
+        wire.extend_from_slice(&encode(args));
+        s.write_all(&wire)?;
+        s.shutdown(std::net::Shutdown::Write)?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out)?;
+        if password.is_some() {
+            // Drop the AUTH reply line.
+            let end = out.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+            out.drain(..end);
+        }
+        Ok(out)
+    }
+
+    /// Runs a command on a fresh connection; the raw reply.
+    pub fn command(&self, password: Option<&str>, args: &[&str]) -> Vec<u8> {
+        self.try_command(password, args).unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
 }
