@@ -67,9 +67,14 @@ pub(crate) fn define(
     linker: &mut Linker<HostState>,
     module: &wasmtime::Module,
 ) -> wasmtime::Result<()> {
+    let mut defined = std::collections::BTreeSet::new();
     for import in module.imports() {
         let ns = import.module();
         if ns != "wasi_snapshot_preview1" && ns != "wasi_unstable" {
+            continue;
+        }
+        // A module may import the same function twice (Go does).
+        if !defined.insert((ns.to_owned(), import.name().to_owned())) {
             continue;
         }
         let Some(ty) = import.ty().func().cloned() else {
