@@ -114,7 +114,8 @@ impl TestHost {
 
     /// Does the host's I/O: sends pending Redis calls and HTTP callouts
     /// whose cluster has a real server, and delivers their replies, again
-    /// while the plugin makes new ones. Returns how many were delivered.
+    /// while the plugin makes new ones; delivers `proxy_on_queue_ready` for
+    /// items other VMs enqueued. Returns how many callbacks it delivered.
     pub fn run_until_idle(&self) -> usize {
         let mut delivered = 0;
         loop {
@@ -136,7 +137,13 @@ impl TestHost {
                     .cloned()
             });
             let Some(call) = next else {
-                return delivered;
+                // Queue readiness owed to this VM (another VM enqueued).
+                let ready = self.write(streams::drain);
+                if ready == 0 {
+                    return delivered;
+                }
+                delivered += ready;
+                continue;
             };
             let answer = match &call.kind {
                 CalloutKind::Redis { service, query } => {

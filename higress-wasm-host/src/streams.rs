@@ -330,8 +330,10 @@ pub(crate) fn deliver_trailers(vm: &mut Vm, id: u32, dir: Dir, trailers: HeaderM
     }
 }
 
-/// Runs the queued "after VM call" work, and delivers queue readiness.
-pub(crate) fn drain(vm: &mut Vm) {
+/// Runs the queued "after VM call" work, and delivers queue readiness
+/// (returns how many `proxy_on_queue_ready` calls it made).
+pub(crate) fn drain(vm: &mut Vm) -> usize {
+    let mut ready_calls = 0;
     loop {
         let next = vm.data_mut().after.pop_front();
         match next {
@@ -355,9 +357,10 @@ pub(crate) fn drain(vm: &mut Vm) {
                     vm.data().shared.take_ready(uid)
                 };
                 if ready.is_empty() {
-                    return;
+                    return ready_calls;
                 }
                 for (root, queue) in ready {
+                    ready_calls += 1;
                     let _ = vm.call(
                         "proxy_on_queue_ready",
                         Some(root),

@@ -91,7 +91,11 @@ const RATE: &str = r#"{"rule_name": "r1",
 fn limited(host: &TestHost) -> Option<u32> {
     let mut s = host.http_stream();
     s.send_request_headers(
-        &[(":method", "GET"), (":path", "/v1/chat/completions"), (":authority", "a")],
+        &[
+            (":method", "GET"),
+            (":path", "/v1/chat/completions"),
+            (":authority", "a"),
+        ],
         true,
     )
     .unwrap();
