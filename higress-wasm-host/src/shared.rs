@@ -267,3 +267,51 @@ fn metric_mut(g: &mut Inner, id: u32) -> Option<&mut Metric> {
     let i = usize::try_from(id).ok()?.checked_sub(1)?;
     g.metrics.get_mut(i)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn cas_guards_writes_and_a_missing_key_is_not_found() {
+        let s = SharedState::new();
+        assert_eq!(s.get_data("vm", "k"), Err(Status::NotFound));
+        // CAS on a missing key mismatches; CAS 0 always writes.
+        assert_eq!(
+            s.set_data("vm", "k", b"a".to_vec(), 5),
+            Err(Status::CasMismatch)
+        );
+        s.set_data("vm", "k", b"a".to_vec(), 0).unwrap();
+        let (v, cas) = s.get_data("vm", "k").unwrap();
+        assert_eq!(v, b"a");
+        s.set_data("vm", "k", b"b".to_vec(), cas).unwrap();
+        // The old CAS is stale now.
+        assert_eq!(
+            s.set_data("vm", "k", b"c".to_vec(), cas),
+            Err(Status::CasMismatch)
+        );
+        assert_eq!(s.shared_data("vm", "k").unwrap(), b"b");
+        // Another vm_id is another namespace.
+        assert_eq!(s.get_data("other", "k"), Err(Status::NotFound));
+    }
+
+    #[test]
+    fn metrics_by_type() {
+        let s = SharedState::new();
+        let c = s.define_metric(MetricType::Counter, "c");
+        assert_eq!(s.define_metric(MetricType::Counter, "c"), c);
+        s.increment_metric(c, 3).unwrap();
+        assert_eq!(s.increment_metric(c, -1), Err(Status::BadArgument));
+        assert_eq!(s.get_metric(c), Ok(3));
+        let g = s.define_metric(MetricType::Gauge, "g");
+        s.record_metric(g, 10).unwrap();
+        s.increment_metric(g, -4).unwrap();
+        assert_eq!(s.metric("g"), Some(MetricValue::Gauge(6)));
+        let h = s.define_metric(MetricType::Histogram, "h");
+        s.record_metric(h, 1).unwrap();
+        s.record_metric(h, 2).unwrap();
+        assert_eq!(s.metric("h"), Some(MetricValue::Histogram(vec![1, 2])));
+        assert_eq!(s.get_metric(h), Err(Status::BadArgument));
+    }
+}
