@@ -157,3 +157,48 @@ fn a_reply_answered_by_the_test_reaches_the_plugin() {
     assert_eq!(s.upstream_request_header("x-redis-value").unwrap(), "hi");
     host.assert_idle();
 }
+
+#[test]
+fn a_reply_after_the_stream_ended_is_not_delivered_to_it() {
+    let host = TestHost::start(&common::module("redis-plugin"), config("")).unwrap();
+    let mut s = host.http_stream();
+    s.send_request_headers(
+        &[(":path", "/"), (":method", "GET"), (":authority", "gw")],
+        true,
+    )
+    .unwrap();
+    let token = s.callouts()[0].token;
+    // The client goes away before Redis answers.
+    s.done().unwrap();
+    drop(s);
+    host.respond_redis(token, "$2\r\nhi\r\n").unwrap();
+    // The reply reached the root; the SDK could not make the gone stream
+    // effective again, and the VM is still healthy.
+    let reply = host
+        .work()
+        .into_iter()
+        .find(|w| w.callback == "proxy_on_redis_call_response")
+        .unwrap();
+    assert_eq!(reply.context_id, host.root_context_id());
+    assert!(
+        !reply.hostcalls.contains(&"proxy_continue_stream"),
+        "{:?}",
+        reply.hostcalls
+    );
+    assert!(!host.vm_failed(), "{:?}", host.traps());
+    assert!(
+        host.logs_containing("redis greeting = hi").is_empty(),
+        "{:?}",
+        host.logs()
+    );
+    // And the next request is served.
+    let mut s = host.http_stream();
+    s.send_request_headers(
+        &[(":path", "/"), (":method", "GET"), (":authority", "gw")],
+        true,
+    )
+    .unwrap();
+    let token = s.callouts()[0].token;
+    host.respond_redis(token, "$2\r\nok\r\n").unwrap();
+    assert_eq!(s.upstream_request_header("x-redis-value").unwrap(), "ok");
+}
