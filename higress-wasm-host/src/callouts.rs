@@ -74,6 +74,47 @@ fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError>
     Ok(())
 }
 
+/// Times out, on the host clock, the callouts the test answers by hand
+/// (those with a real server are answered by `run_until_idle`): an HTTP
+/// call gets Envoy's local `504 upstream request timeout`, a Redis call
+/// `NetworkError`.
+pub(crate) fn expire(vm: &mut Vm) {
+    loop {
+        let due = {
+            let h = vm.data();
+            h.callouts
+                .iter()
+                .filter(|c| c.state == CalloutState::Pending)
+                .filter(|c| h.deadlines.get(&c.token).is_some_and(|d| *d <= h.now_nanos))
+                .find(|c| match &c.kind {
+                    CalloutKind::Http { upstream, .. } => {
+                        !h.settings.http_servers.contains_key(upstream)
+                    }
+                    CalloutKind::Redis { service, .. } => !h
+                        .settings
+                        .redis_servers
+                        .contains_key(service.split('?').next().unwrap_or_default()),
+                })
+                .map(|c| (c.token, matches!(c.kind, CalloutKind::Http { .. })))
+        };
+        let Some((token, http)) = due else { return };
+        let answer = if http {
+            let mut headers = HeaderMap::default();
+            headers.add(":status", b"504");
+            headers.add("content-length", b"24");
+            headers.add("content-type", b"text/plain");
+            Answer::Http(Some(CallReply {
+                headers,
+                body: b"upstream request timeout".to_vec(),
+                trailers: HeaderMap::default(),
+            }))
+        } else {
+            Answer::Redis(None)
+        };
+        let _ = deliver(vm, token, answer);
+    }
+}
+
 impl TestHost {
     /// Answers HTTP callout `token` with `status`, `headers` and `body`.
     pub fn respond_http<N: AsRef<str>, V: AsRef<[u8]>>(

@@ -166,7 +166,10 @@ impl TestHost {
     }
 
     /// Moves the clock by `by`, delivering a tick at each period boundary
-    /// crossed (the clock reads that instant during the tick).
+    /// crossed (the clock reads that instant during the tick), then times
+    /// out the callouts past their deadline that the test answers by hand
+    /// (HTTP: Envoy's local `504 upstream request timeout`; Redis:
+    /// `NetworkError` after the client's timeout).
     pub fn advance_time(&self, by: Duration) {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         self.write(|vm| {
@@ -183,6 +186,7 @@ impl TestHost {
                 streams::drain(vm);
             }
             vm.data_mut().now_nanos = end;
+            crate::callouts::expire(vm);
         });
     }
 

@@ -409,6 +409,10 @@ fn http_call(
     }
     let h = c.data_mut();
     let context_id = h.effective;
+    let deadline = h
+        .now_nanos
+        .saturating_add(u64::from(timeout as u32).saturating_mul(1_000_000));
+    h.deadlines.insert(token, deadline);
     h.callouts.push(Callout {
         token,
         context_id,
@@ -466,7 +470,8 @@ fn redis_call(mut c: C<'_>, sp: i32, ss: i32, qp: i32, qs: i32, token_ptr: i32) 
     ) else {
         return Ok(Status::InvalidMemoryAccess.code());
     };
-    let cluster = service.split('?').next().unwrap_or_default();
+    let cluster = service.split('?').next().unwrap_or_default().to_owned();
+    let cluster = cluster.as_str();
     if !c.data().cluster_known(cluster) {
         return Ok(Status::BadArgument.code());
     }
@@ -476,6 +481,18 @@ fn redis_call(mut c: C<'_>, sp: i32, ss: i32, qp: i32, qs: i32, token_ptr: i32) 
     }
     let h = c.data_mut();
     let context_id = h.effective;
+    // The client's op timeout, from the latest init of this cluster.
+    let timeout = h
+        .redis_inits
+        .iter()
+        .rev()
+        .find(|i| i.service.split('?').next() == Some(cluster))
+        .map(|i| i.timeout)
+        .filter(|t| !t.is_zero());
+    if let Some(t) = timeout {
+        let nanos = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
+        h.deadlines.insert(token, h.now_nanos.saturating_add(nanos));
+    }
     h.callouts.push(Callout {
         token,
         context_id,

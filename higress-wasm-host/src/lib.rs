@@ -34,7 +34,9 @@
 //! - **Callouts**: HTTP and Redis replies delivered on the root context,
 //!   by the test ([`TestHost::respond_http`], [`TestHost::respond_redis`])
 //!   or by real loopback servers ([`TestHost::run_until_idle`]); Redis
-//!   relayed over RESP2 with `AUTH`/`SELECT` after each init.
+//!   relayed over RESP2 with `AUTH`/`SELECT` after each init. Calls the test
+//!   answers by hand time out on the host clock
+//!   ([`TestHost::advance_time`]).
 //! - **Higress calls**: upstream hosts and override, injected data.
 //! - **Shared state** across VMs ([`SharedState`]): shared data with CAS,
 //!   queues (readiness delivered to the owning VM), metrics.
@@ -54,8 +56,7 @@
 //!
 //! # Not modelled
 //! gRPC (the calls exist and answer `BadArgument`), TCP filters, buffer
-//! limits (413/500), HTTP callout timeouts on the host clock, Envoy's own
-//! `x-request-id` generation.
+//! limits (413/500), Envoy's own `x-request-id` generation.
 #![deny(missing_docs)]
 
 mod abi;

@@ -321,6 +321,8 @@ pub(crate) struct HostState {
     pub(crate) next_tick_nanos: Option<u64>,
     pub(crate) after: VecDeque<AfterCall>,
     pub(crate) callouts: Vec<Callout>,
+    /// When each pending callout times out on the host clock (nanos).
+    pub(crate) deadlines: BTreeMap<u32, u64>,
     pub(crate) next_token: u32,
     pub(crate) call_reply: Option<CallReply>,
     pub(crate) redis_reply: Option<Vec<u8>>,
@@ -363,6 +365,7 @@ impl HostState {
             next_tick_nanos: None,
             after: VecDeque::new(),
             callouts: Vec::new(),
+            deadlines: BTreeMap::new(),
             next_token: 0,
             call_reply: None,
             redis_reply: None,

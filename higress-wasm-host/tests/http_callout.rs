@@ -93,3 +93,26 @@ fn a_real_auth_server_denies_with_403() {
     assert_eq!(host.logs_containing("auth denied: status 401").len(), 1);
     host.assert_idle();
 }
+
+#[test]
+fn an_unanswered_call_times_out_on_the_host_clock() {
+    let host = TestHost::start(&common::module("http-callout"), CONFIG).unwrap();
+    let mut s = host.http_stream();
+    assert_eq!(
+        s.send_request_headers(&[(":path", "/")], true).unwrap(),
+        Action::Pause
+    );
+    host.advance_time(std::time::Duration::from_millis(299));
+    assert!(s.is_request_paused(), "not yet: the timeout is 300 ms");
+    host.advance_time(std::time::Duration::from_millis(1));
+    // Envoy answers the call with its local 504, which the SDK reads as a
+    // timeout; the plugin denies.
+    assert_eq!(s.client_response_status(), Some(403));
+    assert_eq!(
+        host.logs_containing("timed out after 300 ms").len(),
+        1,
+        "{:?}",
+        host.logs()
+    );
+    host.assert_idle();
+}

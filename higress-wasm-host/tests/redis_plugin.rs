@@ -202,3 +202,20 @@ fn a_reply_after_the_stream_ended_is_not_delivered_to_it() {
     host.respond_redis(token, "$2\r\nok\r\n").unwrap();
     assert_eq!(s.upstream_request_header("x-redis-value").unwrap(), "ok");
 }
+
+#[test]
+fn an_unanswered_redis_call_times_out_after_the_client_timeout() {
+    let host = TestHost::start(&common::module("redis-plugin"), config("")).unwrap();
+    let mut s = host.http_stream();
+    s.send_request_headers(
+        &[(":path", "/"), (":method", "GET"), (":authority", "gw")],
+        true,
+    )
+    .unwrap();
+    host.advance_time(std::time::Duration::from_millis(499));
+    assert!(s.is_request_paused());
+    host.advance_time(std::time::Duration::from_millis(1));
+    assert!(!s.is_request_paused(), "failed open after 500 ms");
+    assert!(!host.logs_containing("network error or timeout").is_empty());
+    host.assert_idle();
+}
