@@ -32,9 +32,9 @@ cargo fmt --all -- --check
 step "clippy (host)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-# Host-only crates (the Envoy harness and the cargo-higress tool) are not
-# built for wasm32.
-host_only=(--exclude higress-e2e --exclude cargo-higress)
+# Host-only crates (the Envoy harness, the cargo-higress tool and the
+# wasmtime host) are not built for wasm32.
+host_only=(--exclude higress-e2e --exclude cargo-higress --exclude higress-wasm-host)
 
 step "clippy (wasm32-wasip1)"
 cargo clippy --workspace "${host_only[@]}" --target wasm32-wasip1 --locked -- -D warnings

@@ -133,6 +133,8 @@ pub fn build_workspace_modules() -> Result<Vec<ModuleSurface>> {
         "higress-e2e",
         "--exclude",
         "cargo-higress",
+        "--exclude",
+        "higress-wasm-host",
         "--message-format=json-render-diagnostics",
     ];
     let what = format!("{} {}", cargo.display(), args.join(" "));

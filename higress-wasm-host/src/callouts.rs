@@ -1,0 +1,311 @@
+//! Callout replies: HTTP and Redis, answered by the test or by real
+//! loopback servers, delivered on the root context as Envoy does (never
+//! from inside the host call that made them), with the reply readable only
+//! during the callback.
+
+use crate::host::TestHost;
+use crate::state::{CallReply, HeaderMap};
+use crate::streams;
+use crate::types::{CalloutKind, CalloutState, DeliveryError};
+use crate::vm::Vm;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+enum Answer {
+    Http(Option<CallReply>),
+    Redis(Option<Vec<u8>>),
+}
+
+fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError> {
+    let (context, is_http) = {
+        let h = vm.data();
+        let c = h
+            .callouts
+            .iter()
+            .find(|c| c.token == token)
+            .ok_or(DeliveryError::UnknownToken(token))?;
+        if c.state != CalloutState::Pending {
+            return Err(DeliveryError::NotPending(token));
+        }
+        (c.context_id, matches!(c.kind, CalloutKind::Http { .. }))
+    };
+    if is_http != matches!(answer, Answer::Http(_)) {
+        return Err(DeliveryError::WrongKind(token));
+    }
+    if let Some(c) = vm.data_mut().callouts.iter_mut().find(|c| c.token == token) {
+        c.state = CalloutState::Delivered;
+    }
+    if vm.data().vm_failed {
+        return Ok(());
+    }
+    let root = vm.data().root;
+    let stream = vm.data().streams.contains_key(&context).then_some(context);
+    match answer {
+        Answer::Http(reply) => {
+            let (nh, nb, nt) = reply.as_ref().map_or((0, 0, 0), |r| {
+                (r.headers.len(), r.body.len(), r.trailers.len())
+            });
+            vm.data_mut().call_reply = Some(reply.unwrap_or_default());
+            let _ = vm.call(
+                "proxy_on_http_call_response",
+                Some(root),
+                stream,
+                &[root as i32, token as i32, nh as i32, nb as i32, nt as i32],
+            );
+            vm.data_mut().call_reply = None;
+        }
+        Answer::Redis(reply) => {
+            let (status, size) = match &reply {
+                Some(r) => (0, r.len()),
+                None => (1, 0),
+            };
+            vm.data_mut().redis_reply = reply;
+            let _ = vm.call(
+                "proxy_on_redis_call_response",
+                Some(root),
+                stream,
+                &[root as i32, token as i32, status, size as i32],
+            );
+            vm.data_mut().redis_reply = None;
+        }
+    }
+    streams::drain(vm);
+    Ok(())
+}
+
+/// Times out, on the host clock, the callouts the test answers by hand
+/// (those with a real server are answered by `run_until_idle`): an HTTP
+/// call gets Envoy's local `504 upstream request timeout`, a Redis call
+/// `NetworkError`.
+pub(crate) fn expire(vm: &mut Vm) {
+    loop {
+        let due = {
+            let h = vm.data();
+            h.callouts
+                .iter()
+                .filter(|c| c.state == CalloutState::Pending)
+                .filter(|c| h.deadlines.get(&c.token).is_some_and(|d| *d <= h.now_nanos))
+                .find(|c| match &c.kind {
+                    CalloutKind::Http { upstream, .. } => {
+                        !h.settings.http_servers.contains_key(upstream)
+                    }
+                    CalloutKind::Redis { service, .. } => !h
+                        .settings
+                        .redis_servers
+                        .contains_key(service.split('?').next().unwrap_or_default()),
+                })
+                .map(|c| (c.token, matches!(c.kind, CalloutKind::Http { .. })))
+        };
+        let Some((token, http)) = due else { return };
+        let answer = if http {
+            let mut headers = HeaderMap::default();
+            headers.add(":status", b"504");
+            headers.add("content-length", b"24");
+            headers.add("content-type", b"text/plain");
+            Answer::Http(Some(CallReply {
+                headers,
+                body: b"upstream request timeout".to_vec(),
+                trailers: HeaderMap::default(),
+            }))
+        } else {
+            Answer::Redis(None)
+        };
+        let _ = deliver(vm, token, answer);
+    }
+}
+
+impl TestHost {
+    /// Answers HTTP callout `token` with `status`, `headers` and `body`.
+    pub fn respond_http<N: AsRef<str>, V: AsRef<[u8]>>(
+        &self,
+        token: u32,
+        status: u32,
+        headers: &[(N, V)],
+        body: impl AsRef<[u8]>,
+    ) -> Result<(), DeliveryError> {
+        let mut map = HeaderMap::default();
+        map.add(":status", status.to_string().as_bytes());
+        for (n, v) in headers {
+            map.add(n.as_ref(), v.as_ref());
+        }
+        let reply = CallReply {
+            headers: map,
+            body: body.as_ref().to_vec(),
+            trailers: HeaderMap::default(),
+        };
+        self.write(|vm| deliver(vm, token, Answer::Http(Some(reply))))
+    }
+
+    /// Fails HTTP callout `token` (a reset: the callback gets no headers).
+    pub fn fail_http(&self, token: u32) -> Result<(), DeliveryError> {
+        self.write(|vm| deliver(vm, token, Answer::Http(None)))
+    }
+
+    /// Answers Redis callout `token` with raw RESP bytes (status Ok).
+    pub fn respond_redis(&self, token: u32, resp: impl AsRef<[u8]>) -> Result<(), DeliveryError> {
+        let reply = resp.as_ref().to_vec();
+        self.write(|vm| deliver(vm, token, Answer::Redis(Some(reply))))
+    }
+
+    /// Fails Redis callout `token` (`NetworkError`, size 0).
+    pub fn fail_redis(&self, token: u32) -> Result<(), DeliveryError> {
+        self.write(|vm| deliver(vm, token, Answer::Redis(None)))
+    }
+
+    /// Does the host's I/O: sends pending Redis calls and HTTP callouts
+    /// whose cluster has a real server, and delivers their replies, again
+    /// while the plugin makes new ones; delivers `proxy_on_queue_ready` for
+    /// items other VMs enqueued. Returns how many callbacks it delivered.
+    pub fn run_until_idle(&self) -> usize {
+        let mut delivered = 0;
+        loop {
+            let next = self.read(|h| {
+                h.callouts
+                    .iter()
+                    .find(|c| {
+                        c.state == CalloutState::Pending
+                            && match &c.kind {
+                                CalloutKind::Redis { service, .. } => h
+                                    .settings
+                                    .redis_servers
+                                    .contains_key(service.split('?').next().unwrap_or_default()),
+                                CalloutKind::Http { upstream, .. } => {
+                                    h.settings.http_servers.contains_key(upstream)
+                                }
+                            }
+                    })
+                    .cloned()
+            });
+            let Some(call) = next else {
+                // Queue readiness owed to this VM (another VM enqueued).
+                let ready = self.write(streams::drain);
+                if ready == 0 {
+                    return delivered;
+                }
+                delivered += ready;
+                continue;
+            };
+            let answer = match &call.kind {
+                CalloutKind::Redis { service, query } => {
+                    let cluster = service.split('?').next().unwrap_or_default().to_owned();
+                    self.write(|vm| {
+                        let h = vm.data_mut();
+                        let Some(addr) = h.settings.redis_servers.get(&cluster).copied() else {
+                            return Answer::Redis(None);
+                        };
+                        let init = h
+                            .redis_inits
+                            .iter()
+                            .rev()
+                            .find(|i| i.service.split('?').next() == Some(cluster.as_str()))
+                            .cloned();
+                        Answer::Redis(
+                            h.redis_conns
+                                .call(&cluster, addr, init.as_ref(), query)
+                                .ok(),
+                        )
+                    })
+                }
+                CalloutKind::Http {
+                    upstream,
+                    headers,
+                    body,
+                    timeout,
+                    ..
+                } => {
+                    let addr = self.read(|h| h.settings.http_servers.get(upstream).copied());
+                    Answer::Http(addr.and_then(|a| http_request(a, headers, body, *timeout).ok()))
+                }
+            };
+            let _ = self.write(|vm| deliver(vm, call.token, answer));
+            delivered += 1;
+        }
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`),
+/// the reply read to the end (content-length or close).
+fn http_request(
+    addr: SocketAddr,
+    headers: &[(String, crate::types::HeaderValue)],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<CallReply> {
+    let timeout = if timeout.is_zero() {
+        Duration::from_secs(5)
+    } else {
+        timeout
+    };
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_default()
+    };
+    let mut req = format!(
+        "{} {} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        get(":method"),
+        get(":path"),
+        get(":authority"),
+        body.len()
+    )
+    .into_bytes();
+    for (k, v) in headers {
+        if k.starts_with(':') || k == "content-length" || k == "connection" || k == "host" {
+            continue;
+        }
+        req.extend_from_slice(k.as_bytes());
+        req.extend_from_slice(b": ");
+        req.extend_from_slice(v.as_bytes());
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"\r\n");
+    req.extend_from_slice(body);
+    stream.write_all(&req)?;
+    let mut r = BufReader::new(stream);
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .ok_or_else(|| std::io::Error::other("bad status line"))?
+        .to_owned();
+    let mut map = HeaderMap::default();
+    map.add(":status", status.as_bytes());
+    let mut length: Option<usize> = None;
+    loop {
+        line.clear();
+        r.read_line(&mut line)?;
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
+            if k == "content-length" {
+                length = v.parse().ok();
+            }
+            map.add(&k, v.as_bytes());
+        }
+    }
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            r.read_exact(&mut body)?;
+        }
+        None => {
+            r.read_to_end(&mut body)?;
+        }
+    }
+    Ok(CallReply {
+        headers: map,
+        body,
+        trailers: HeaderMap::default(),
+    })
+}

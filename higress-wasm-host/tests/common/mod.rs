@@ -1,0 +1,257 @@
+//! Shared by the wasm-mode tests: builds the workspace's plugin modules for
+//! `wasm32-wasip1` (release, as shipped, with the build tool's ABI order)
+//! through the Envoy harness's builder, and compiles each once per test
+//! binary.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use higress_wasm_host::PluginModule;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Builds package `package` for wasm32-wasip1 (release) and returns the
+/// compiled module, `<package with _>.wasm`.
+pub fn module(package: &str) -> PluginModule {
+    static CACHE: OnceLock<Mutex<HashMap<String, PluginModule>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(m) = cache.get(package) {
+        return m.clone();
+    }
+    // The harness builds into the workspace's target directory (a test run
+    // holds no cargo lock) and puts ABI 0.2.100 first, as `cargo higress
+    // build` does for users.
+    let path = higress_e2e::wasm_module(package)
+        .unwrap_or_else(|e| panic!("building {package} for wasm32-wasip1: {e}"));
+    let m = PluginModule::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    cache.insert(package.to_owned(), m.clone());
+    m
+}
+
+fn leb(mut v: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn read_leb(bytes: &[u8], at: &mut usize) -> usize {
+    let (mut v, mut shift) = (0usize, 0);
+    loop {
+        let b = bytes[*at];
+        *at += 1;
+        v |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// Rewrites the export section: `edit` gets the exports as (name, kind,
+/// index) and returns the new list. Every other section stays as it is.
+pub fn edit_exports(
+    bytes: &[u8],
+    edit: impl FnOnce(Vec<(String, u8, usize)>) -> Vec<(String, u8, usize)>,
+) -> Vec<u8> {
+    let mut out = bytes[..8].to_vec();
+    let mut at = 8;
+    let mut edit = Some(edit);
+    while at < bytes.len() {
+        let id = bytes[at];
+        at += 1;
+        let size = read_leb(bytes, &mut at);
+        let content = &bytes[at..at + size];
+        at += size;
+        if id != 7 {
+            out.push(id);
+            leb(size, &mut out);
+            out.extend_from_slice(content);
+            continue;
+        }
+        let mut p = 0;
+        let count = read_leb(content, &mut p);
+        let mut exports = Vec::new();
+        for _ in 0..count {
+            let n = read_leb(content, &mut p);
+            let name = String::from_utf8(content[p..p + n].to_vec()).unwrap();
+            p += n;
+            let kind = content[p];
+            p += 1;
+            let index = read_leb(content, &mut p);
+            exports.push((name, kind, index));
+        }
+        let exports = (edit.take().unwrap())(exports);
+        let mut section = Vec::new();
+        leb(exports.len(), &mut section);
+        for (name, kind, index) in exports {
+            leb(name.len(), &mut section);
+            section.extend_from_slice(name.as_bytes());
+            section.push(kind);
+            leb(index, &mut section);
+        }
+        out.push(7);
+        leb(section.len(), &mut out);
+        out.extend_from_slice(&section);
+    }
+    out
+}
+
+/// `module` with `proxy_abi_version_0_2_100` exported first (what issue 9
+/// makes every SDK module do), the 0_2_1 export kept after it.
+pub fn with_abi_100_first(package: &str) -> PluginModule {
+    let base = module(package);
+    let bytes = std::fs::read(target_path(package)).unwrap();
+    let edited = edit_exports(&bytes, |mut exports| {
+        let abi = exports
+            .iter()
+            .find(|e| e.0 == "proxy_abi_version_0_2_1")
+            .cloned()
+            .expect("a 0_2_1 export");
+        exports.insert(0, ("proxy_abi_version_0_2_100".to_owned(), abi.1, abi.2));
+        exports
+    });
+    let _ = base;
+    PluginModule::from_bytes(edited, package).unwrap()
+}
+
+/// `module` exporting only `proxy_abi_version_0_2_100`.
+pub fn with_only_abi_100(package: &str) -> PluginModule {
+    let _ = module(package);
+    let bytes = std::fs::read(target_path(package)).unwrap();
+    let edited = edit_exports(&bytes, |exports| {
+        exports
+            .into_iter()
+            .map(|(n, k, i)| {
+                if n == "proxy_abi_version_0_2_1" {
+                    ("proxy_abi_version_0_2_100".to_owned(), k, i)
+                } else {
+                    (n, k, i)
+                }
+            })
+            .collect()
+    });
+    PluginModule::from_bytes(edited, package).unwrap()
+}
+
+fn target_path(package: &str) -> PathBuf {
+    workspace()
+        .join("target")
+        .join("wasm-host-modules")
+        .join("wasm32-wasip1")
+        .join("release")
+        .join(format!("{}.wasm", package.replace('-', "_")))
+}
+
+/// A real `redis-server` on a free loopback port, killed when dropped.
+pub struct Redis {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    dir: PathBuf,
+}
+
+impl Redis {
+    pub fn start(password: Option<&str>) -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("wasm-host-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = Command::new("/usr/bin/redis-server");
+        cmd.args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        if let Some(p) = password {
+            cmd.args(["--requirepass", p]);
+        }
+        let child = cmd.spawn().expect("start /usr/bin/redis-server");
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let redis = Redis { child, addr, dir };
+        // Ready when it answers PING (readiness, not timing: bounded tries).
+        for _ in 0..200 {
+            if let Ok(reply) = redis.try_command(password, &["PING"]) {
+                if reply.starts_with(b"+PONG") || reply.starts_with(b"-NOAUTH") {
+                    return redis;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("redis-server did not come up on {addr}");
+    }
+
+    fn try_command(&self, password: Option<&str>, args: &[&str]) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.addr)?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        let mut wire = Vec::new();
+        if let Some(p) = password {
+            wire.extend_from_slice(&encode(&["AUTH", p]));
+        }
+        wire.extend_from_slice(&encode(args));
+        s.write_all(&wire)?;
+        s.shutdown(std::net::Shutdown::Write)?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out)?;
+        if password.is_some() {
+            // Drop the AUTH reply line.
+            let end = out.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+            out.drain(..end);
+        }
+        Ok(out)
+    }
+
+    /// Runs a command on a fresh connection; the raw reply.
+    pub fn command(&self, password: Option<&str>, args: &[&str]) -> Vec<u8> {
+        self.try_command(password, args).unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn encode(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
