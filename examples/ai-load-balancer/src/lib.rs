@@ -398,7 +398,12 @@ fn select(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) -> Option
                 return;
             }
         };
-        let Some((host, count, details)) = parse_reply(reply) else {
+        let Some(Reply {
+            host,
+            count,
+            details,
+        }) = parse_reply(reply)
+        else {
             log::error!("redis eval lua result format error, expect at least [host, count]");
             return;
         };
@@ -438,8 +443,14 @@ fn select(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) -> Option
     Some(wait)
 }
 
-/// `{host, count, {host, count, ...}}` from the script.
-fn parse_reply(reply: Value) -> Option<(String, i64, Vec<(String, String)>)> {
+/// The script's `{host, count, {host, count, ...}}`.
+struct Reply {
+    host: String,
+    count: i64,
+    details: Vec<(String, String)>,
+}
+
+fn parse_reply(reply: Value) -> Option<Reply> {
     let Value::Array(items) = reply else {
         return None;
     };
@@ -459,7 +470,11 @@ fn parse_reply(reply: Value) -> Option<(String, i64, Vec<(String, String)>)> {
             ));
         }
     }
-    Some((host, count, details))
+    Some(Reply {
+        host,
+        count,
+        details,
+    })
 }
 
 fn bulk_text(value: Value) -> Option<String> {

@@ -381,7 +381,20 @@ fn the_count_is_released_when_the_client_disconnects_mid_request() {
     // there, the root's task gives it back (Go leaks this one).
     let mut s = send(&host);
     s.done().unwrap();
+    let released = || {
+        host.callouts()
+            .iter()
+            .filter(|c| match &c.kind {
+                CalloutKind::Redis { query, .. } => {
+                    String::from_utf8_lossy(query).contains("HINCRBY\r\n")
+                }
+                _ => false,
+            })
+            .count()
+    };
+    let before = released();
     host.run_until_idle();
+    assert_eq!(released(), before + 1, "the root's HINCRBY -1");
     assert_eq!(count(&mut client, "10.0.0.1:80"), 0);
     // Gone before the body: nothing was counted.
     let mut s = host.http_stream();
