@@ -374,8 +374,10 @@ fn select(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) -> Option
         healthy.len().to_string(),
         if lb.enable_detail_log { "1" } else { "0" }.to_owned(),
     ];
+    let mut seen: std::collections::BTreeSet<String> =
+        healthy.iter().map(|h| h.address.clone()).collect();
     keys.extend(healthy.into_iter().map(|h| h.address));
-    let mut seen = std::collections::BTreeSet::new();
+    // Then every other endpoint once (Go: those not among the healthy).
     keys.extend(
         others
             .into_iter()
