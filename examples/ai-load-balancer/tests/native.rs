@@ -733,3 +733,52 @@ fn the_go_readme_config_starts() {
         .unwrap();
     drop(host);
 }
+
+// ----- load ------------------------------------------------------------------------------------
+
+/// 1,000 requests in flight at once, a tenth of the clients gone while
+/// Redis picks, the rest ending in a shuffled order: every count in Redis
+/// is back at zero.
+#[test]
+fn a_thousand_concurrent_requests_leave_every_count_at_zero() {
+    let server = RedisServer::start();
+    let mut client = server.client();
+    let addresses = ["10.0.1.1:80", "10.0.1.2:80", "10.0.1.3:80", "10.0.1.4:80"];
+    let host = start(
+        &server,
+        healthy(&addresses),
+        &config(json!({"enableDetailLog": false})),
+    );
+    let mut open: Vec<HttpStream<'_>> = (0..1000).map(|_| send(&host)).collect();
+    for s in open.iter_mut().take(100) {
+        s.done().unwrap();
+    }
+    host.run_until_idle();
+    let held = counts(&mut client);
+    assert_eq!(held.values().sum::<i64>(), 900, "{held:?}");
+    for s in open.iter().skip(100) {
+        assert!(s.upstream_override_host().is_some());
+        assert!(s.upstream_request_complete());
+    }
+    // A fixed shuffle (LCG), so a failure replays.
+    let mut order: Vec<usize> = (100..1000).collect();
+    let mut x: u64 = 42;
+    for i in (1..order.len()).rev() {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        order.swap(i, (x >> 33) as usize % (i + 1));
+    }
+    for i in order {
+        let s = &mut open[i];
+        s.send_response_headers(&[(":status", "200")], true)
+            .unwrap();
+        s.done().unwrap();
+    }
+    host.run_until_idle();
+    let left = counts(&mut client);
+    assert_eq!(left.len(), 4, "{left:?}");
+    assert!(left.values().all(|&c| c == 0), "{left:?}");
+    drop(open);
+    host.assert_idle();
+}
