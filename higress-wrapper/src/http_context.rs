@@ -960,9 +960,16 @@ impl<S> HttpContext<S> {
     /// Runs `future` to completion even if this request ends first: it is
     /// owned by the plugin's root context, not by the request. For work that
     /// must happen regardless, e.g. releasing a counter in stream done (the
-    /// Go ai-load-balancer's `HINCRBY -1`). Its host calls act on the root.
+    /// Go ai-load-balancer's `HINCRBY -1`). Its calls (Redis, HTTP) belong
+    /// to the root: their replies reach it after the request has ended.
+    ///
+    /// It starts at once: polled here, so its first call is sent before
+    /// this returns (a hook that waits on its outcome does not wait for
+    /// some later host callback). Inside that first poll the request's
+    /// context is in use, so a handle's `with` answers `None` until the
+    /// hook has returned.
     pub fn spawn_detached(&self, future: impl std::future::Future<Output = ()> + 'static) {
-        crate::task::spawn(
+        let _ = crate::task::run_or_spawn(
             crate::task::Owner::Root(self.root_id),
             crate::task::TaskScope {
                 plugin_name: self.plugin_name,
@@ -971,6 +978,7 @@ impl<S> HttpContext<S> {
                 request_id: Some(Rc::clone(&self.request_id)),
             },
             Box::pin(future),
+            |()| {},
         );
     }
 

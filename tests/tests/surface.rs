@@ -19,7 +19,11 @@ use higress_e2e::surface::{build_workspace_modules, ModuleSurface};
 
 /// Modules that use Redis, and so may (and must) import Higress's
 /// `proxy_redis_*` host calls. Stock Envoy refuses them at load.
-const REDIS_USERS: &[&str] = &["redis_plugin", "cluster_key_rate_limit"];
+const REDIS_USERS: &[&str] = &["redis_plugin", "cluster_key_rate_limit", "ai_load_balancer"];
+
+/// Modules that pick upstream endpoints, and so may import Higress's
+/// `proxy_get_upstream_hosts` / `proxy_set_upstream_override_host`.
+const UPSTREAM_USERS: &[&str] = &["ai_load_balancer"];
 
 /// Higress-only host calls (envoy.md §2.3).
 const HIGRESS_ONLY: &[&str] = &[
@@ -153,6 +157,15 @@ fn higress_only_imports_appear_only_in_plugins_that_use_them() {
             .copied()
             .filter(|name| m.imports("env", name))
             .collect();
+        let upstream = higress_only
+            .iter()
+            .any(|name| name.contains("upstream_hosts") || name.contains("override_host"));
+        assert_eq!(
+            upstream,
+            UPSTREAM_USERS.contains(&m.name.as_str()),
+            "{}: upstream-host imports {higress_only:?}",
+            m.name
+        );
         if REDIS_USERS.contains(&m.name.as_str()) {
             assert!(
                 higress_only.contains(&"proxy_redis_init")
