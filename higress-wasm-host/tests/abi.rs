@@ -18,11 +18,13 @@ const PROBE_CONFIG: &str = r#"{"tag": "t"}"#;
 
 #[test]
 fn the_first_known_abi_export_wins() {
-    let plain = common::module("my-plugin");
-    assert_eq!(plain.abi(Properties::Higress), Ok(AbiVersion::V0_2_1));
-    assert_eq!(plain.abi(Properties::Envoy), Ok(AbiVersion::V0_2_1));
+    // Raw proxy-wasm exports 0.2.1 only.
+    let raw = common::module("e2e-probe-raw");
+    assert_eq!(raw.abi(Properties::Higress), Ok(AbiVersion::V0_2_1));
+    assert_eq!(raw.abi(Properties::Envoy), Ok(AbiVersion::V0_2_1));
 
-    let both = common::with_abi_100_first("my-plugin");
+    // An SDK module after the build tool: 0.2.100 first.
+    let both = common::module("my-plugin");
     let exports = both.exports();
     let i100 = exports
         .iter()
@@ -32,6 +34,10 @@ fn the_first_known_abi_export_wins() {
     assert_eq!(both.abi(Properties::Higress), Ok(AbiVersion::V0_2_100));
     // Stock Envoy skips the name it does not know.
     assert_eq!(both.abi(Properties::Envoy), Ok(AbiVersion::V0_2_1));
+
+    // The same exports in the other order: Higress takes the first, 0.2.1.
+    let wrong = common::with_abi_1_first("my-plugin");
+    assert_eq!(wrong.abi(Properties::Higress), Ok(AbiVersion::V0_2_1));
 
     let only = common::with_only_abi_100("my-plugin");
     assert_eq!(only.abi(Properties::Higress), Ok(AbiVersion::V0_2_100));
@@ -100,7 +106,10 @@ fn echo_len(host: &TestHost) -> (Action, Action, Option<String>, u32) {
 
 #[test]
 fn abi_0_2_1_turns_a_header_pause_into_stop_all() {
-    let host = TestHost::start(&common::module("e2e-probe"), PROBE_CONFIG).unwrap();
+    let host = TestHost::builder()
+        .properties(Properties::Envoy)
+        .start(&common::module("e2e-probe"), PROBE_CONFIG)
+        .unwrap();
     assert_eq!(host.abi(), AbiVersion::V0_2_1);
     let (headers, body, len, calls) = echo_len(&host);
     assert_eq!(headers, Action::Pause);
@@ -112,6 +121,7 @@ fn abi_0_2_1_turns_a_header_pause_into_stop_all() {
 #[test]
 fn allow_on_headers_stop_iteration_lets_the_body_through() {
     let host = TestHost::builder()
+        .properties(Properties::Envoy)
         .allow_on_headers_stop_iteration(true)
         .start(&common::module("e2e-probe"), PROBE_CONFIG)
         .unwrap();
@@ -124,7 +134,7 @@ fn allow_on_headers_stop_iteration_lets_the_body_through() {
 
 #[test]
 fn abi_0_2_100_passes_stop_iteration_through() {
-    let module = common::with_abi_100_first("e2e-probe");
+    let module = common::module("e2e-probe");
     let host = TestHost::start(&module, PROBE_CONFIG).unwrap();
     assert_eq!(host.abi(), AbiVersion::V0_2_100);
     let (headers, body, len, calls) = echo_len(&host);

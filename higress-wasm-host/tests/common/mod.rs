@@ -117,50 +117,42 @@ pub fn edit_exports(
     out
 }
 
-/// `module` with `proxy_abi_version_0_2_100` exported first (what issue 9
-/// makes every SDK module do), the 0_2_1 export kept after it.
-pub fn with_abi_100_first(package: &str) -> PluginModule {
-    let base = module(package);
+/// `package`'s module with its ABI exports in the wrong order for Higress:
+/// `proxy_abi_version_0_2_1` before `proxy_abi_version_0_2_100` (what a
+/// plain `cargo build` may produce before the build tool's fix).
+pub fn with_abi_1_first(package: &str) -> PluginModule {
     let bytes = std::fs::read(target_path(package)).unwrap();
     let edited = edit_exports(&bytes, |mut exports| {
-        let abi = exports
+        let at = exports
             .iter()
-            .find(|e| e.0 == "proxy_abi_version_0_2_1")
-            .cloned()
+            .position(|e| e.0 == "proxy_abi_version_0_2_100")
+            .expect("a 0_2_100 export");
+        let e100 = exports.remove(at);
+        let at1 = exports
+            .iter()
+            .position(|e| e.0 == "proxy_abi_version_0_2_1")
             .expect("a 0_2_1 export");
-        exports.insert(0, ("proxy_abi_version_0_2_100".to_owned(), abi.1, abi.2));
+        exports.insert(at1 + 1, e100);
         exports
     });
-    let _ = base;
     PluginModule::from_bytes(edited, package).unwrap()
 }
 
-/// `module` exporting only `proxy_abi_version_0_2_100`.
+/// `package`'s module exporting only `proxy_abi_version_0_2_100`.
 pub fn with_only_abi_100(package: &str) -> PluginModule {
-    let _ = module(package);
     let bytes = std::fs::read(target_path(package)).unwrap();
     let edited = edit_exports(&bytes, |exports| {
         exports
             .into_iter()
-            .map(|(n, k, i)| {
-                if n == "proxy_abi_version_0_2_1" {
-                    ("proxy_abi_version_0_2_100".to_owned(), k, i)
-                } else {
-                    (n, k, i)
-                }
-            })
+            .filter(|(n, _, _)| n != "proxy_abi_version_0_2_1")
             .collect()
     });
     PluginModule::from_bytes(edited, package).unwrap()
 }
 
 fn target_path(package: &str) -> PathBuf {
-    workspace()
-        .join("target")
-        .join("wasm-host-modules")
-        .join("wasm32-wasip1")
-        .join("release")
-        .join(format!("{}.wasm", package.replace('-', "_")))
+    higress_e2e::wasm_module(package)
+        .unwrap_or_else(|e| panic!("building {package} for wasm32-wasip1: {e}"))
 }
 
 /// A real `redis-server` on a free loopback port, killed when dropped.
