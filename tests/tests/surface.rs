@@ -19,7 +19,11 @@ use higress_e2e::surface::{build_workspace_modules, ModuleSurface};
 
 /// Modules that use Redis, and so may (and must) import Higress's
 /// `proxy_redis_*` host calls. Stock Envoy refuses them at load.
-const REDIS_USERS: &[&str] = &["redis_plugin", "cluster_key_rate_limit", "ai_token_ratelimit"];
+const REDIS_USERS: &[&str] = &[
+    "redis_plugin",
+    "cluster_key_rate_limit",
+    "ai_token_ratelimit",
+];
 
 /// Higress-only host calls (envoy.md §2.3).
 const HIGRESS_ONLY: &[&str] = &[

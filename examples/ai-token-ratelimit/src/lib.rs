@@ -563,13 +563,13 @@ fn hit<'c>(ctx: &HttpContext<State>, rule: &'c RuleItem) -> Option<(String, &'c 
 /// Go's `collectMatchedRules`: the global threshold first, then every rule
 /// item that matches, in order. `{rule}` is a Redis Cluster hash tag: all
 /// of a request's keys land in one slot.
-pub fn matched_rules(
-    ctx: &HttpContext<State>,
-    config: &AiTokenRateLimitConfig,
-) -> Vec<Matched> {
+pub fn matched_rules(ctx: &HttpContext<State>, config: &AiTokenRateLimitConfig) -> Vec<Matched> {
     let rule_name = &config.rule_name;
     let global = config.global_threshold.map(|t| Matched {
-        key: format!("{KEY_PREFIX}:{{{rule_name}}}:global_threshold:{}", t.time_window),
+        key: format!(
+            "{KEY_PREFIX}:{{{rule_name}}}:global_threshold:{}",
+            t.time_window
+        ),
         threshold: t,
     });
     let items = config.rule_items.iter().filter_map(|rule| {

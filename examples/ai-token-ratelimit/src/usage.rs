@@ -82,7 +82,11 @@ pub fn token_usage(chunk: &[u8]) -> Option<TokenUsage> {
                 .map(str::trim)
                 .collect()
         };
-        if let Some(usage) = serde_json::from_str(&data).ok().as_ref().and_then(from_json) {
+        if let Some(usage) = serde_json::from_str(&data)
+            .ok()
+            .as_ref()
+            .and_then(from_json)
+        {
             found = Some(usage);
         }
     }
