@@ -635,7 +635,7 @@ fn on_request_headers(
                 return Ok(HeaderAction::Continue);
             }
         }
-        Ok::<_, higress_wrapper::Error>(HeaderAction::Continue)
+        Ok(HeaderAction::Continue)
     })
 }
 
