@@ -241,7 +241,11 @@ impl Drop for RunningGuard {
 /// Polls every task that was woken, until none is ready. Called by every
 /// host entry point that can complete a call, before it returns.
 pub(crate) fn run_ready() {
-    if RUNNING.with(|r| r.replace(true)) {
+    // The common case, called after every hook: nothing was woken.
+    let idle = READY
+        .try_with(|q| q.try_borrow().map_or(true, |q| q.is_empty()))
+        .unwrap_or(true);
+    if idle || RUNNING.with(|r| r.replace(true)) {
         return;
     }
     let _running = RunningGuard;

@@ -114,6 +114,16 @@ fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
 fn on_request_body(ctx: &mut HttpContext, _: &(), body: &[u8]) -> DataAction {
     log::info!("body hook saw {:?}", String::from_utf8_lossy(body));
     ctx.set_request_header("x-from-body", body.len().to_string());
+    if body == b"detach" {
+        // Work a body hook starts without waiting: sent before the hook
+        // returns to the host, not at some later callback.
+        let release = auth().post("/release").body("from-body").send();
+        ctx.spawn_detached(async move {
+            if let Ok(response) = release.await {
+                log::info!("released from body: {}", response.status);
+            }
+        });
+    }
     DataAction::Continue
 }
 
@@ -423,5 +433,25 @@ fn assert_idle_reports_a_paused_request() {
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| host.assert_idle()));
     assert!(caught.is_err());
     host.fail_http(only_callout(&s)).unwrap();
+    host.assert_idle();
+}
+
+#[test]
+fn detached_work_from_a_body_hook_is_sent_at_once() {
+    let host = TestHost::start::<Plugin>("{}").unwrap();
+    let mut s = host.http_stream();
+    let headers = [(":path", "/"), (":method", "POST"), (":authority", "gw")];
+    assert_eq!(
+        s.send_request_headers(&headers, false).unwrap(),
+        Action::Continue
+    );
+    assert_eq!(
+        s.send_request_body("detach", true).unwrap(),
+        Action::Continue
+    );
+    let calls = host.pending_callouts();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    host.respond_http(calls[0].token, 200, &[], "").unwrap();
+    assert!(!host.logs_containing("released from body: 200").is_empty());
     host.assert_idle();
 }

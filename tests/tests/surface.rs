@@ -19,7 +19,12 @@ use higress_e2e::surface::{build_workspace_modules, ModuleSurface};
 
 /// Modules that use Redis, and so may (and must) import Higress's
 /// `proxy_redis_*` host calls. Stock Envoy refuses them at load.
-const REDIS_USERS: &[&str] = &["redis_plugin", "cluster_key_rate_limit", "ai_load_balancer"];
+const REDIS_USERS: &[&str] = &[
+    "redis_plugin",
+    "cluster_key_rate_limit",
+    "ai_load_balancer",
+    "ai_token_ratelimit",
+];
 
 /// Modules that pick upstream endpoints, and so may import Higress's
 /// `proxy_get_upstream_hosts` / `proxy_set_upstream_override_host`.
