@@ -223,6 +223,8 @@ pub struct HttpContext<S = ()> {
     pub(crate) flags: Flags,
     /// The request direction's state.
     pub(crate) request: DirState,
+    /// Websocket / binary body, captured with the request line.
+    pub(crate) request_facts: Option<RequestFacts>,
     /// The response direction's state.
     pub(crate) response: DirState,
     pub(crate) plugin_name: &'static str,
@@ -266,6 +268,7 @@ impl<S: Default> HttpContext<S> {
             phase: Phase::DecodeHeader,
             flags: Flags::default(),
             request: DirState::default(),
+            request_facts: None,
             response: DirState::default(),
             plugin_name,
             plugin_id: None,
@@ -338,8 +341,27 @@ impl<S> HttpContext<S> {
             .unwrap_or_default();
         let mut authority = None;
         let mut request_id = None;
+        // What the body decisions need, from the same call (each would
+        // otherwise be a host call of its own).
+        let (mut connection_upgrade, mut upgrade_websocket) = (false, false);
+        let (mut seen_type, mut seen_encoding, mut binary) = (false, false, false);
         let as_text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
         crate::wire::for_each_pair(&bytes, |name, value| match name {
+            b"connection" => {
+                connection_upgrade |= crate::wire::contains_ignore_ascii_case(value, b"upgrade");
+            }
+            b"upgrade" => {
+                upgrade_websocket |= crate::wire::contains_ignore_ascii_case(value, b"websocket");
+            }
+            // The first value of each counts, as `request_header` reads it.
+            b"content-type" if !seen_type => {
+                seen_type = true;
+                binary |= is_binary_bytes(Some(value), None);
+            }
+            b"content-encoding" if !seen_encoding => {
+                seen_encoding = true;
+                binary |= is_binary_bytes(None, Some(value));
+            }
             b":scheme" => {
                 let _ = self.scheme.set(as_text(value));
             }
@@ -361,6 +383,10 @@ impl<S> HttpContext<S> {
         if request_id.is_some() {
             let _ = self.request_id.set(request_id);
         }
+        self.request_facts = Some(RequestFacts {
+            websocket: connection_upgrade && upgrade_websocket,
+            binary,
+        });
         authority
     }
 
@@ -841,6 +867,9 @@ impl<S> HttpContext<S> {
 
     /// `connection: upgrade` with `upgrade: websocket` (case-insensitive).
     pub fn is_websocket(&self) -> bool {
+        if let Some(facts) = &self.request_facts {
+            return facts.websocket;
+        }
         let has = |name: &str, want: &str| {
             self.request_header(name).is_some_and(|v| {
                 crate::wire::contains_ignore_ascii_case(v.as_bytes(), want.as_bytes())
@@ -852,6 +881,9 @@ impl<S> HttpContext<S> {
     /// Request content-type contains `octet-stream` or `grpc`, or any
     /// content-encoding is set (Go's rule: body hooks skip such bodies).
     pub fn is_binary_request_body(&self) -> bool {
+        if let Some(facts) = &self.request_facts {
+            return facts.binary;
+        }
         is_binary(
             self.request_header("content-type"),
             self.request_header("content-encoding"),
@@ -1293,13 +1325,27 @@ fn header_pairs(map: MapType) -> Vec<(String, HeaderValue)> {
 }
 
 fn is_binary(content_type: Option<HeaderValue>, content_encoding: Option<HeaderValue>) -> bool {
-    if content_encoding.is_some_and(|v| !v.as_bytes().is_empty()) {
+    is_binary_bytes(
+        content_type.as_ref().map(HeaderValue::as_bytes),
+        content_encoding.as_ref().map(HeaderValue::as_bytes),
+    )
+}
+
+fn is_binary_bytes(content_type: Option<&[u8]>, content_encoding: Option<&[u8]>) -> bool {
+    if content_encoding.is_some_and(|v| !v.is_empty()) {
         return true;
     }
-    content_type.is_some_and(|v| {
-        let t = v.as_bytes();
+    content_type.is_some_and(|t| {
         crate::wire::find(t, b"octet-stream").is_some() || crate::wire::find(t, b"grpc").is_some()
     })
+}
+
+/// Facts about the request headers, read with the request line in one host
+/// call (Envoy answers no header reads once the request headers continued).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RequestFacts {
+    websocket: bool,
+    binary: bool,
 }
 
 /// Go's `MarshalStr`: the JSON-escaped text without the surrounding quotes.
