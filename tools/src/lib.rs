@@ -10,7 +10,7 @@
 //! | `cargo higress dev` | the dev loop: serve the plugin through a local Envoy, stream its logs, rebuild and reload on change ([`dev`]) |
 //! | `cargo higress verify` | the checklist for a running dev gateway, or any Envoy's admin address |
 //! | `cargo higress deploy` | Higress `WasmPlugin` and `McpBridge` YAML, or a plain Envoy filter ([`deploy`]) |
-//! | `cargo higress bench` | the SDK-versus-raw benchmark of this workspace ([`mod@bench`]) |
+//! | `cargo higress bench` | the SDK-versus-raw benchmark of this workspace ([`mod@bench`]); with `--instructions`, instructions per request under callgrind ([`instructions`]) |
 //!
 //! Arguments are parsed with `clap` (derive). The Kubernetes objects
 //! `deploy` writes are typed serde structs serialized with `serde-saphyr`,
@@ -30,4 +30,5 @@
 pub mod bench;
 pub mod deploy;
 pub mod dev;
+pub mod instructions;
 pub mod new;

@@ -17,6 +17,7 @@ use cargo_higress::deploy::{
 use cargo_higress::dev::{
     build_plugin, find_package, parse_failure_policy, ConfigArg, DevOptions, HostKind,
 };
+use cargo_higress::instructions::{self, InstrOptions};
 use cargo_higress::new::{create, NewOptions};
 use higress_e2e::{cargo_bin, ensure_wasm_target, repo_root, target_dir, FailurePolicy};
 
@@ -45,7 +46,8 @@ enum Command {
     /// Kubernetes YAML for Higress (WasmPlugin, McpBridge), or with --envoy
     /// the envoy.filters.http.wasm filter for a plain Envoy.
     Deploy(DeployArgs),
-    /// The SDK-versus-raw wrk benchmark of this workspace (docs/benchmark.md).
+    /// The SDK-versus-raw wrk benchmark of this workspace (docs/benchmark.md);
+    /// with --instructions, instructions per request under callgrind.
     Bench(BenchArgs),
     /// Put `proxy_abi_version_0_2_100` before `proxy_abi_version_0_2_1` in a
     /// module built with plain `cargo build` (`build` and `dev` already do):
@@ -218,6 +220,27 @@ struct BenchArgs {
     /// 2 rounds of 1-second runs, to check the setup.
     #[arg(long)]
     quick: bool,
+    /// Count instructions per request instead (Envoy under valgrind's
+    /// callgrind, SDK and raw twins against Envoy without a plugin).
+    #[arg(long)]
+    instructions: bool,
+    /// With --instructions: requests counted per Envoy.
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    requests: u64,
+    /// With --instructions: requests sent before the counters are zeroed.
+    #[arg(long, default_value_t = 50)]
+    warmup: u64,
+    /// With --instructions: independent runs (each Envoy started afresh).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+    /// With --instructions: windows of --requests measured one after the
+    /// other in each Envoy.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    windows: u64,
+    /// With --instructions: only these twins (set-header, fixed, body, or a
+    /// package name); repeatable.
+    #[arg(long, value_name = "TWIN")]
+    only: Vec<String>,
 }
 
 fn parse_host(s: &str) -> Result<HostKind, String> {
@@ -487,7 +510,35 @@ fn deploy(args: DeployArgs) -> Outcome {
     Ok(0)
 }
 
+fn run_instructions(args: &BenchArgs) -> Outcome {
+    let options = InstrOptions {
+        requests: usize::try_from(args.requests).map_err(|e| e.to_string())?,
+        warmup: usize::try_from(args.warmup).map_err(|e| e.to_string())?,
+        runs: usize::try_from(args.runs).map_err(|e| e.to_string())?,
+        windows: usize::try_from(args.windows).map_err(|e| e.to_string())?,
+        only: args.only.clone(),
+        ..InstrOptions::default()
+    };
+    let report = instructions::run(&options).map_err(|e| format!("bench failed: {e}"))?;
+    println!();
+    println!("{}; {}", report.envoy_version, report.valgrind_version);
+    println!(
+        "Envoy --concurrency 1 under callgrind, {} requests per window on one keep-alive connection after {} warm-up, {} run(s) x {} window(s) ({:.0} s in all)",
+        options.requests,
+        options.warmup,
+        options.runs,
+        options.windows,
+        report.elapsed.as_secs_f64()
+    );
+    println!();
+    print!("{}", report.table());
+    Ok(0)
+}
+
 fn run_bench(args: &BenchArgs) -> Outcome {
+    if args.instructions {
+        return run_instructions(args);
+    }
     let mut options = BenchOptions::default();
     if args.quick {
         options.rounds = 2;
