@@ -997,9 +997,13 @@ impl<S> HttpContext<S> {
     ///
     /// It starts at once: polled here, so its first call is sent before
     /// this returns (a hook that waits on its outcome does not wait for
-    /// some later host callback). Inside that first poll the request's
-    /// context is in use, so a handle's `with` answers `None` until the
-    /// hook has returned.
+    /// some later host callback). Polling it here rather than after the
+    /// hook is deliberate: work that finishes at once (a Redis call that
+    /// fails to dispatch) has finished before the hook's own `wait` is first
+    /// polled, so that wait completes without pausing the request, instead
+    /// of resuming it from inside the callback that is about to pause it.
+    /// Inside that first poll the request's context is in use, so a handle's
+    /// `with` answers `None` until the hook has returned.
     pub fn spawn_detached(&self, future: impl std::future::Future<Output = ()> + 'static) {
         let _ = crate::task::run_or_spawn(
             crate::task::Owner::Root(self.root_id),
