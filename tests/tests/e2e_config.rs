@@ -51,8 +51,7 @@ fn refused(name: &str, configuration: &str, policy: FailurePolicy) -> (Vec<Strin
     }
     // And Envoy says why it stopped.
     assert!(
-        log.contains("Unable to create Wasm HTTP filter")
-            || log.contains("Unable to create Wasm plugin"),
+        log.contains("Unable to create Wasm plugin"),
         "Envoy did not report the refused plugin:\n{log}"
     );
     (lines, log)
