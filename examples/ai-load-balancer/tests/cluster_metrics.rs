@@ -524,3 +524,33 @@ fn the_endpoint_modes_pass_the_response_on() {
     assert_eq!(s.client_response_body(), b"ab");
     s.done().unwrap();
 }
+
+/// Go's `TestClusterMetricsStreamDoneTreatsMissingStatusAsFailure` (a later
+/// upstream version; the version ported here panics instead): a stream
+/// that ends without response headers is recorded as a failure, twice the
+/// worst mean, and leaves the in-flight count. Read through `shared_stats`,
+/// where the numbers are visible.
+#[test]
+fn a_stream_ended_without_response_counts_as_a_failure() {
+    for mode in ["LeastBusy", "LeastTotalLatency", "LeastFirstTokenLatency"] {
+        let lb = json!({"mode": mode, "service_list": [A, B], "shared_stats": true});
+        let key = parse_cluster_metrics(&lb).unwrap().shared_key();
+        let host = start(lb);
+        let (mut s, picked) = send(&host);
+        let mut stats: Stats = serde_json::from_slice(&host.shared_data(&key).unwrap()).unwrap();
+        stats
+            .services
+            .entry(other(&picked).to_owned())
+            .or_default()
+            .total_ms
+            .push_back(1_000_000.0);
+        host.set_shared_data(&key, serde_json::to_vec(&stats).unwrap());
+        host.advance_time(Duration::from_millis(10));
+        s.done().unwrap();
+        let stats: Stats = serde_json::from_slice(&host.shared_data(&key).unwrap()).unwrap();
+        let mine = &stats.services[&picked];
+        assert_eq!(mine.total_ms.back(), Some(&2_000_000.0), "{mode}");
+        assert_eq!(mine.ongoing, 0, "{mode}");
+        assert!(mine.ttft_ms.is_empty(), "{mode}");
+    }
+}
