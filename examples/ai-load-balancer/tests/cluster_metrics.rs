@@ -554,3 +554,19 @@ fn a_stream_ended_without_response_counts_as_a_failure() {
         assert!(mine.ttft_ms.is_empty(), "{mode}");
     }
 }
+
+/// Go's rule, at the default `rate_limit` 1: a candidate whose share of the
+/// requests so far is at the limit is replaced even when nothing is better.
+/// After one finished request, nothing is in flight anywhere (a tie), yet
+/// the second request always goes to the other service.
+#[test]
+fn a_service_that_took_every_request_so_far_is_at_the_limit() {
+    for _ in 0..20 {
+        let host = start(json!({"mode": "LeastBusy", "service_list": [A, B]}));
+        let (s, first) = send(&host);
+        answer(&host, s, 200, 1, 1);
+        let (s, second) = send(&host);
+        assert_eq!(second, other(&first));
+        answer(&host, s, 200, 1, 1);
+    }
+}
