@@ -184,3 +184,40 @@ fn go_readme_config_prefers_the_faster_cluster_up_to_the_rate_limit() {
     }
     assert_eq!((to_fast, to_slow), (5, 4));
 }
+
+/// A `service_list` entry Envoy has no cluster for: the requests the plugin
+/// sends there get Envoy's `cluster_not_found_response_code` (503 by
+/// default, response flag NC), the others go through.
+#[test]
+fn a_service_envoy_has_no_cluster_for_gets_envoys_503() {
+    const MISSING: &str = "outbound|80||missing.dns";
+    let setup = Setup::start(&format!(
+        r#"{{"lb_type": "cluster", "lb_policy": "cluster_metrics",
+            "lb_config": {{"mode": "LeastBusy", "service_list": ["{A}", "{MISSING}"]}}}}"#
+    ));
+    let mut statuses = std::collections::BTreeMap::new();
+    for i in 0..10 {
+        let seq = format!("r{i}");
+        let response = http_request_timeout(
+            setup.gateway.listener_addr(),
+            "GET",
+            "/",
+            &[("x-seq", seq.as_bytes())],
+            b"",
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        let reached = setup.receiver(&seq);
+        match response.status {
+            200 => assert_eq!(reached.as_deref(), Some(A), "{seq}"),
+            other => assert_eq!(reached, None, "{seq} got {other} but reached {reached:?}"),
+        }
+        *statuses.entry(response.status).or_insert(0u32) += 1;
+    }
+    // With rate_limit 1 the two alternate at first, so both were picked.
+    assert_eq!(
+        statuses.keys().copied().collect::<Vec<_>>(),
+        [200, 503],
+        "{statuses:?}"
+    );
+}
