@@ -192,6 +192,31 @@ pub fn pending_work() -> PendingWork {
     }
 }
 
+/// The host's clock (`proxy_get_current_time_nanoseconds`): Envoy's wall
+/// clock, the time Go's `time.Now()` reads in a plugin. Prefer it to
+/// `SystemTime::now()` for durations a plugin measures (latencies,
+/// windows): the test hosts move this clock
+/// (`TestHost::advance_time`), so such code is tested without sleeping.
+/// The Unix epoch if the host does not answer.
+///
+/// ```
+/// use higress_wrapper::prelude::*;
+/// use std::time::UNIX_EPOCH;
+///
+/// fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
+///     let ms = higress_wrapper::now()
+///         .duration_since(UNIX_EPOCH)
+///         .map_or(0, |d| d.as_millis());
+///     ctx.set_request_header("x-started-ms", ms.to_string());
+///     HeaderAction::Continue
+/// }
+/// # let _ = on_request_headers;
+/// ```
+pub fn now() -> std::time::SystemTime {
+    let nanos = host::current_time_nanos().unwrap_or(0);
+    std::time::UNIX_EPOCH + std::time::Duration::from_nanos(nanos)
+}
+
 /// The module's entry points for plugin `$plugin`: `_initialize` (the WASI
 /// reactor start, which registers the plugin) and the proxy-wasm ABI version
 /// export `proxy_abi_version_0_2_100`, which must come **before** the SDK's

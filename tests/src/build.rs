@@ -234,9 +234,13 @@ pub fn wasm_module(package: &str) -> Result<PathBuf> {
 }
 
 fn build_wasm(package: &str) -> Result<PathBuf> {
+    build_wasm_with(package, "")
+}
+
+fn build_wasm_with(package: &str, features: &str) -> Result<PathBuf> {
     ensure_wasm_target()?;
     let cargo = cargo_bin();
-    let args = [
+    let mut args = vec![
         "build",
         "--release",
         "--target",
@@ -245,8 +249,11 @@ fn build_wasm(package: &str) -> Result<PathBuf> {
         package,
         "--message-format=json-render-diagnostics",
     ];
+    if !features.is_empty() {
+        args.extend(["--features", features]);
+    }
     let output = run_with(
-        Command::new(&cargo).args(args).current_dir(repo_root()),
+        Command::new(&cargo).args(&args).current_dir(repo_root()),
         &format!("{} {}", cargo.display(), args.join(" ")),
         true,
     )?;
@@ -266,6 +273,50 @@ fn build_wasm(package: &str) -> Result<PathBuf> {
     }
     crate::abi_order::fix_module_file(&path)?;
     Ok(path)
+}
+
+/// [`wasm_module`] with cargo features: builds `-p <package> --features
+/// <features>` and returns a copy of the module named after them
+/// (`<lib>+<feature>+….wasm` beside cargo's), so it is not overwritten by
+/// the next plain build of the package.
+pub fn wasm_module_with_features(package: &str, features: &[&str]) -> Result<PathBuf> {
+    if features.is_empty() {
+        return wasm_module(package);
+    }
+    let key = format!("{package}+{}", features.join("+"));
+    let mut built = lock(&BUILT);
+    let built = built.get_or_insert_with(HashMap::new);
+    match built.get(&key) {
+        Some(Ok(path)) => return Ok(path.clone()),
+        Some(Err((command, output))) => {
+            return Err(Error::Command {
+                command: command.clone(),
+                output: format!("(failed earlier in this test process)\n{output}"),
+            })
+        }
+        None => {}
+    }
+    let result = build_wasm_with(package, &features.join(",")).and_then(|path| {
+        let copy = path.with_file_name(format!(
+            "{}+{}.wasm",
+            package.replace('-', "_"),
+            features.join("+")
+        ));
+        std::fs::copy(&path, &copy).map_err(|e| {
+            Error::io(
+                format!("copying {} to {}", path.display(), copy.display()),
+                e,
+            )
+        })?;
+        Ok(copy)
+    });
+    let cached = match &result {
+        Ok(path) => Ok(path.clone()),
+        Err(Error::Command { command, output }) => Err((command.clone(), output.clone())),
+        Err(other) => Err((format!("build {key}"), other.to_string())),
+    };
+    built.insert(key, cached);
+    result
 }
 
 static BUILT_DIRS: Mutex<Option<BuildCache>> = Mutex::new(None);

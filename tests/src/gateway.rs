@@ -117,6 +117,10 @@ pub struct RouteSpec {
     pub prefix: String,
     /// Target cluster name.
     pub cluster: String,
+    /// Route by header instead (Envoy's `route.cluster_header`): the request
+    /// goes to the cluster its value names, as the filters left it; `cluster`
+    /// is then unused. See [`RouteSpec::cluster_header`].
+    pub cluster_header: Option<String>,
 }
 
 impl RouteSpec {
@@ -131,7 +135,17 @@ impl RouteSpec {
             domains: vec!["*".to_owned()],
             prefix: prefix.into(),
             cluster: cluster.into(),
+            cluster_header: None,
         }
+    }
+
+    /// Routes by the request header `header` (Envoy's `cluster_header`): its
+    /// value, after the plugins ran, names the cluster. Envoy answers 503
+    /// when it names none.
+    #[must_use]
+    pub fn cluster_header(mut self, header: impl Into<String>) -> Self {
+        self.cluster_header = Some(header.into());
+        self
     }
 
     /// Replaces the domain list.
@@ -277,7 +291,7 @@ impl GatewayBuilder {
 
     fn effective_routes(&self) -> Result<Vec<RouteSpec>> {
         if !self.routes.is_empty() {
-            for route in &self.routes {
+            for route in self.routes.iter().filter(|r| r.cluster_header.is_none()) {
                 if !self.clusters.iter().any(|c| c.name == route.cluster) {
                     return Err(Error::Config(format!(
                         "route {:?} targets unknown cluster {:?}",
@@ -300,10 +314,14 @@ impl GatewayBuilder {
         // One virtual host per distinct domain list, in order of appearance.
         let mut vhosts: Vec<(Vec<String>, Vec<Value>)> = Vec::new();
         for route in &routes {
+            let target = match &route.cluster_header {
+                Some(header) => json!({ "cluster_header": header }),
+                None => json!({ "cluster": route.cluster }),
+            };
             let entry = json!({
                 "name": route.name,
                 "match": { "prefix": route.prefix },
-                "route": { "cluster": route.cluster },
+                "route": target,
             });
             match vhosts
                 .iter_mut()

@@ -49,7 +49,7 @@ pub mod surface;
 
 pub use build::{
     cargo_bin, ensure_wasm_target, envoy_binary, repo_root, target_dir, wasm_from_messages,
-    wasm_module, wasm_module_in, WASM_TARGET,
+    wasm_module, wasm_module_in, wasm_module_with_features, WASM_TARGET,
 };
 pub use client::{http_request, http_request_timeout, Response, DEFAULT_TIMEOUT};
 pub use echo::{EchoUpstream, RecordedRequest, ECHO_MODE_HEADER};

@@ -16,12 +16,19 @@
 //!
 //! Needs Higress (Redis and upstream-host host calls); stock Envoy refuses
 //! the module.
+//!
+//! `lb_type: cluster`, `lb_policy: cluster_metrics` lives in
+//! [`cluster_metrics`]; built with the `cluster-only` feature, the module
+//! holds only that mode and runs on stock Envoy too.
+// With `cluster-only`, the endpoint modes are compiled but not registered.
+#![cfg_attr(feature = "cluster-only", allow(dead_code))]
 use higress_wrapper::cluster::FqdnCluster;
 use higress_wrapper::prelude::*;
 use higress_wrapper::redis::{RedisClient, Value};
 use higress_wrapper::upstream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod cluster_metrics;
 mod signal;
 
 /// The in-flight table, per route and cluster (Go's `RedisKeyFormat`).
@@ -299,6 +306,14 @@ pub fn parse_config(json: &JsonValue) -> Result<AiLoadBalancerConfig, ConfigErro
 #[derive(Debug, Default)]
 pub struct State {
     picked: Option<Picked>,
+    /// `lb_type: cluster`: what this request picked.
+    cluster: cluster_metrics::Pick,
+}
+
+impl AsMut<cluster_metrics::Pick> for State {
+    fn as_mut(&mut self) -> &mut cluster_metrics::Pick {
+        &mut self.cluster
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -506,13 +521,89 @@ fn on_stream_done(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) {
     ctx.spawn_detached(async move { release(&redis, &picked).await });
 }
 
+// ----- the dispatch: lb_type endpoint (above) or cluster (cluster_metrics.rs) ----------
+
+/// The plugin's config: which balancer runs.
+#[derive(Debug)]
+pub enum LoadBalancer {
+    /// `lb_type: endpoint` ([`parse_config`]).
+    Endpoint(AiLoadBalancerConfig),
+    /// `lb_type: cluster`, `lb_policy: cluster_metrics`.
+    ClusterMetrics(cluster_metrics::ClusterMetrics),
+}
+
+/// The plugin's parser: `lb_type: cluster` with `lb_policy:
+/// cluster_metrics` goes to [`cluster_metrics::parse_cluster_metrics`]
+/// (errors name `lb_config.<key>`), everything else to [`parse_config`].
+pub fn parse_load_balancer(json: &JsonValue) -> Result<LoadBalancer, ConfigError> {
+    let field = |key: &str| json.get(key).and_then(JsonValue::as_str);
+    if (field("lb_type"), field("lb_policy")) == (Some("cluster"), Some("cluster_metrics")) {
+        let lb_config = json.get("lb_config").unwrap_or(&JsonValue::Null);
+        return cluster_metrics::parse_cluster_metrics(lb_config).map(LoadBalancer::ClusterMetrics);
+    }
+    parse_config(json).map(LoadBalancer::Endpoint)
+}
+
+fn dispatch_request_headers(ctx: &mut HttpContext<State>, lb: &LoadBalancer) -> HeaderAction {
+    match lb {
+        LoadBalancer::Endpoint(config) => on_request_headers(ctx, config),
+        LoadBalancer::ClusterMetrics(cm) => cluster_metrics::on_request_headers(ctx, cm),
+    }
+}
+
+fn dispatch_request_body(
+    ctx: &mut HttpContext<State>,
+    lb: &LoadBalancer,
+    body: &[u8],
+) -> DataAction {
+    match lb {
+        LoadBalancer::Endpoint(config) => on_request_body(ctx, config, body),
+        LoadBalancer::ClusterMetrics(_) => DataAction::Continue,
+    }
+}
+
+fn dispatch_response_headers(ctx: &mut HttpContext<State>, lb: &LoadBalancer) -> HeaderAction {
+    match lb {
+        LoadBalancer::ClusterMetrics(cm) => cluster_metrics::on_response_headers(ctx, cm),
+        LoadBalancer::Endpoint(_) => {
+            // The endpoint modes do not read the response.
+            ctx.dont_read_response_body();
+            HeaderAction::Continue
+        }
+    }
+}
+
+fn dispatch_streaming_response_body(
+    ctx: &mut HttpContext<State>,
+    lb: &LoadBalancer,
+    chunk: &[u8],
+    end_of_stream: bool,
+) -> Option<Vec<u8>> {
+    match lb {
+        LoadBalancer::ClusterMetrics(cm) => {
+            cluster_metrics::on_streaming_response_body(ctx, cm, chunk, end_of_stream)
+        }
+        LoadBalancer::Endpoint(_) => None,
+    }
+}
+
+fn dispatch_stream_done(ctx: &mut HttpContext<State>, lb: &LoadBalancer) {
+    match lb {
+        LoadBalancer::Endpoint(config) => on_stream_done(ctx, config),
+        LoadBalancer::ClusterMetrics(cm) => cluster_metrics::on_stream_done(ctx, cm),
+    }
+}
+
+#[cfg(not(feature = "cluster-only"))]
 higress_wrapper::set_ctx! {
     name: "ai-load-balancer",
     plugin: pub Plugin,
-    config: AiLoadBalancerConfig,
+    config: LoadBalancer,
     state: State,
-    parse_config: parse_config,
-    on_request_headers: on_request_headers,
-    on_request_body: on_request_body,
-    on_stream_done: on_stream_done,
+    parse_config: parse_load_balancer,
+    on_request_headers: dispatch_request_headers,
+    on_request_body: dispatch_request_body,
+    on_response_headers: dispatch_response_headers,
+    on_streaming_response_body: dispatch_streaming_response_body,
+    on_stream_done: dispatch_stream_done,
 }
