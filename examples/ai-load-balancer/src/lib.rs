@@ -1,8 +1,11 @@
-//! ai-load-balancer: a port of Higress's `ai-load-balancer` Go plugin, mode
-//! `lb_type: endpoint`, `lb_policy: global_least_request`.
+//! ai-load-balancer: a port of Higress's `ai-load-balancer` Go plugin,
+//! `lb_type: endpoint` with `lb_policy` `global_least_request` (here),
+//! [`prefix_cache`] and [`endpoint_metrics`] (old name `metrics_based`);
+//! [`parse_config`] dispatches to one [`LoadBalancer`] variant.
 //!
-//! Every gateway shares one table in Redis of the requests in flight per
-//! upstream endpoint (`higress:global_least_request_table:<route>:<cluster>`).
+//! `global_least_request`: every gateway shares one table in Redis of the
+//! requests in flight per upstream endpoint
+//! (`higress:global_least_request_table:<route>:<cluster>`).
 //! For each request the plugin runs one `EVAL` of the selection script over
 //! the route's healthy endpoints ([`upstream::upstream_hosts`]): it picks
 //! the endpoint with the fewest requests in flight (ties broken at random),
