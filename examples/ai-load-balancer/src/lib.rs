@@ -1,8 +1,11 @@
-//! ai-load-balancer: a port of Higress's `ai-load-balancer` Go plugin, mode
-//! `lb_type: endpoint`, `lb_policy: global_least_request`.
+//! ai-load-balancer: a port of Higress's `ai-load-balancer` Go plugin,
+//! `lb_type: endpoint` with `lb_policy` `global_least_request` (here),
+//! [`prefix_cache`] and [`endpoint_metrics`] (old name `metrics_based`);
+//! [`parse_config`] dispatches to one [`LoadBalancer`] variant.
 //!
-//! Every gateway shares one table in Redis of the requests in flight per
-//! upstream endpoint (`higress:global_least_request_table:<route>:<cluster>`).
+//! `global_least_request`: every gateway shares one table in Redis of the
+//! requests in flight per upstream endpoint
+//! (`higress:global_least_request_table:<route>:<cluster>`).
 //! For each request the plugin runs one `EVAL` of the selection script over
 //! the route's healthy endpoints ([`upstream::upstream_hosts`]): it picks
 //! the endpoint with the fewest requests in flight (ties broken at random),
@@ -22,13 +25,18 @@
 //! holds only that mode and runs on stock Envoy too.
 // With `cluster-only`, the endpoint modes are compiled but not registered.
 #![cfg_attr(feature = "cluster-only", allow(dead_code))]
-use higress_wrapper::cluster::FqdnCluster;
 use higress_wrapper::prelude::*;
 use higress_wrapper::redis::{RedisClient, Value};
 use higress_wrapper::upstream;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod cluster_metrics;
+pub mod endpoint_metrics;
+mod json_text;
+pub mod prefix_cache;
+pub mod prometheus;
+mod random;
+mod redis_config;
 mod signal;
 
 /// The in-flight table, per route and cluster (Go's `RedisKeyFormat`).
@@ -150,8 +158,22 @@ pub struct AiLoadBalancerConfig {
     pub lb_type: String,
     /// `lb_policy`.
     pub lb_policy: String,
-    /// The `global_least_request` settings.
-    pub global_least_request: GlobalLeastRequest,
+    /// The policy `lb_type` / `lb_policy` select, with its `lb_config`.
+    pub lb: LoadBalancer,
+}
+
+/// One variant per supported `lb_type` / `lb_policy` (Go's `LoadBalancer`
+/// implementations), each with its parsed `lb_config`.
+#[derive(Debug)]
+pub enum LoadBalancer {
+    /// `endpoint` / `global_least_request`.
+    GlobalLeastRequest(GlobalLeastRequest),
+    /// `endpoint` / `prefix_cache`.
+    PrefixCache(prefix_cache::PrefixCache),
+    /// `endpoint` / `endpoint_metrics` (or its old name `metrics_based`).
+    EndpointMetrics(endpoint_metrics::EndpointMetrics),
+    /// `cluster` / `cluster_metrics` (errors name `lb_config.<key>`).
+    ClusterMetrics(cluster_metrics::ClusterMetrics),
 }
 
 /// gjson's `.String()`.
@@ -194,48 +216,17 @@ fn refuse(path: &str, message: impl Into<String>) -> ConfigError {
 /// defaults. Errors name the field (`lb_config.servicePort`).
 pub fn parse_global_least_request(json: &JsonValue) -> Result<GlobalLeastRequest, ConfigError> {
     let field = |key: &str| json.get(key).filter(|v| !v.is_null());
-    let service_fqdn = text(field("serviceFQDN"));
-    if service_fqdn.is_empty() {
-        return Err(refuse(
-            "lb_config.serviceFQDN",
-            "invalid redis service config: serviceFQDN is required",
-        ));
-    }
-    let port = int(field("servicePort"));
-    if port == 0 {
-        return Err(refuse(
-            "lb_config.servicePort",
-            "invalid redis service config: servicePort is required",
-        ));
-    }
-    let service_port = u16::try_from(port).map_err(|_| {
-        refuse(
-            "lb_config.servicePort",
-            format!("invalid redis service config: {port} is not a port"),
-        )
-    })?;
-    let timeout_ms = match int(field("timeout")) {
-        0 => 3000,
-        ms => u64::try_from(ms)
-            .map_err(|_| refuse("lb_config.timeout", format!("a timeout of {ms} ms")))?,
-    };
-    let database = int(field("database"));
-    let database = u32::try_from(database)
-        .map_err(|_| refuse("lb_config.database", format!("no database {database}")))?;
+    let redis_config::RedisService {
+        service_fqdn,
+        service_port,
+        timeout_ms,
+        database,
+        client: redis,
+    } = redis_config::parse(json)?;
     let clean_interval_secs = match int(field("cleanInterval")) {
         0 => 60 * 60,
         minutes => minutes.saturating_mul(60),
     };
-    let redis = RedisClient::builder(&FqdnCluster::new(&service_fqdn, service_port))
-        .username(text(field("username")))
-        .password(text(field("password")))
-        .timeout(Duration::from_millis(timeout_ms))
-        .database(database)
-        .build()
-        .map_err(|e| {
-            let message = e.message().to_owned();
-            refuse("lb_config", message)
-        })?;
     let config = GlobalLeastRequest {
         max_request_count: int(field("maxRequestCount")),
         clean_interval_secs,
@@ -271,13 +262,22 @@ pub fn parse_config(json: &JsonValue) -> Result<AiLoadBalancerConfig, ConfigErro
     let not_yet = || {
         refuse(
             "lb_policy",
-            format!("lb_policy {lb_policy} is not supported yet by the Rust port (only global_least_request is)"),
+            format!("lb_policy {lb_policy} is not supported yet by the Rust port"),
         )
     };
-    match (lb_type.as_str(), lb_policy.as_str()) {
-        ("endpoint", "global_least_request") => {}
-        ("endpoint", "prefix_cache" | "endpoint_metrics" | "metrics_based" | "endpoint_hash")
-        | ("cluster", "cluster_metrics" | "cluster_hash") => return Err(not_yet()),
+    let lb_config = field("lb_config").cloned().unwrap_or(JsonValue::Null);
+    let lb = match (lb_type.as_str(), lb_policy.as_str()) {
+        ("endpoint", "global_least_request") => {
+            LoadBalancer::GlobalLeastRequest(parse_global_least_request(&lb_config)?)
+        }
+        ("endpoint", "prefix_cache") => LoadBalancer::PrefixCache(prefix_cache::parse(&lb_config)?),
+        ("endpoint", "endpoint_metrics" | "metrics_based") => {
+            LoadBalancer::EndpointMetrics(endpoint_metrics::parse(&lb_config)?)
+        }
+        ("cluster", "cluster_metrics") => {
+            LoadBalancer::ClusterMetrics(cluster_metrics::parse_cluster_metrics(&lb_config)?)
+        }
+        ("endpoint", "endpoint_hash") | ("cluster", "cluster_hash") => return Err(not_yet()),
         ("endpoint" | "cluster", _) => {
             return Err(refuse(
                 "lb_policy",
@@ -290,12 +290,11 @@ pub fn parse_config(json: &JsonValue) -> Result<AiLoadBalancerConfig, ConfigErro
                 format!("lb_type {lb_type} is not supported"),
             ))
         }
-    }
-    let lb_config = field("lb_config").cloned().unwrap_or(JsonValue::Null);
+    };
     Ok(AiLoadBalancerConfig {
-        global_least_request: parse_global_least_request(&lb_config)?,
         lb_type,
         lb_policy,
+        lb,
     })
 }
 
@@ -317,12 +316,53 @@ impl AsMut<cluster_metrics::Pick> for State {
 }
 
 #[derive(Debug, Clone)]
-struct Picked {
-    table: String,
-    host: String,
+pub(crate) struct Picked {
+    pub(crate) table: String,
+    pub(crate) host: String,
 }
 
+// ----- dispatch: one arm per policy -------------------------------------------------------
+
 fn on_request_headers(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) -> HeaderAction {
+    match &config.lb {
+        LoadBalancer::GlobalLeastRequest(lb) => least_request_headers(ctx, lb),
+        LoadBalancer::PrefixCache(lb) => prefix_cache::on_request_headers(ctx, lb),
+        LoadBalancer::EndpointMetrics(lb) => endpoint_metrics::on_request_headers(ctx, lb),
+        LoadBalancer::ClusterMetrics(lb) => cluster_metrics::on_request_headers(ctx, lb),
+    }
+}
+
+fn on_request_body(
+    ctx: &mut HttpContext<State>,
+    config: &AiLoadBalancerConfig,
+    body: &[u8],
+) -> DataAction {
+    match &config.lb {
+        LoadBalancer::GlobalLeastRequest(lb) => least_request_body(ctx, lb),
+        LoadBalancer::PrefixCache(lb) => prefix_cache::on_request_body(ctx, lb, body),
+        LoadBalancer::EndpointMetrics(lb) => endpoint_metrics::on_request_body(ctx, lb, body),
+        LoadBalancer::ClusterMetrics(_) => DataAction::Continue,
+    }
+}
+
+fn on_stream_done(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) {
+    let redis = match &config.lb {
+        LoadBalancer::GlobalLeastRequest(lb) => &lb.redis,
+        LoadBalancer::PrefixCache(lb) => lb.redis(),
+        LoadBalancer::EndpointMetrics(_) => return,
+        LoadBalancer::ClusterMetrics(lb) => return cluster_metrics::on_stream_done(ctx, lb),
+    };
+    let Some(picked) = ctx.state_mut().picked.take() else {
+        return;
+    };
+    // The request context is gone after this hook: the root owns the call.
+    let redis = redis.clone();
+    ctx.spawn_detached(async move { release(&redis, &picked).await });
+}
+
+// ----- global_least_request -----------------------------------------------------------------
+
+fn least_request_headers(ctx: &mut HttpContext<State>, lb: &GlobalLeastRequest) -> HeaderAction {
     if ctx.has_request_body() {
         // Hold the headers: the override takes effect only while they are
         // held (Go: "If return types.ActionContinue, SetUpstreamOverrideHost
@@ -330,7 +370,7 @@ fn on_request_headers(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfi
         return HeaderAction::StopIteration;
     }
     // No body will come: pick now (Go would leave the request held).
-    match select(ctx, config) {
+    match select(ctx, lb) {
         Some(done) => HeaderAction::wait(async move {
             done.await;
             HeaderAction::Continue
@@ -339,12 +379,8 @@ fn on_request_headers(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfi
     }
 }
 
-fn on_request_body(
-    ctx: &mut HttpContext<State>,
-    config: &AiLoadBalancerConfig,
-    _body: &[u8],
-) -> DataAction {
-    match select(ctx, config) {
+fn least_request_body(ctx: &mut HttpContext<State>, lb: &GlobalLeastRequest) -> DataAction {
+    match select(ctx, lb) {
         Some(done) => DataAction::wait(async move {
             done.await;
             DataAction::Continue
@@ -361,8 +397,7 @@ fn micros_now() -> i64 {
 
 /// Starts the pick. `None`: nothing to wait for, the cluster's balancer
 /// picks (Go's `ctx.SetContext("error", true)` then continue).
-fn select(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) -> Option<signal::Receiver> {
-    let lb = &config.global_least_request;
+fn select(ctx: &mut HttpContext<State>, lb: &GlobalLeastRequest) -> Option<signal::Receiver> {
     let route = ctx.route_name().filter(|r| !r.is_empty())?;
     let cluster = ctx.cluster_name().filter(|c| !c.is_empty())?;
     let hosts = match upstream::upstream_hosts() {
@@ -494,7 +529,7 @@ fn parse_reply(reply: Value) -> Option<Reply> {
     })
 }
 
-fn bulk_text(value: Value) -> Option<String> {
+pub(crate) fn bulk_text(value: Value) -> Option<String> {
     match value {
         Value::Bulk(b) => Some(String::from_utf8_lossy(&b).into_owned()),
         Value::Status(s) => Some(s),
@@ -503,7 +538,7 @@ fn bulk_text(value: Value) -> Option<String> {
     }
 }
 
-async fn release(redis: &RedisClient, picked: &Picked) {
+pub(crate) async fn release(redis: &RedisClient, picked: &Picked) {
     if let Err(e) = redis.hincr_by(&*picked.table, &*picked.host, -1).await {
         log::error!(
             "host_selected: {} - 1, failed to update count from redis: {e}",
@@ -512,60 +547,18 @@ async fn release(redis: &RedisClient, picked: &Picked) {
     }
 }
 
-fn on_stream_done(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) {
-    let Some(picked) = ctx.state_mut().picked.take() else {
-        return;
-    };
-    // The request context is gone after this hook: the root owns the call.
-    let redis = config.global_least_request.redis.clone();
-    ctx.spawn_detached(async move { release(&redis, &picked).await });
-}
+// ----- lb_type cluster (cluster_metrics.rs) ----------------------------------------------
 
-// ----- the dispatch: lb_type endpoint (above) or cluster (cluster_metrics.rs) ----------
-
-/// The plugin's config: which balancer runs.
-#[derive(Debug)]
-pub enum LoadBalancer {
-    /// `lb_type: endpoint` ([`parse_config`]).
-    Endpoint(AiLoadBalancerConfig),
-    /// `lb_type: cluster`, `lb_policy: cluster_metrics`.
-    ClusterMetrics(cluster_metrics::ClusterMetrics),
-}
-
-/// The plugin's parser: `lb_type: cluster` with `lb_policy:
-/// cluster_metrics` goes to [`cluster_metrics::parse_cluster_metrics`]
-/// (errors name `lb_config.<key>`), everything else to [`parse_config`].
+/// The [`LoadBalancer`] a config selects (the parsed config without its
+/// `lb_type` / `lb_policy` names).
 pub fn parse_load_balancer(json: &JsonValue) -> Result<LoadBalancer, ConfigError> {
-    let field = |key: &str| json.get(key).and_then(JsonValue::as_str);
-    if (field("lb_type"), field("lb_policy")) == (Some("cluster"), Some("cluster_metrics")) {
-        let lb_config = json.get("lb_config").unwrap_or(&JsonValue::Null);
-        return cluster_metrics::parse_cluster_metrics(lb_config).map(LoadBalancer::ClusterMetrics);
-    }
-    parse_config(json).map(LoadBalancer::Endpoint)
+    parse_config(json).map(|config| config.lb)
 }
 
-fn dispatch_request_headers(ctx: &mut HttpContext<State>, lb: &LoadBalancer) -> HeaderAction {
-    match lb {
-        LoadBalancer::Endpoint(config) => on_request_headers(ctx, config),
-        LoadBalancer::ClusterMetrics(cm) => cluster_metrics::on_request_headers(ctx, cm),
-    }
-}
-
-fn dispatch_request_body(
-    ctx: &mut HttpContext<State>,
-    lb: &LoadBalancer,
-    body: &[u8],
-) -> DataAction {
-    match lb {
-        LoadBalancer::Endpoint(config) => on_request_body(ctx, config, body),
-        LoadBalancer::ClusterMetrics(_) => DataAction::Continue,
-    }
-}
-
-fn dispatch_response_headers(ctx: &mut HttpContext<State>, lb: &LoadBalancer) -> HeaderAction {
-    match lb {
-        LoadBalancer::ClusterMetrics(cm) => cluster_metrics::on_response_headers(ctx, cm),
-        LoadBalancer::Endpoint(_) => {
+fn on_response_headers(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) -> HeaderAction {
+    match &config.lb {
+        LoadBalancer::ClusterMetrics(lb) => cluster_metrics::on_response_headers(ctx, lb),
+        _ => {
             // The endpoint modes do not read the response.
             ctx.dont_read_response_body();
             HeaderAction::Continue
@@ -573,24 +566,17 @@ fn dispatch_response_headers(ctx: &mut HttpContext<State>, lb: &LoadBalancer) ->
     }
 }
 
-fn dispatch_streaming_response_body(
+fn on_streaming_response_body(
     ctx: &mut HttpContext<State>,
-    lb: &LoadBalancer,
+    config: &AiLoadBalancerConfig,
     chunk: &[u8],
     end_of_stream: bool,
 ) -> Option<Vec<u8>> {
-    match lb {
-        LoadBalancer::ClusterMetrics(cm) => {
-            cluster_metrics::on_streaming_response_body(ctx, cm, chunk, end_of_stream)
+    match &config.lb {
+        LoadBalancer::ClusterMetrics(lb) => {
+            cluster_metrics::on_streaming_response_body(ctx, lb, chunk, end_of_stream)
         }
-        LoadBalancer::Endpoint(_) => None,
-    }
-}
-
-fn dispatch_stream_done(ctx: &mut HttpContext<State>, lb: &LoadBalancer) {
-    match lb {
-        LoadBalancer::Endpoint(config) => on_stream_done(ctx, config),
-        LoadBalancer::ClusterMetrics(cm) => cluster_metrics::on_stream_done(ctx, cm),
+        _ => None,
     }
 }
 
@@ -598,12 +584,12 @@ fn dispatch_stream_done(ctx: &mut HttpContext<State>, lb: &LoadBalancer) {
 higress_wrapper::set_ctx! {
     name: "ai-load-balancer",
     plugin: pub Plugin,
-    config: LoadBalancer,
+    config: AiLoadBalancerConfig,
     state: State,
-    parse_config: parse_load_balancer,
-    on_request_headers: dispatch_request_headers,
-    on_request_body: dispatch_request_body,
-    on_response_headers: dispatch_response_headers,
-    on_streaming_response_body: dispatch_streaming_response_body,
-    on_stream_done: dispatch_stream_done,
+    parse_config: parse_config,
+    on_request_headers: on_request_headers,
+    on_request_body: on_request_body,
+    on_response_headers: on_response_headers,
+    on_streaming_response_body: on_streaming_response_body,
+    on_stream_done: on_stream_done,
 }

@@ -16,7 +16,8 @@
 mod redis_server;
 
 use ai_load_balancer::{
-    last_clean_key, parse_config, table_key, Plugin, OVER_LIMIT_BODY, SELECT_SCRIPT,
+    last_clean_key, parse_config, table_key, GlobalLeastRequest, LoadBalancer, Plugin,
+    OVER_LIMIT_BODY, SELECT_SCRIPT,
 };
 use higress_test_host::{Action, CalloutKind, HttpStream, StartStage, TestHost};
 use redis_server::{RawClient, RedisServer, Resp};
@@ -590,7 +591,7 @@ fn config_keys_and_defaults_as_go() {
         (c.lb_type.as_str(), c.lb_policy.as_str()),
         ("endpoint", "global_least_request")
     );
-    let lb = &c.global_least_request;
+    let lb = least_request(&c.lb);
     assert_eq!(
         (lb.service_fqdn.as_str(), lb.service_port),
         ("redis.static", 6379)
@@ -606,12 +607,19 @@ fn config_keys_and_defaults_as_go() {
                       "database": 2, "maxRequestCount": 10, "cleanInterval": 5,
                       "enableDetailLog": false}}))
     .unwrap();
-    let lb = &c.global_least_request;
+    let lb = least_request(&c.lb);
     assert_eq!(c.lb_type, "endpoint");
     assert_eq!(lb.service_port, 6379);
     assert_eq!((lb.timeout_ms, lb.database), (500, 2));
     assert_eq!((lb.max_request_count, lb.clean_interval_secs), (10, 300));
     assert!(!lb.enable_detail_log);
+}
+
+fn least_request(lb: &LoadBalancer) -> &GlobalLeastRequest {
+    match lb {
+        LoadBalancer::GlobalLeastRequest(lb) => lb,
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -698,15 +706,7 @@ fn a_bad_config_names_the_field() {
 #[test]
 fn the_other_policies_are_refused_as_not_supported_yet() {
     let cases = [
-        json!({"lb_type": "endpoint", "lb_policy": "prefix_cache",
-               "lb_config": {"serviceFQDN": "redis.static", "servicePort": 6379}}),
-        json!({"lb_policy": "endpoint_metrics", "lb_config": {"metric_policy": "least"}}),
-        json!({"lb_type": "endpoint", "lb_policy": "metrics_based",
-               "lb_config": {"metric_policy": "least", "target_metric": "vllm:num_requests_waiting", "rate_limit": 0.6}}),
         json!({"lb_type": "endpoint", "lb_policy": "endpoint_hash"}),
-        json!({"lb_type": "cluster", "lb_policy": "cluster_metrics",
-               "lb_config": {"mode": "LeastTotalLatency", "rate_limit": 0.6,
-                             "service_list": ["outbound|80||test-1.dns", "outbound|80||test-2.static"]}}),
         json!({"lb_type": "cluster", "lb_policy": "cluster_hash"}),
     ];
     for c in cases {
