@@ -555,7 +555,10 @@ pub fn parse_load_balancer(json: &JsonValue) -> Result<LoadBalancer, ConfigError
     parse_config(json).map(|config| config.lb)
 }
 
-fn on_response_headers(ctx: &mut HttpContext<State>, config: &AiLoadBalancerConfig) -> HeaderAction {
+fn on_response_headers(
+    ctx: &mut HttpContext<State>,
+    config: &AiLoadBalancerConfig,
+) -> HeaderAction {
     match &config.lb {
         LoadBalancer::ClusterMetrics(lb) => cluster_metrics::on_response_headers(ctx, lb),
         _ => {
