@@ -195,6 +195,7 @@
 
 mod abi;
 mod driver;
+mod dual;
 mod model;
 mod redis_io;
 mod resp_frame;
@@ -202,6 +203,7 @@ mod stream;
 mod types;
 mod wire;
 
+pub use dual::Mode;
 pub use stream::HttpStream;
 pub use types::{
     Action, Callout, CalloutKind, CalloutState, DeliveryError, LocalResponse, LogLevel, LogRecord,
@@ -209,6 +211,12 @@ pub use types::{
 };
 
 use higress_wrapper::HttpPlugin;
+
+/// What [`both_modes!`] expands to refers to; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use higress_wrapper::{HeaderValue, HttpPlugin};
+}
 use model::{
     with_registry, Answer, ForeignFn, HeaderMap, HostModel, Settings, Starting, StreamModel,
 };

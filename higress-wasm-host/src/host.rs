@@ -528,6 +528,26 @@ impl TestHostBuilder {
         self
     }
 
+    /// Higress running the module, as the native host's `higress()`:
+    /// Higress's host calls and properties, and the module's first ABI
+    /// export decides the semantics (an SDK module built by `cargo higress
+    /// build` exports 0.2.100 first: header statuses pass through, so a
+    /// `Pause` from a headers callback keeps the body callbacks running).
+    /// This is the default.
+    pub fn higress(self) -> Self {
+        self.properties(Properties::Higress)
+    }
+
+    /// Stock Envoy running the module, as the native host's
+    /// `stock_envoy()`: ABI 0.2.1 (0.2.100 is not recognised) with default
+    /// options, so a `Pause` from a headers callback becomes *stop all*;
+    /// Envoy's properties; a module importing a Higress-only call fails to
+    /// load.
+    pub fn stock_envoy(self) -> Self {
+        self.properties(Properties::Envoy)
+            .allow_on_headers_stop_iteration(false)
+    }
+
     /// Envoy's `allow_on_headers_stop_iteration` (ABI 0.2.x only).
     pub fn allow_on_headers_stop_iteration(mut self, allow: bool) -> Self {
         self.settings.allow_on_headers_stop_iteration = allow;

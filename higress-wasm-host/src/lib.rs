@@ -1,6 +1,6 @@
 //! A wasm-mode host: runs a compiled proxy-wasm plugin module (`.wasm`,
 //! `wasm32-wasip1`) under wasmtime the way Higress's Envoy hosts it, behind
-//! the same test API as the native test host (`higress_wrapper::test_host`),
+//! the same test API as the native test host (`higress_test_host`),
 //! and counts the guest's work in wasmtime fuel.
 //!
 //! ```no_run

@@ -178,6 +178,15 @@ pub(crate) struct Half {
 }
 
 impl Half {
+    /// The body held at the filter: buffered, then held by a stop-all.
+    pub(crate) fn buffered(&self) -> Vec<u8> {
+        let mut body = self.body.clone();
+        if let Some((held, _)) = &self.held {
+            body.extend_from_slice(held);
+        }
+        body
+    }
+
     pub(crate) fn stop_all(&self) -> bool {
         self.headers_held == Some(true)
     }
