@@ -8,10 +8,11 @@
     clippy::indexing_slicing
 )]
 
-use higress_test_host::{Action, CalloutKind, HttpStream, LogLevel, TestHost};
-use http_callout::Plugin;
-
 const CONFIG: &str = r#"{"cluster": "auth_service", "path": "/check", "timeout_ms": 300}"#;
+
+higress_test_host::both_modes! {
+plugin: http_callout::Plugin,
+package: "http-callout",
 
 fn request<'h>(host: &'h TestHost, token: &str) -> HttpStream<'h> {
     let mut s = host.http_stream();
@@ -31,7 +32,7 @@ fn request<'h>(host: &'h TestHost, token: &str) -> HttpStream<'h> {
 
 #[test]
 fn the_callout_carries_the_configured_timeout() {
-    let host = TestHost::start::<Plugin>(CONFIG).unwrap();
+    let host = start(CONFIG).unwrap();
     let s = request(&host, "Bearer good");
     let call = &s.callouts()[0];
     match &call.kind {
@@ -47,7 +48,7 @@ fn the_callout_carries_the_configured_timeout() {
 #[test]
 fn a_zero_timeout_is_refused_naming_the_field() {
     let failure =
-        TestHost::start::<Plugin>(r#"{"cluster": "auth_service", "timeout_ms": 0}"#).unwrap_err();
+        start(r#"{"cluster": "auth_service", "timeout_ms": 0}"#).unwrap_err();
     assert!(
         !failure
             .logs_containing("timeout_ms: a timeout of 0 ms would mean no timeout at all")
@@ -59,7 +60,7 @@ fn a_zero_timeout_is_refused_naming_the_field() {
 #[test]
 fn a_reset_fails_closed_and_names_the_32_mib_limit() {
     // What Envoy does with a 200 whose body is over 32 MiB: a reset.
-    let host = TestHost::start::<Plugin>(CONFIG).unwrap();
+    let host = start(CONFIG).unwrap();
     let s = request(&host, "Bearer good");
     host.fail_http(s.callouts()[0].token).unwrap();
     let local = s.local_response().expect("denied");
@@ -77,4 +78,5 @@ fn a_reset_fails_closed_and_names_the_32_mib_limit() {
         "{errors:#?}"
     );
     host.assert_idle();
+}
 }

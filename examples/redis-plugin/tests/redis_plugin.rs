@@ -13,10 +13,12 @@
 #[allow(dead_code)]
 mod redis_server;
 
-use higress_test_host::{Action, HttpStream, LogLevel, TestHost};
-use redis_plugin::Plugin;
 use redis_server::RedisServer;
 use std::net::{SocketAddr, TcpListener};
+
+higress_test_host::both_modes! {
+plugin: redis_plugin::Plugin,
+package: "redis-plugin",
 
 const CLUSTER: &str = "outbound|6379||redis.static";
 const CONFIG: &str = r#"{
@@ -26,9 +28,7 @@ const CONFIG: &str = r#"{
 }"#;
 
 fn host(redis: SocketAddr) -> TestHost {
-    TestHost::builder()
-        .redis_server(CLUSTER, redis)
-        .start::<Plugin>(CONFIG)
+    start_with(CONFIG, |b| b.redis_server(CLUSTER, redis))
         .unwrap()
 }
 
@@ -126,12 +126,8 @@ fn a_20_mb_value_is_logged_and_copied_capped() {
     let server = RedisServer::start();
     let value = vec![b'v'; 20 * 1024 * 1024];
     redis_cmd!(server.client(), "SET", "greeting", value);
-    let host = TestHost::builder()
-        .redis_server(CLUSTER, server.addr())
-        .start::<Plugin>(
-            r#"{"redis": {"service_name": "redis.static", "service_port": 6379, "timeout": 5000},
-                "key": "greeting", "max_header_bytes": 100}"#,
-        )
+    let host = start_with(r#"{"redis": {"service_name": "redis.static", "service_port": 6379, "timeout": 5000},
+                "key": "greeting", "max_header_bytes": 100}"#, |b| b.redis_server(CLUSTER, server.addr()))
         .unwrap();
     let s = request(&host);
     // The header carries the first 100 bytes only.
@@ -157,7 +153,7 @@ fn a_20_mb_value_is_logged_and_copied_capped() {
 
 #[test]
 fn a_zero_timeout_is_refused_naming_the_field() {
-    let failure = TestHost::start::<Plugin>(
+    let failure = start(
         r#"{"redis": {"service_name": "redis.static", "service_port": 6379, "timeout": 0}, "key": "k"}"#,
     )
     .unwrap_err();
@@ -187,4 +183,5 @@ fn redis_down_under_load_logs_a_few_lines_not_one_per_request() {
         errors.len()
     );
     host.assert_idle();
+}
 }
