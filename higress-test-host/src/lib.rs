@@ -184,6 +184,13 @@
 //! }
 //! ```
 //!
+//! # Both modes
+//! [`both_modes!`] runs the same test bodies here and on the plugin's
+//! compiled module in the workspace's wasm-mode host (`higress-wasm-host`,
+//! wasmtime, as Higress's Envoy hosts the module): the two hosts offer the
+//! same test API by name, and a test that passes in one mode and fails in
+//! the other found a bug in one of them.
+//!
 //! # What it does not model
 //! gRPC streams (unary gRPC calls are answered by
 //! [`respond_grpc`](TestHost::respond_grpc) / [`fail_grpc`](TestHost::fail_grpc)); TCP streams; several worker threads; Envoy's

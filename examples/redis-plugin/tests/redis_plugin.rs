@@ -184,4 +184,93 @@ fn redis_down_under_load_logs_a_few_lines_not_one_per_request() {
     );
     host.assert_idle();
 }
+
+#[test]
+fn auth_goes_first_on_a_password_protected_server() {
+    let server = RedisServer::start_with_password("s3cret");
+    let mut client = server.client();
+    redis_cmd!(client, "AUTH", "s3cret");
+    redis_cmd!(client, "SET", "greeting", "behind auth");
+    let config = CONFIG.replace(r#""password": """#, r#""password": "s3cret""#);
+    let host = start_with(config, |b| b.redis_server(CLUSTER, server.addr())).unwrap();
+    let s = request(&host);
+    assert_eq!(
+        s.upstream_request_header("x-redis-value").unwrap(),
+        "behind auth"
+    );
+    // Two requests share the connection opened after the init.
+    let s2 = request(&host);
+    assert_eq!(
+        s2.upstream_request_header("x-redis-value").unwrap(),
+        "behind auth"
+    );
+    host.assert_idle();
+}
+
+#[test]
+fn a_reply_answered_by_the_test_reaches_the_plugin() {
+    // No server: the test plays Redis.
+    let host = start(CONFIG).unwrap();
+    let mut s = host.http_stream();
+    assert_eq!(
+        s.send_request_headers(&[(":path", "/"), (":method", "GET"), (":authority", "gw")], true)
+            .unwrap(),
+        Action::Pause
+    );
+    let token = s.callouts()[0].token;
+    host.respond_redis(token, "$2\r\nhi\r\n").unwrap();
+    assert_eq!(s.upstream_request_header("x-redis-value").unwrap(), "hi");
+    host.assert_idle();
+}
+
+#[test]
+fn a_reply_after_the_stream_ended_is_not_delivered_to_it() {
+    let host = start(CONFIG).unwrap();
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), (":method", "GET"), (":authority", "gw")], true)
+        .unwrap();
+    let token = s.callouts()[0].token;
+    // The client goes away before Redis answers.
+    s.done().unwrap();
+    drop(s);
+    host.respond_redis(token, "$2\r\nhi\r\n").unwrap();
+    // The reply reached the root; the SDK could not make the gone stream
+    // effective again, and the VM is still healthy.
+    assert!(!host.vm_failed());
+    wasm_only! {
+        let reply = host
+            .work()
+            .into_iter()
+            .find(|w| w.callback == "proxy_on_redis_call_response")
+            .unwrap();
+        assert_eq!(reply.context_id, host.root_context_id());
+        assert!(!reply.hostcalls.contains(&"proxy_continue_stream"), "{:?}", reply.hostcalls);
+    }
+    assert!(
+        host.logs_containing("redis greeting = hi").is_empty(),
+        "{:?}",
+        host.logs()
+    );
+    // And the next request is served.
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), (":method", "GET"), (":authority", "gw")], true)
+        .unwrap();
+    let token = s.callouts()[0].token;
+    host.respond_redis(token, "$2\r\nok\r\n").unwrap();
+    assert_eq!(s.upstream_request_header("x-redis-value").unwrap(), "ok");
+}
+
+#[test]
+fn an_unanswered_redis_call_times_out_after_the_client_timeout() {
+    let host = start(CONFIG).unwrap();
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), (":method", "GET"), (":authority", "gw")], true)
+        .unwrap();
+    host.advance_time(std::time::Duration::from_millis(499));
+    assert!(s.is_request_paused());
+    host.advance_time(std::time::Duration::from_millis(1));
+    assert!(!s.is_request_paused(), "failed open after 500 ms");
+    assert!(!host.logs_containing("network error or timeout").is_empty());
+    host.assert_idle();
+}
 }
