@@ -44,7 +44,10 @@ pub enum Mode {
 ///   wasm mode the package's module, built for `wasm32-wasip1` release with
 ///   ABI 0.2.100 first
 ///   (`higress_wasm_host::PluginModule::workspace_package`), under the ABI
-///   it exports first, with the plugin's `NAME` as `plugin_name`;
+///   it exports first, with the plugin's `NAME` as `plugin_name`, and with
+///   WASI's clock on the real time (`SystemTime::now()` in the plugin is the
+///   real time in both modes; `proxy_get_current_time_nanoseconds` is the
+///   host clock in both);
 /// - `start_with(config, |b| b.stock_envoy().redis_server(..))`, the same
 ///   with builder settings (the two builders share their method names;
 ///   `.stock_envoy()` runs ABI 0.2.1 semantics in both modes);
@@ -139,7 +142,13 @@ macro_rules! both_modes {
                     ::core::result::Result::Err(e) => ::core::panic!("{e}"),
                 };
                 let name = <$plugin as $crate::__private::HttpPlugin>::NAME;
-                settings(TestHost::builder().higress().plugin_name(name)).start(&module, config)
+                // `SystemTime::now()` reads the real clock natively; so does
+                // WASI's clock here (the host clock stays the proxy-wasm one).
+                let builder = TestHost::builder()
+                    .higress()
+                    .plugin_name(name)
+                    .wasi_real_time(true);
+                settings(builder).start(&module, config)
             }
 
             $($body)*

@@ -507,6 +507,7 @@ impl Default for TestHostBuilder {
                 fail_policy: FailPolicy::Closed,
                 reload_backoff: Duration::from_secs(1),
                 env: Vec::new(),
+                wasi_real_time: false,
             },
             plugin_name: None,
             shared: None,
@@ -653,6 +654,19 @@ impl TestHostBuilder {
     /// The `FAIL_RELOAD` backoff on the host clock (default 1 s).
     pub fn reload_backoff(mut self, backoff: Duration) -> Self {
         self.settings.reload_backoff = backoff;
+        self
+    }
+
+    /// Whether WASI's `clock_time_get` (what `std::time::SystemTime::now()`
+    /// reads in a Rust module, `time.Now()` in a Go one) answers the real
+    /// time, as Envoy does, instead of the host clock (default false: the
+    /// host clock, which [`TestHost::advance_time`] moves and which makes
+    /// work counts repeat). `higress_test_host::both_modes!` turns it on:
+    /// natively the plugin's `SystemTime::now()` is the OS clock, which no
+    /// test host can steer, so both modes see the real time there and the
+    /// host clock through `proxy_get_current_time_nanoseconds`.
+    pub fn wasi_real_time(mut self, real: bool) -> Self {
+        self.settings.wasi_real_time = real;
         self
     }
 

@@ -307,6 +307,8 @@ pub(crate) struct Settings {
     pub(crate) fail_policy: FailPolicy,
     pub(crate) reload_backoff: Duration,
     pub(crate) env: Vec<(String, String)>,
+    /// WASI clocks answer the real time instead of the host clock.
+    pub(crate) wasi_real_time: bool,
 }
 
 /// The store data of one VM.
