@@ -184,6 +184,13 @@
 //! }
 //! ```
 //!
+//! # Both modes
+//! [`both_modes!`] runs the same test bodies here and on the plugin's
+//! compiled module in the workspace's wasm-mode host (`higress-wasm-host`,
+//! wasmtime, as Higress's Envoy hosts the module): the two hosts offer the
+//! same test API by name, and a test that passes in one mode and fails in
+//! the other found a bug in one of them.
+//!
 //! # What it does not model
 //! gRPC streams (unary gRPC calls are answered by
 //! [`respond_grpc`](TestHost::respond_grpc) / [`fail_grpc`](TestHost::fail_grpc)); TCP streams; several worker threads; Envoy's
@@ -195,6 +202,7 @@
 
 mod abi;
 mod driver;
+mod dual;
 mod model;
 mod redis_io;
 mod resp_frame;
@@ -202,6 +210,7 @@ mod stream;
 mod types;
 mod wire;
 
+pub use dual::Mode;
 pub use stream::HttpStream;
 pub use types::{
     Action, Callout, CalloutKind, CalloutState, DeliveryError, LocalResponse, LogLevel, LogRecord,
@@ -209,6 +218,12 @@ pub use types::{
 };
 
 use higress_wrapper::HttpPlugin;
+
+/// What [`both_modes!`] expands to refers to; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use higress_wrapper::{HeaderValue, HttpPlugin};
+}
 use model::{
     with_registry, Answer, ForeignFn, HeaderMap, HostModel, Settings, Starting, StreamModel,
 };

@@ -22,6 +22,10 @@ pub enum LoadError {
     MissingMalloc,
     /// Instantiation failed (wasmtime's message, e.g. a type mismatch).
     Instantiate(String),
+    /// Building a workspace package for `wasm32-wasip1` failed
+    /// ([`PluginModule::workspace_package`](crate::PluginModule::workspace_package)):
+    /// the command and its output.
+    Build(String),
 }
 
 impl fmt::Display for LoadError {
@@ -36,6 +40,7 @@ impl fmt::Display for LoadError {
             ),
             LoadError::MissingMalloc => f.write_str("Wasm module is missing malloc function."),
             LoadError::Instantiate(e) => write!(f, "Failed to create new Wasm instance: {e}"),
+            LoadError::Build(e) => write!(f, "cannot build the Wasm module: {e}"),
         }
     }
 }

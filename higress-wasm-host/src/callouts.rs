@@ -116,18 +116,19 @@ pub(crate) fn expire(vm: &mut Vm) {
 }
 
 impl TestHost {
-    /// Answers HTTP callout `token` with `status`, `headers` and `body`.
-    pub fn respond_http<N: AsRef<str>, V: AsRef<[u8]>>(
+    /// Answers HTTP callout `token` with `status`, `headers` and `body`
+    /// (the native host's signature, so `&[]` works for no headers).
+    pub fn respond_http(
         &self,
         token: u32,
-        status: u32,
-        headers: &[(N, V)],
+        status: u16,
+        headers: &[(&str, &str)],
         body: impl AsRef<[u8]>,
     ) -> Result<(), DeliveryError> {
         let mut map = HeaderMap::default();
         map.add(":status", status.to_string().as_bytes());
         for (n, v) in headers {
-            map.add(n.as_ref(), v.as_ref());
+            map.add(n, v.as_bytes());
         }
         let reply = CallReply {
             headers: map,

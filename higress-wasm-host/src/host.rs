@@ -310,13 +310,9 @@ impl TestHost {
         })
     }
 
-    /// Asserts no stream is left paused and no callout unanswered.
-    ///
-    /// # Panics
-    /// With what is left, if anything.
-    #[track_caller]
-    #[allow(clippy::panic)] // an assertion: failing the test is its job
-    pub fn assert_idle(&self) {
+    /// What keeps the host from being idle, `None` when it is: streams
+    /// left paused, callouts not answered (as the native host's).
+    pub fn idle_report(&self) -> Option<String> {
         let problems = self.read(|h| {
             let mut out = Vec::new();
             for (id, s) in &h.streams {
@@ -337,8 +333,18 @@ impl TestHost {
             }
             out
         });
-        if !problems.is_empty() {
-            panic!("the wasm host is not idle: {}", problems.join("; "));
+        (!problems.is_empty()).then(|| problems.join("; "))
+    }
+
+    /// Asserts no stream is left paused and no callout unanswered.
+    ///
+    /// # Panics
+    /// With what is left, if anything.
+    #[track_caller]
+    #[allow(clippy::panic)] // an assertion: failing the test is its job
+    pub fn assert_idle(&self) {
+        if let Some(report) = self.idle_report() {
+            panic!("the wasm host is not idle: {report}");
         }
     }
 
@@ -507,6 +513,7 @@ impl Default for TestHostBuilder {
                 fail_policy: FailPolicy::Closed,
                 reload_backoff: Duration::from_secs(1),
                 env: Vec::new(),
+                wasi_real_time: false,
             },
             plugin_name: None,
             shared: None,
@@ -526,6 +533,26 @@ impl TestHostBuilder {
     pub fn log_level(mut self, level: LogLevel) -> Self {
         self.settings.log_level = level;
         self
+    }
+
+    /// Higress running the module, as the native host's `higress()`:
+    /// Higress's host calls and properties, and the module's first ABI
+    /// export decides the semantics (an SDK module built by `cargo higress
+    /// build` exports 0.2.100 first: header statuses pass through, so a
+    /// `Pause` from a headers callback keeps the body callbacks running).
+    /// This is the default.
+    pub fn higress(self) -> Self {
+        self.properties(Properties::Higress)
+    }
+
+    /// Stock Envoy running the module, as the native host's
+    /// `stock_envoy()`: ABI 0.2.1 (0.2.100 is not recognised) with default
+    /// options, so a `Pause` from a headers callback becomes *stop all*;
+    /// Envoy's properties; a module importing a Higress-only call fails to
+    /// load.
+    pub fn stock_envoy(self) -> Self {
+        self.properties(Properties::Envoy)
+            .allow_on_headers_stop_iteration(false)
     }
 
     /// Envoy's `allow_on_headers_stop_iteration` (ABI 0.2.x only).
@@ -633,6 +660,19 @@ impl TestHostBuilder {
     /// The `FAIL_RELOAD` backoff on the host clock (default 1 s).
     pub fn reload_backoff(mut self, backoff: Duration) -> Self {
         self.settings.reload_backoff = backoff;
+        self
+    }
+
+    /// Whether WASI's `clock_time_get` (what `std::time::SystemTime::now()`
+    /// reads in a Rust module, `time.Now()` in a Go one) answers the real
+    /// time, as Envoy does, instead of the host clock (default false: the
+    /// host clock, which [`TestHost::advance_time`] moves and which makes
+    /// work counts repeat). `higress_test_host::both_modes!` turns it on:
+    /// natively the plugin's `SystemTime::now()` is the OS clock, which no
+    /// test host can steer, so both modes see the real time there and the
+    /// host clock through `proxy_get_current_time_nanoseconds`.
+    pub fn wasi_real_time(mut self, real: bool) -> Self {
+        self.settings.wasi_real_time = real;
         self
     }
 

@@ -282,9 +282,19 @@ impl<'h> HttpStream<'h> {
         self.read(|s| s.req.sent_body.clone())
     }
 
+    /// The request trailers the upstream received.
+    pub fn upstream_request_trailers(&self) -> Option<Vec<(String, HeaderValue)>> {
+        self.read(|s| s.req.trailers_sent.as_ref().map(HeaderMap::to_public))
+    }
+
     /// Whether the whole request reached the upstream.
     pub fn upstream_request_complete(&self) -> bool {
         self.read(|s| s.req.sent_eos)
+    }
+
+    /// The request body held at the filter now (buffered while paused).
+    pub fn buffered_request_body(&self) -> Vec<u8> {
+        self.read(|s| s.req.buffered())
     }
 
     /// The upstream host the plugin forced (Higress
@@ -306,6 +316,11 @@ impl<'h> HttpStream<'h> {
     /// How many times the plugin resumed the request.
     pub fn request_resume_count(&self) -> u32 {
         self.read(|s| s.req.resumes)
+    }
+
+    /// How many times the plugin resumed this stream, both directions.
+    pub fn resume_count(&self) -> u32 {
+        self.read(|s| s.req.resumes + s.resp.resumes)
     }
 
     /// How many request-body callbacks the plugin received.
@@ -354,9 +369,24 @@ impl<'h> HttpStream<'h> {
         self.read(|s| s.resp.sent_body.clone())
     }
 
+    /// The response trailers the client received.
+    pub fn client_response_trailers(&self) -> Option<Vec<(String, HeaderValue)>> {
+        self.read(|s| s.resp.trailers_sent.as_ref().map(HeaderMap::to_public))
+    }
+
     /// Whether the whole response reached the client.
     pub fn client_response_complete(&self) -> bool {
         self.read(|s| s.resp.sent_eos)
+    }
+
+    /// The response body held at the filter now.
+    pub fn buffered_response_body(&self) -> Vec<u8> {
+        self.read(|s| s.resp.buffered())
+    }
+
+    /// How many times the plugin resumed the response.
+    pub fn response_resume_count(&self) -> u32 {
+        self.read(|s| s.resp.resumes)
     }
 
     /// Whether the response is stopped at the filter.
@@ -371,7 +401,7 @@ impl<'h> HttpStream<'h> {
 
     /// Data the plugin injected into the response
     /// (`proxy_inject_encoded_data_to_filter_chain`): (data, end of stream).
-    pub fn injected_data(&self) -> Vec<(Vec<u8>, bool)> {
+    pub fn injected_encoded_data(&self) -> Vec<(Vec<u8>, bool)> {
         self.read(|s| s.injected.clone())
     }
 

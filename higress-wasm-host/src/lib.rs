@@ -1,6 +1,6 @@
 //! A wasm-mode host: runs a compiled proxy-wasm plugin module (`.wasm`,
 //! `wasm32-wasip1`) under wasmtime the way Higress's Envoy hosts it, behind
-//! the same test API as the native test host (`higress_wrapper::test_host`),
+//! the same test API as the native test host (`higress_test_host`),
 //! and counts the guest's work in wasmtime fuel.
 //!
 //! ```no_run
@@ -15,6 +15,17 @@
 //! println!("{}", higress_wasm_host::fuel::format_table(&host.work()));
 //! # Ok(()) }
 //! ```
+//!
+//! # One test, both modes
+//! Method names and signatures follow the native host's, so one test body
+//! compiles against either: `higress_test_host::both_modes!` expands a
+//! test file's tests into a native module and a wasm-mode one, whose
+//! `start(config)` loads [`PluginModule::workspace_package`] (the example
+//! built for `wasm32-wasip1` release, ABI 0.2.100 first) and starts it with
+//! [`TestHostBuilder::higress`]; [`TestHostBuilder::stock_envoy`] runs it
+//! as stock Envoy would (ABI 0.2.1). Every example's tests run so. What
+//! only this host has (fuel, traps, fail policies, [`SharedState`] across
+//! VMs, real HTTP servers for callouts) is used outside that macro.
 //!
 //! # What it models (Higress's Envoy; stock Envoy 1.40 with [`Properties::Envoy`])
 //! - **Loading**: the ABI is the first `proxy_abi_version_*` export the host

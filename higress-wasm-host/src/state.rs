@@ -178,6 +178,15 @@ pub(crate) struct Half {
 }
 
 impl Half {
+    /// The body held at the filter: buffered, then held by a stop-all.
+    pub(crate) fn buffered(&self) -> Vec<u8> {
+        let mut body = self.body.clone();
+        if let Some((held, _)) = &self.held {
+            body.extend_from_slice(held);
+        }
+        body
+    }
+
     pub(crate) fn stop_all(&self) -> bool {
         self.headers_held == Some(true)
     }
@@ -298,6 +307,8 @@ pub(crate) struct Settings {
     pub(crate) fail_policy: FailPolicy,
     pub(crate) reload_backoff: Duration,
     pub(crate) env: Vec<(String, String)>,
+    /// WASI clocks answer the real time instead of the host clock.
+    pub(crate) wasi_real_time: bool,
 }
 
 /// The store data of one VM.

@@ -1,5 +1,5 @@
 //! The public value types: what a test reads back. Names and shapes follow
-//! the native test host's (`higress_wrapper::test_host`), so one test body
+//! the native test host's (`higress_test_host`), so one test body
 //! reads the same in both modes.
 
 use std::fmt;
@@ -94,8 +94,9 @@ impl fmt::Display for LogRecord {
     }
 }
 
-/// A header value: bytes, compared with text in tests.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+/// A header value: bytes, compared with text in tests. The same methods
+/// as the SDK's `HeaderValue`, which the native host returns.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
 pub struct HeaderValue(Vec<u8>);
 
 impl HeaderValue {
@@ -107,6 +108,22 @@ impl HeaderValue {
     /// The value as text, if it is UTF-8.
     pub fn to_str(&self) -> Option<&str> {
         std::str::from_utf8(&self.0).ok()
+    }
+
+    /// The value as text, invalid UTF-8 replaced by U+FFFD.
+    pub fn to_str_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.0)
+    }
+
+    /// The raw bytes, owned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_str_lossy(), f)
     }
 }
 

@@ -6,8 +6,9 @@ use crate::abi::{self, LoadError};
 use crate::fuel::{CallbackWork, FUEL_PER_CALL};
 use crate::state::{HostState, Phase};
 use crate::types::{AbiVersion, LogLevel, LogRecord, Properties};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use wasmtime::{Config, Engine, Instance, Linker, Module, Store, Val};
 
 /// A compiled plugin module, ready to be started any number of times (one
@@ -68,6 +69,33 @@ impl PluginModule {
             bytes: Arc::new(bytes),
             name: name.into(),
         })
+    }
+
+    /// Workspace package `package` built for `wasm32-wasip1` in release, as
+    /// shipped (the build tool's order: ABI 0.2.100 first), and compiled:
+    /// what the `both_modes!` tests of `higress_test_host` run in wasm
+    /// mode. The build (`cargo build --release --target wasm32-wasip1 -p
+    /// <package>`, through the Envoy harness's builder, into the
+    /// workspace's target directory) and the compilation happen once per
+    /// process and package; later calls clone the compiled module.
+    pub fn workspace_package(package: &str) -> Result<Self, LoadError> {
+        type Cache = Mutex<HashMap<String, Result<PluginModule, LoadError>>>;
+        static CACHE: OnceLock<Cache> = OnceLock::new();
+        let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+        // A test that failed while holding the lock leaves the cache whole.
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(cached) = cache.get(package) {
+            return cached.clone();
+        }
+        let built = higress_e2e::wasm_module(package)
+            .map_err(|e| LoadError::Build(format!("{package}: {e}")))
+            .and_then(|path| {
+                let mut module = PluginModule::load(path)?;
+                package.clone_into(&mut module.name);
+                Ok(module)
+            });
+        cache.insert(package.to_owned(), built.clone());
+        built
     }
 
     /// The ABI the host in `mode` would run this module with.

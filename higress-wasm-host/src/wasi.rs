@@ -125,7 +125,11 @@ fn call(caller: &mut Caller<'_, HostState>, name: &str, p: &[Val]) -> i32 {
             if id != 0 && id != 1 {
                 return ENOSYS;
             }
-            let now = caller.data().now_nanos;
+            let now = if caller.data().settings.wasi_real_time {
+                real_time_nanos(id)
+            } else {
+                caller.data().now_nanos
+            };
             errno(memory::write_u64(caller, arg(p, 2), now))
         }
         "clock_res_get" => errno(memory::write_u64(caller, arg(p, 1), 1)),
@@ -191,4 +195,21 @@ fn call(caller: &mut Caller<'_, HostState>, name: &str, p: &[Val]) -> i32 {
         "path_open" | "path_filestat_get" => ENOENT,
         _ => ENOSYS,
     }
+}
+
+/// The real clock for WASI: wall time for `CLOCK_REALTIME` (0), time since
+/// the first call in this process for `CLOCK_MONOTONIC` (1).
+fn real_time_nanos(id: i32) -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let nanos = if id == 0 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    } else {
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_nanos()
+    };
+    u64::try_from(nanos).unwrap_or(u64::MAX)
 }

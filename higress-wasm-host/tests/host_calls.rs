@@ -92,7 +92,10 @@ fn upstream_hosts_override_injection_metrics_and_queues_across_two_vms() {
     );
     s.send_response_headers(&[(":status", "200")], false)
         .unwrap();
-    assert_eq!(s.injected_data(), vec![(b"injected".to_vec(), true)]);
+    assert_eq!(
+        s.injected_encoded_data(),
+        vec![(b"injected".to_vec(), true)]
+    );
     assert_eq!(s.client_response_body(), b"injected");
     assert!(s.client_response_complete());
     drop(s);

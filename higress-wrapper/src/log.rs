@@ -176,6 +176,21 @@ fn write_line(level: LogLevel, args: &std::fmt::Arguments<'_>) {
     host::log(level, &line);
 }
 
+/// Whether records logged on this thread may come from the plugin. On wasm
+/// every line is the plugin's. Natively (tests) the `log` facade is the
+/// whole process's: a thread that never entered a plugin callback is not
+/// running the plugin (e.g. a wasm-mode host compiling a module next to
+/// native tests, with wasmtime's trace lines), and its records are dropped
+/// before they are formatted.
+fn plugin_thread() -> bool {
+    #[cfg(target_arch = "wasm32")]
+    return true;
+    #[cfg(not(target_arch = "wasm32"))]
+    SCOPE
+        .try_with(|s| s.try_borrow().is_ok_and(|s| !s.plugin_name.is_empty()))
+        .unwrap_or(false)
+}
+
 struct HostLogger;
 
 impl log::Log for HostLogger {
@@ -185,7 +200,7 @@ impl log::Log for HostLogger {
 
     fn log(&self, record: &log::Record<'_>) {
         let level = to_host_level(record.level());
-        if host_enabled(level) {
+        if plugin_thread() && host_enabled(level) {
             write_line(level, record.args());
         }
     }

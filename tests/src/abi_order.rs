@@ -10,6 +10,9 @@
 //! fix (measured: my-plugin came out right, the benchmark twins wrong). So
 //! the build tool rewrites the export section after every build: only the
 //! order of the entries changes, nothing else in the module.
+//!
+//! [`edit_exports`] is the general export-section rewriter behind it; the
+//! wasm-mode host's tests use it to make modules with other ABI exports.
 
 use crate::error::{Error, Result};
 use std::path::Path;
@@ -43,36 +46,46 @@ fn write_leb(out: &mut Vec<u8>, mut value: u32) {
     }
 }
 
-/// One export entry, as raw bytes, and its name.
-struct Entry<'a> {
-    name: &'a [u8],
-    raw: &'a [u8],
+/// One entry of a module's export section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Export {
+    /// The export's name.
+    pub name: String,
+    /// Its kind byte: 0 function, 1 table, 2 memory, 3 global, 4 tag.
+    pub kind: u8,
+    /// The index of the exported item in its index space.
+    pub index: u32,
 }
 
-fn parse_exports(payload: &[u8]) -> Option<Vec<Entry<'_>>> {
+fn parse_exports(payload: &[u8]) -> Option<Vec<Export>> {
     let mut at = 0;
     let count = read_leb(payload, &mut at)?;
     let mut entries = Vec::new();
     for _ in 0..count {
-        let start = at;
         let len = usize::try_from(read_leb(payload, &mut at)?).ok()?;
         let name = payload.get(at..at.checked_add(len)?)?;
         at += len;
-        let _kind = payload.get(at)?;
+        let kind = *payload.get(at)?;
         at += 1;
-        read_leb(payload, &mut at)?;
-        entries.push(Entry {
-            name,
-            raw: payload.get(start..at)?,
+        let index = read_leb(payload, &mut at)?;
+        entries.push(Export {
+            name: String::from_utf8(name.to_vec()).ok()?,
+            kind,
+            index,
         });
     }
     (at == payload.len()).then_some(entries)
 }
 
-/// The module with its 0.2.100 export moved in front of every other ABI
-/// version export, or `None` when nothing needs to move (no 0.2.100 export,
-/// or it is already the first ABI export). An invalid module is an error.
-pub fn put_0_2_100_first(module: &[u8]) -> Result<Option<Vec<u8>>> {
+/// Rewrites the export section of `module`: `edit` gets the entries in
+/// order and returns the new list (reordered, filtered, renamed, added);
+/// every other section is copied byte for byte. A module without an export
+/// section comes back unchanged, without calling `edit`. An invalid module
+/// is an error.
+pub fn edit_exports(
+    module: &[u8],
+    edit: impl FnOnce(Vec<Export>) -> Vec<Export>,
+) -> Result<Vec<u8>> {
     let bad = |what: &str| Error::Protocol(format!("not a valid Wasm module: {what}"));
     if module.get(..4) != Some(b"\0asm".as_slice()) || module.len() < 8 {
         return Err(bad("no Wasm header"));
@@ -84,58 +97,56 @@ pub fn put_0_2_100_first(module: &[u8]) -> Result<Option<Vec<u8>>> {
         at += 1;
         let size = usize::try_from(read_leb(module, &mut at).ok_or_else(|| bad("section size"))?)
             .map_err(|_| bad("section size"))?;
-        let payload_start = at;
         let payload_end = at.checked_add(size).ok_or_else(|| bad("section size"))?;
         let payload = module
-            .get(payload_start..payload_end)
+            .get(at..payload_end)
             .ok_or_else(|| bad("truncated section"))?;
         at = payload_end;
         if id != EXPORT_SECTION {
             continue;
         }
-        let entries = parse_exports(payload).ok_or_else(|| bad("export section"))?;
-        let abi: Vec<usize> = (0..entries.len())
-            .filter(|&i| {
-                entries
-                    .get(i)
-                    .is_some_and(|e| e.name.starts_with(ABI_PREFIX))
-            })
-            .collect();
-        let Some(&want) = abi
-            .iter()
-            .find(|&&i| entries.get(i).is_some_and(|e| e.name == FIRST))
-        else {
-            return Ok(None);
-        };
-        let Some(&first_abi) = abi.first() else {
-            return Ok(None);
-        };
-        if want == first_abi {
-            return Ok(None);
-        }
-        // Move the 0.2.100 entry to where the first ABI export was.
-        let mut order: Vec<usize> = (0..entries.len()).filter(|&i| i != want).collect();
-        order.insert(first_abi, want);
+        let entries = edit(parse_exports(payload).ok_or_else(|| bad("export section"))?);
         let mut new_payload = Vec::with_capacity(payload.len());
-        write_leb(
-            &mut new_payload,
-            u32::try_from(entries.len()).map_err(|_| bad("export count"))?,
-        );
-        for entry in order.into_iter().filter_map(|i| entries.get(i)) {
-            new_payload.extend_from_slice(entry.raw);
+        let count = u32::try_from(entries.len()).map_err(|_| bad("export count"))?;
+        write_leb(&mut new_payload, count);
+        for entry in entries {
+            let len = u32::try_from(entry.name.len()).map_err(|_| bad("export name"))?;
+            write_leb(&mut new_payload, len);
+            new_payload.extend_from_slice(entry.name.as_bytes());
+            new_payload.push(entry.kind);
+            write_leb(&mut new_payload, entry.index);
         }
         let mut out = Vec::with_capacity(module.len() + 4);
         out.extend_from_slice(module.get(..section_start).unwrap_or_default());
         out.push(EXPORT_SECTION);
-        write_leb(
-            &mut out,
-            u32::try_from(new_payload.len()).map_err(|_| bad("section size"))?,
-        );
+        let len = u32::try_from(new_payload.len()).map_err(|_| bad("section size"))?;
+        write_leb(&mut out, len);
         out.extend_from_slice(&new_payload);
         out.extend_from_slice(module.get(payload_end..).unwrap_or_default());
-        return Ok(Some(out));
+        return Ok(out);
     }
-    Ok(None)
+    Ok(module.to_vec())
+}
+
+/// The module with its 0.2.100 export moved in front of every other ABI
+/// version export, or `None` when nothing needs to move (no 0.2.100 export,
+/// or it is already the first ABI export). An invalid module is an error.
+pub fn put_0_2_100_first(module: &[u8]) -> Result<Option<Vec<u8>>> {
+    let mut moved = false;
+    let out = edit_exports(module, |mut entries| {
+        let is_abi = |e: &Export| e.name.as_bytes().starts_with(ABI_PREFIX);
+        let first_abi = entries.iter().position(is_abi);
+        let want = entries.iter().position(|e| e.name.as_bytes() == FIRST);
+        if let (Some(first_abi), Some(want)) = (first_abi, want) {
+            if want != first_abi {
+                let entry = entries.remove(want);
+                entries.insert(first_abi, entry);
+                moved = true;
+            }
+        }
+        entries
+    })?;
+    Ok(moved.then_some(out))
 }
 
 /// Rewrites the module at `path` in place if its 0.2.100 export is not the
@@ -209,6 +220,27 @@ mod tests {
         assert!(put_0_2_100_first(&fixed).unwrap().is_none());
         let raw = module(&["proxy_abi_version_0_2_1"]);
         assert!(put_0_2_100_first(&raw).unwrap().is_none());
+    }
+
+    #[test]
+    fn edit_exports_rewrites_only_the_export_section() {
+        let m = module(&["proxy_abi_version_0_2_1", "proxy_on_tick"]);
+        let edited = edit_exports(&m, |entries| {
+            assert_eq!(entries[1].name, "proxy_on_tick");
+            assert_eq!((entries[1].kind, entries[1].index), (0, 0));
+            entries
+                .into_iter()
+                .filter(|e| e.name != "proxy_abi_version_0_2_1")
+                .collect()
+        })
+        .unwrap();
+        assert_eq!(export_names(&edited), ["proxy_on_tick"]);
+        // Everything before and after the export section is untouched.
+        let removed = 1 + "proxy_abi_version_0_2_1".len() + 2;
+        assert_eq!(edited.len(), m.len() - removed);
+        assert_eq!(edited[..14], m[..14]);
+        assert_eq!(edited[edited.len() - 6..], m[m.len() - 6..]);
+        assert!(edit_exports(b"nope", |e| e).is_err());
     }
 
     #[test]

@@ -16,10 +16,13 @@
 #[allow(dead_code)]
 mod redis_server;
 
-use ai_token_ratelimit::{parse_config, IpSource, KeyMatch, LimitType, Plugin};
-use higress_test_host::{Action, CalloutKind, HttpStream, MetricValue, StartStage, TestHost};
+use ai_token_ratelimit::{parse_config, IpSource, KeyMatch, LimitType};
 use redis_server::{RedisServer, Resp};
 use serde_json::{json, Value};
+
+higress_test_host::both_modes! {
+plugin: ai_token_ratelimit::Plugin,
+package: "ai-token-ratelimit",
 
 const CLUSTER: &str = "outbound|6379||redis.static";
 const USAGE_BODY: &str = r#"{"choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":10,"completion_tokens":15,"total_tokens":25}}"#;
@@ -116,10 +119,8 @@ fn multi_rule_items() -> Value {
     ], "redis": redis()})
 }
 
-fn start(config: &Value) -> TestHost {
-    TestHost::builder()
-        .clusters([CLUSTER])
-        .start::<Plugin>(config.to_string())
+fn started(config: &Value) -> TestHost {
+    start_with(config.to_string(), |b| b.clusters([CLUSTER]))
         .unwrap()
 }
 
@@ -203,7 +204,7 @@ fn parse_config_cases() {
         (regexp_limit(), LimitType::PerHeader, "x-user-id"),
     ];
     for (config, limit_type, key) in cases {
-        start(&config);
+        started(&config);
         let c = parse_config(&config).unwrap();
         assert_eq!(c.rule_items.len(), 1);
         assert_eq!(c.rule_items[0].limit_type, limit_type);
@@ -229,7 +230,7 @@ fn parse_config_cases() {
 
 #[test]
 fn global_threshold_request_headers() {
-    let host = start(&global_threshold());
+    let host = started(&global_threshold());
     let (s, action) = request(&host, "/api/test", &[]);
     let token = paused(&host, action, &[GLOBAL_KEY], &[1000, 60]);
     allowed(&host, &s, token, &multi(&[[1000, 1, 60]]));
@@ -253,7 +254,7 @@ fn rule_item_request_headers() {
          "higress-token-ratelimit:{ai-token-cookie-limit}:limit_by_cookie:60:session-id:session-789", 75),
     ];
     for (config, path, header, key, threshold) in cases {
-        let host = start(&config);
+        let host = started(&config);
         let (s, action) = request(&host, path, &[header]);
         let token = paused(&host, action, &[key], &[threshold, 60]);
         allowed(&host, &s, token, &multi(&[[threshold, 1, 60]]));
@@ -262,7 +263,7 @@ fn rule_item_request_headers() {
 
 #[test]
 fn rate_limit_exceeded() {
-    let host = start(&global_threshold());
+    let host = started(&global_threshold());
     let (mut s, action) = request(&host, "/api/test", &[("x-mse-consumer", "c1")]);
     s.set_route_name("r1")
         .set_cluster_name("outbound|443||llm.dns");
@@ -287,7 +288,7 @@ fn rate_limit_exceeded() {
 
 #[test]
 fn no_matching_limit_rule() {
-    let host = start(&header_limit());
+    let host = started(&header_limit());
     let (_s, action) = request(&host, "/api/test", &[]);
     assert_eq!(action, Action::Continue);
     assert!(host.callouts().is_empty());
@@ -295,7 +296,7 @@ fn no_matching_limit_rule() {
 
 #[test]
 fn hybrid_limit_both_match() {
-    let host = start(&hybrid_limit());
+    let host = started(&hybrid_limit());
     let (s, action) = request(&host, "/api/test", &[("x-api-key", "vip-key")]);
     let token = paused(&host, action, &HYBRID_KEYS, &[10000, 60, 100, 60]);
     allowed(&host, &s, token, &multi(&[[10000, 1, 60], [100, 1, 60]]));
@@ -303,7 +304,7 @@ fn hybrid_limit_both_match() {
 
 #[test]
 fn multi_rule_items_all_match() {
-    let host = start(&multi_rule_items());
+    let host = started(&multi_rule_items());
     let (s, action) = request(&host, "/api/test?apikey=k2", &[("x-api-key", "k1")]);
     let keys = [
         "higress-token-ratelimit:{ai-token-multi-items}:limit_by_header:60:x-api-key:k1",
@@ -315,7 +316,7 @@ fn multi_rule_items_all_match() {
 
 #[test]
 fn hybrid_limit_global_triggered() {
-    let host = start(&hybrid_limit());
+    let host = started(&hybrid_limit());
     let (s, action) = request(&host, "/api/test", &[("x-api-key", "vip-key")]);
     let token = paused(&host, action, &HYBRID_KEYS, &[10000, 60, 100, 60]);
     host.respond_redis(token, multi(&[[10000, 10001, 60], [100, 1, 60]]))
@@ -331,12 +332,12 @@ fn hybrid_limit_global_triggered() {
 fn malformed_redis_replies_let_the_request_through() {
     let sub_array_short = "*1\r\n*2\r\n:10000\r\n:1\r\n";
     for reply in [multi(&[[10000, 1, 60]]), sub_array_short.to_owned()] {
-        let host = start(&hybrid_limit());
+        let host = started(&hybrid_limit());
         let (s, action) = request(&host, "/api/test", &[("x-api-key", "vip-key")]);
         let token = paused(&host, action, &HYBRID_KEYS, &[10000, 60, 100, 60]);
         allowed(&host, &s, token, &reply);
     }
-    let host = start(&header_limit());
+    let host = started(&header_limit());
     let (s, action) = request(&host, "/api/test", &[("x-api-key", "test-key-123")]);
     let token = paused(&host, action, &[HEADER_KEY], &[100, 60]);
     allowed(&host, &s, token, "*1\r\n*2\r\n:100\r\n:1\r\n");
@@ -345,7 +346,7 @@ fn malformed_redis_replies_let_the_request_through() {
 
 #[test]
 fn hybrid_limit_rule_items_no_match() {
-    let host = start(&hybrid_limit());
+    let host = started(&hybrid_limit());
     let (s, action) = request(&host, "/api/test", &[]);
     let token = paused(&host, action, &HYBRID_KEYS[..1], &[10000, 60]);
     allowed(&host, &s, token, &multi(&[[10000, 1, 60]]));
@@ -353,7 +354,7 @@ fn hybrid_limit_rule_items_no_match() {
 
 #[test]
 fn hybrid_limit_both_triggered_reports_global_first() {
-    let host = start(&hybrid_limit());
+    let host = started(&hybrid_limit());
     let (s, action) = request(&host, "/api/test", &[("x-api-key", "vip-key")]);
     let token = paused(&host, action, &HYBRID_KEYS, &[10000, 60, 100, 60]);
     host.respond_redis(token, multi(&[[10000, 10001, 60], [100, 101, 30]]))
@@ -365,7 +366,7 @@ fn hybrid_limit_both_triggered_reports_global_first() {
 
 #[test]
 fn multi_rule_no_trigger_does_not_reject() {
-    let host = start(&hybrid_limit());
+    let host = started(&hybrid_limit());
     let (s, action) = request(&host, "/api/test", &[("x-api-key", "vip-key")]);
     let token = paused(&host, action, &HYBRID_KEYS, &[10000, 60, 100, 60]);
     allowed(
@@ -378,7 +379,7 @@ fn multi_rule_no_trigger_does_not_reject() {
 
 #[test]
 fn a_redis_failure_lets_the_request_through() {
-    let host = start(&global_threshold());
+    let host = started(&global_threshold());
     let (s, action) = request(&host, "/api/test", &[]);
     let token = paused(&host, action, &[GLOBAL_KEY], &[1000, 60]);
     host.fail_redis(token).unwrap();
@@ -411,7 +412,7 @@ fn streaming_request_body_passes_unchanged() {
         (global_threshold(), GLOBAL_KEY, 1000),
         (header_limit(), HEADER_KEY, 100),
     ] {
-        let host = start(&config);
+        let host = started(&config);
         let (mut s, action) = request(&host, "/api/test", &[("x-api-key", "test-key-123")]);
         let token = paused(&host, action, &[key], &[threshold, 60]);
         allowed(&host, &s, token, &multi(&[[threshold, 1, 60]]));
@@ -429,7 +430,7 @@ fn streaming_request_body_passes_unchanged() {
 
 #[test]
 fn streaming_body_with_token_usage_charges_every_rule() {
-    let host = start(&hybrid_limit());
+    let host = started(&hybrid_limit());
     let mut s = allowed_request(
         &host,
         &HYBRID_KEYS,
@@ -463,7 +464,7 @@ fn streaming_body_with_token_usage_charges_every_rule() {
 
 #[test]
 fn streaming_body_mid_chunk_and_no_usage_charge_nothing() {
-    let host = start(&global_threshold());
+    let host = started(&global_threshold());
     let (mut s, action) = request(&host, "/api/test", &[]);
     let token = paused(&host, action, &[GLOBAL_KEY], &[1000, 60]);
     allowed(&host, &s, token, &multi(&[[1000, 1, 60]]));
@@ -483,7 +484,7 @@ fn streaming_body_mid_chunk_and_no_usage_charge_nothing() {
 
 #[test]
 fn streaming_body_without_prior_context() {
-    let host = start(&header_limit());
+    let host = started(&header_limit());
     let (mut s, action) = request(&host, "/api/test", &[]);
     assert_eq!(action, Action::Continue);
     s.send_response_headers(&[(":status", "200")], false)
@@ -497,7 +498,7 @@ fn streaming_body_without_prior_context() {
 
 #[test]
 fn sse_usage_in_the_last_chunk_is_charged() {
-    let host = start(&global_threshold());
+    let host = started(&global_threshold());
     let (mut s, action) = request(&host, "/v1/chat/completions", &[]);
     let token = paused(&host, action, &[GLOBAL_KEY], &[1000, 60]);
     allowed(&host, &s, token, &multi(&[[1000, 1, 60]]));
@@ -525,7 +526,7 @@ fn sse_usage_in_the_last_chunk_is_charged() {
 #[test]
 fn config_errors_as_go() {
     let refused = |config: Value, message: &str| {
-        let failure = TestHost::start::<Plugin>(config.to_string()).unwrap_err();
+        let failure = start(config.to_string()).unwrap_err();
         assert_eq!(failure.stage, StartStage::Configure);
         assert!(!failure.logs_containing(message).is_empty(), "{failure}");
     };
@@ -552,7 +553,7 @@ fn rule_values_absent_or_unmatched_continue() {
         (regexp_limit(), vec![("x-user-id", "admin")]),
     ];
     for (config, headers) in cases {
-        let host = start(&config);
+        let host = started(&config);
         let (_s, action) = request(&host, "/api/test", &headers);
         assert_eq!(action, Action::Continue, "{config} {headers:?}");
         assert!(host.callouts().is_empty());
@@ -572,7 +573,7 @@ fn ip_rules() {
         )
     };
     // ip rule matches via remote-addr
-    let host = start(&ip_limit());
+    let host = started(&ip_limit());
     let mut s = host.http_stream();
     s.set_property(&["source", "address"], "192.168.1.50:54321");
     let action = s
@@ -586,7 +587,7 @@ fn ip_rules() {
     );
     allowed(&host, &s, token, &multi(&[[300, 1, 60]]));
     // ip rule matches via from-header source (first of the list)
-    let host = start(&ip_header_limit());
+    let host = started(&ip_header_limit());
     let (s, action) = request(
         &host,
         "/api/test",
@@ -601,7 +602,7 @@ fn ip_rules() {
     allowed(&host, &s, token, &multi(&[[200, 1, 60]]));
     // ip rule source ip outside configured cidr / invalid source ip returns continue
     for source in ["10.0.0.1:54321", "not-an-ip"] {
-        let host = start(&ip_limit());
+        let host = started(&ip_limit());
         let mut s = host.http_stream();
         s.set_property(&["source", "address"], source);
         let action = s
@@ -614,7 +615,7 @@ fn ip_rules() {
 
 #[test]
 fn regexp_per_header_rule_matches() {
-    let host = start(&regexp_limit());
+    let host = started(&regexp_limit());
     let (s, action) = request(&host, "/api/test", &[("x-user-id", "user-123")]);
     let key =
         "higress-token-ratelimit:{ai-token-regexp-limit}:limit_by_per_header:60:x-user-id:user-123";
@@ -783,16 +784,12 @@ fn readme_configs_start() {
     ];
     for config in &configs {
         // No service_port on a `.static` service: port 80, as Go.
-        TestHost::builder()
-            .clusters(["outbound|80||redis.static", "outbound|6379||redis.dns"])
-            .start::<Plugin>(config.to_string())
+        start_with(config.to_string(), |b| b.clusters(["outbound|80||redis.static", "outbound|6379||redis.dns"]))
             .unwrap_or_else(|e| panic!("{config}: {e}"));
     }
     // `key: 102234` is a YAML number: it matches the header text; the
     // first matching rule item and the per-header fallback both apply.
-    let host = TestHost::builder()
-        .clusters(["outbound|80||redis.static"])
-        .start::<Plugin>(configs[2].to_string())
+    let host = start_with(configs[2].to_string(), |b| b.clusters(["outbound|80||redis.static"]))
         .unwrap();
     let mut s = host.http_stream();
     let action = s
@@ -822,9 +819,7 @@ fn a_real_redis_charges_tokens_until_the_budget_is_spent() {
     let server = RedisServer::start();
     let mut config = global_threshold();
     config["global_threshold"] = json!({"token_per_minute": 100});
-    let host = TestHost::builder()
-        .redis_server(CLUSTER, server.addr())
-        .start::<Plugin>(config.to_string())
+    let host = start_with(config.to_string(), |b| b.redis_server(CLUSTER, server.addr()))
         .unwrap();
     let usage = r#"{"usage":{"prompt_tokens":15,"completion_tokens":25,"total_tokens":40}}"#;
     let send = || {
@@ -864,4 +859,5 @@ fn a_real_redis_charges_tokens_until_the_budget_is_spent() {
         other => panic!("{other:?}"),
     }
     host.assert_idle();
+}
 }

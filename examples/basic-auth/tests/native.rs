@@ -9,9 +9,11 @@
     clippy::indexing_slicing
 )]
 
-use basic_auth::Plugin;
-use higress_test_host::{Action, LocalResponse, StartStage, TestHost};
 use serde_json::{json, Value};
+
+higress_test_host::both_modes! {
+plugin: basic_auth::Plugin,
+package: "basic-auth",
 
 /// Standard base64 with padding (what `curl -u` sends).
 fn base64(text: &str) -> String {
@@ -69,12 +71,12 @@ fn with_rules(rules: Value) -> Value {
     c
 }
 
-fn start(config: &Value) -> TestHost {
-    TestHost::start::<Plugin>(config.to_string()).unwrap()
+fn started(config: &Value) -> TestHost {
+    start(config.to_string()).unwrap()
 }
 
 fn refused(config: &Value, message: &str) {
-    let failure = TestHost::start::<Plugin>(config.to_string()).unwrap_err();
+    let failure = start(config.to_string()).unwrap_err();
     assert_eq!(failure.stage, StartStage::Configure);
     assert!(!failure.logs_containing(message).is_empty(), "{failure}");
 }
@@ -151,8 +153,8 @@ fn base64_helper_matches_the_go_readme() {
 #[test]
 fn parse_global_config() {
     // basic global config / global auth true config
-    start(&basic_global());
-    start(&global_auth_true());
+    started(&basic_global());
+    started(&global_auth_true());
     // invalid config - missing consumers / empty consumers
     refused(&json!({"global_auth": false}), "consumers is required");
     refused(
@@ -169,7 +171,7 @@ fn parse_global_config() {
         &duplicate,
         "consumers[1].credential: duplicate consumer credential",
     );
-    let failure = TestHost::start::<Plugin>(duplicate.to_string()).unwrap_err();
+    let failure = start(duplicate.to_string()).unwrap_err();
     assert!(failure.logs_containing("123456").is_empty(), "{failure}");
     // invalid config - invalid credential format
     refused(
@@ -197,11 +199,11 @@ fn parse_global_config() {
 #[test]
 fn parse_override_rule_config() {
     // route auth config / domain auth config: a top-level allow is ignored.
-    let host = start(&route_auth());
+    let host = started(&route_auth());
     assert_passed(&request(&host, Some(&basic("guest:abc"))), None);
     let mut domain_auth = config(false);
     domain_auth["allow"] = json!(["consumer2"]);
-    start(&domain_auth);
+    started(&domain_auth);
     // invalid config - empty allow list (fails: no consumers)
     refused(&json!({"allow": []}), "consumers is required");
     // And a rule's own empty or missing allow.
@@ -222,7 +224,7 @@ fn parse_rule_config_levels() {
     let admin = basic("admin:123456");
     let guest = basic("guest:abc");
     // route level config
-    let host = start(&with_rules(json!([
+    let host = started(&with_rules(json!([
         {"_match_route_": ["route-a", "route-b"], "allow": ["consumer1"]},
         {"_match_route_": ["route-c"], "allow": ["consumer2"]}
     ])));
@@ -237,7 +239,7 @@ fn parse_rule_config_levels() {
     assert_passed(&on("route-c", &guest), Some("consumer2"));
 
     // domain level config: the first matching rule wins.
-    let host = start(&with_rules(json!([
+    let host = started(&with_rules(json!([
         {"_match_domain_": ["*.example.com", "test.com"], "allow": ["consumer2"]},
         {"_match_domain_": ["api.example.com"], "allow": ["consumer1"]}
     ])));
@@ -247,7 +249,7 @@ fn parse_rule_config_levels() {
     assert_passed(&at("test.com", &guest), Some("consumer2"));
 
     // service level config
-    let host = start(&with_rules(json!([
+    let host = started(&with_rules(json!([
         {"_match_service_": ["service-a:8080", "service-b"], "allow": ["consumer1"]},
         {"_match_service_": ["service-c:9090"], "allow": ["consumer2"]}
     ])));
@@ -264,7 +266,7 @@ fn parse_rule_config_levels() {
     assert_eq!(to("outbound|9090||service-c", &guest), None);
 
     // route prefix level config
-    let host = start(&with_rules(json!([
+    let host = started(&with_rules(json!([
         {"_match_route_prefix_": ["api-", "web-"], "allow": ["consumer1"]},
         {"_match_route_prefix_": ["admin-", "internal-"], "allow": ["consumer2"]}
     ])));
@@ -273,7 +275,7 @@ fn parse_rule_config_levels() {
     assert_eq!(on("internal-x", &admin).response.unwrap().status, 403);
 
     // route and service level config
-    let host = start(&with_rules(json!([
+    let host = started(&with_rules(json!([
         {"_match_route_": ["route-a"], "_match_service_": ["service-a:8080"], "allow": ["consumer1"]},
         {"_match_route_": ["route-b"], "_match_service_": ["service-b:9090"], "allow": ["consumer2"]}
     ])));
@@ -300,7 +302,7 @@ fn parse_rule_config_levels() {
         .as_array_mut()
         .unwrap()
         .push(json!({"name": "consumer3", "credential": "user:def"}));
-    let host = start(&mixed);
+    let host = started(&mixed);
     assert_passed(
         &request_to(&host, "a.example.com", None, Some(&guest)),
         Some("consumer2"),
@@ -326,10 +328,10 @@ fn parse_rule_config_levels() {
 #[test]
 fn missing_authorization_header() {
     // global_auth false and no rules: no authentication.
-    let host = start(&basic_global());
+    let host = started(&basic_global());
     assert_passed(&request(&host, None), None);
     // With global_auth true it is a 401.
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     assert_denied(
         &request(&host, None),
         401,
@@ -340,9 +342,9 @@ fn missing_authorization_header() {
 
 #[test]
 fn empty_authorization_header() {
-    let host = start(&basic_global());
+    let host = started(&basic_global());
     assert_passed(&request(&host, Some("")), None);
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     assert_denied(
         &request(&host, Some("")),
         401,
@@ -353,35 +355,35 @@ fn empty_authorization_header() {
 
 #[test]
 fn invalid_authorization_format_missing_basic_prefix() {
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     let outcome = request(&host, Some("Bearer token123"));
     assert_denied(&outcome, 401, NO_DATA, "basic-auth.no_auth_data");
 }
 
 #[test]
 fn invalid_authorization_format_invalid_base64() {
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     let outcome = request(&host, Some("Basic invalid-base64"));
     assert_denied(&outcome, 401, BAD, "basic-auth.bad_credential");
 }
 
 #[test]
 fn invalid_credential_format_missing_password() {
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     let outcome = request(&host, Some(&basic("admin")));
     assert_denied(&outcome, 401, BAD, "basic-auth.bad_credential");
 }
 
 #[test]
 fn invalid_username_not_configured() {
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     let outcome = request(&host, Some(&basic("unknown:password")));
     assert_denied(&outcome, 401, BAD, "basic-auth.bad_credential");
 }
 
 #[test]
 fn invalid_password_wrong_password() {
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     let outcome = request(&host, Some(&basic("admin:wrongpassword")));
     assert_denied(&outcome, 401, BAD, "basic-auth.bad_credential");
     // The password is not logged.
@@ -390,7 +392,7 @@ fn invalid_password_wrong_password() {
 
 #[test]
 fn valid_credentials_global_auth_true_no_allow_config() {
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     let outcome = request(&host, Some(&basic("admin:123456")));
     assert_passed(&outcome, Some("consumer1"));
 }
@@ -398,17 +400,17 @@ fn valid_credentials_global_auth_true_no_allow_config() {
 #[test]
 fn valid_credentials_global_auth_false_with_allow_config() {
     // The top-level allow is ignored and global_auth is false: no check.
-    let host = start(&route_auth());
+    let host = started(&route_auth());
     assert_passed(&request(&host, Some(&basic("admin:123456"))), None);
 }
 
 #[test]
 fn valid_credentials_but_not_in_allow_list() {
     // Go's test uses the top-level allow, which Go ignores: passes.
-    let host = start(&route_auth());
+    let host = started(&route_auth());
     assert_passed(&request(&host, Some(&basic("guest:abc"))), None);
     // In a rule's allow list it is a 403.
-    let host = start(&with_rules(
+    let host = started(&with_rules(
         json!([{"_match_domain_": ["example.com"], "allow": ["consumer1"]}]),
     ));
     let outcome = request(&host, Some(&basic("guest:abc")));
@@ -419,7 +421,7 @@ fn valid_credentials_but_not_in_allow_list() {
 
 #[test]
 fn complete_basic_auth_flow() {
-    let host = start(&global_auth_true());
+    let host = started(&global_auth_true());
     assert_denied(
         &request(&host, None),
         401,
@@ -434,7 +436,7 @@ fn complete_basic_auth_flow() {
 
 #[test]
 fn readme_example() {
-    let host = start(&json!({
+    let host = started(&json!({
         "consumers": [
             {"credential": "admin:123456", "name": "consumer1"},
             {"credential": "guest:abc", "name": "consumer2"}
@@ -468,18 +470,18 @@ fn readme_example() {
 fn global_auth_unset_depends_on_rules() {
     let mut no_rules = config(false);
     no_rules.as_object_mut().unwrap().remove("global_auth");
-    let host = start(&no_rules);
+    let host = started(&no_rules);
     assert_eq!(request(&host, None).response.unwrap().status, 401);
 
     let mut rules = with_rules(json!([{"_match_route_": ["r"], "allow": ["consumer1"]}]));
     rules.as_object_mut().unwrap().remove("global_auth");
-    let host = start(&rules);
+    let host = started(&rules);
     assert_passed(&request(&host, None), None);
 }
 
 #[test]
 fn an_unknown_huge_user_name_is_logged_truncated() {
-    let host = TestHost::start::<Plugin>(global_auth_true().to_string()).unwrap();
+    let host = start(global_auth_true().to_string()).unwrap();
     let user = "u".repeat(30_000);
     let authorization = basic(&format!("{user}:pw"));
     let mut s = host.http_stream();
@@ -501,4 +503,5 @@ fn an_unknown_huge_user_name_is_logged_truncated() {
         "{} bytes",
         lines[0].message.len()
     );
+}
 }

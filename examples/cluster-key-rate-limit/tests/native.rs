@@ -14,10 +14,13 @@
 #[allow(dead_code)]
 mod redis_server;
 
-use cluster_key_rate_limit::{parse_config, IpSource, KeyMatch, LimitType, Plugin};
-use higress_test_host::{Action, CalloutKind, HttpStream, StartStage, TestHost};
+use cluster_key_rate_limit::{parse_config, IpSource, KeyMatch, LimitType};
 use redis_server::{RedisServer, Resp};
 use serde_json::{json, Value};
+
+higress_test_host::both_modes! {
+plugin: cluster_key_rate_limit::Plugin,
+package: "cluster-key-rate-limit",
 
 const CLUSTER: &str = "outbound|6379||redis.static";
 
@@ -110,10 +113,8 @@ fn regexp_limit() -> Value {
     )
 }
 
-fn start(config: &Value) -> TestHost {
-    TestHost::builder()
-        .clusters([CLUSTER])
-        .start::<Plugin>(config.to_string())
+fn started(config: &Value) -> TestHost {
+    start_with(config.to_string(), |b| b.clusters([CLUSTER]))
         .unwrap()
 }
 
@@ -170,7 +171,7 @@ fn allowed(host: &TestHost, s: &HttpStream<'_>, token: u32, reply: &str) {
 fn parse_config_cases() {
     // global threshold config
     let c = parse_config(&global_threshold()).unwrap();
-    start(&global_threshold());
+    started(&global_threshold());
     assert_eq!(c.rule_name, "routeA-global-limit-rule");
     let t = c.global_threshold.unwrap();
     assert_eq!((t.count, t.time_window), (1000, 60));
@@ -185,7 +186,7 @@ fn parse_config_cases() {
         (cookie_limit(), LimitType::Cookie, "key1"),
     ];
     for (config, limit_type, key) in cases {
-        start(&config);
+        started(&config);
         let c = parse_config(&config).unwrap();
         assert_eq!(c.rule_items.len(), 1);
         assert_eq!(c.rule_items[0].limit_type, limit_type);
@@ -194,7 +195,7 @@ fn parse_config_cases() {
         assert!(c.show_limit_quota_header);
     }
     // ip limit config
-    start(&ip_limit());
+    started(&ip_limit());
     let c = parse_config(&ip_limit()).unwrap();
     assert_eq!(c.rule_items[0].limit_type, LimitType::PerIp);
     assert_eq!(
@@ -202,7 +203,7 @@ fn parse_config_cases() {
         IpSource::Header("x-forwarded-for".to_owned())
     );
     // regexp limit config
-    start(&regexp_limit());
+    started(&regexp_limit());
     let c = parse_config(&regexp_limit()).unwrap();
     assert_eq!(c.rule_items[0].limit_type, LimitType::PerParam);
     assert_eq!(c.rule_items[0].key, "apikey");
@@ -216,7 +217,7 @@ fn parse_config_cases() {
 #[test]
 fn config_errors_as_go() {
     let refused = |config: Value, message: &str| {
-        let failure = TestHost::start::<Plugin>(config.to_string()).unwrap_err();
+        let failure = start(config.to_string()).unwrap_err();
         assert_eq!(failure.stage, StartStage::Configure);
         assert!(!failure.logs_containing(message).is_empty(), "{failure}");
     };
@@ -279,7 +280,7 @@ fn config_errors_as_go() {
 
 #[test]
 fn global_threshold_request_headers() {
-    let host = start(&global_threshold());
+    let host = started(&global_threshold());
     let key = "higress-cluster-key-rate-limit:routeA-global-limit-rule:global_threshold:60";
     let (s, token) = paused(&host, &[], key, ["1000", "60"]);
     allowed(&host, &s, token, &triple(1000, 999, 60));
@@ -292,7 +293,7 @@ fn global_threshold_request_headers() {
 
 #[test]
 fn param_limit_request_headers() {
-    let host = start(&param_limit());
+    let host = started(&param_limit());
     let key = "higress-cluster-key-rate-limit:routeA-request-param-limit-rule:limit_by_param:60:apikey:9a342114-ba8a-11ec-b1bf-00163e1250b5";
     let mut s = host.http_stream();
     s.set_authority("example.com");
@@ -311,7 +312,7 @@ fn param_limit_request_headers() {
 
 #[test]
 fn header_limit_request_headers() {
-    let host = start(&header_limit());
+    let host = started(&header_limit());
     let key = "higress-cluster-key-rate-limit:routeA-request-header-limit-rule:limit_by_header:60:x-ca-key:102234";
     let (s, token) = paused(&host, &[("x-ca-key", "102234")], key, ["10", "60"]);
     allowed(&host, &s, token, &triple(10, 9, 60));
@@ -319,7 +320,7 @@ fn header_limit_request_headers() {
 
 #[test]
 fn consumer_limit_request_headers() {
-    let host = start(&consumer_limit());
+    let host = started(&consumer_limit());
     let key = "higress-cluster-key-rate-limit:routeA-consumer-limit-rule:limit_by_consumer:1:x-mse-consumer:consumer1";
     let (s, token) = paused(&host, &[("x-mse-consumer", "consumer1")], key, ["10", "1"]);
     allowed(&host, &s, token, &triple(10, 9, 1));
@@ -327,7 +328,7 @@ fn consumer_limit_request_headers() {
 
 #[test]
 fn cookie_limit_request_headers() {
-    let host = start(&cookie_limit());
+    let host = started(&cookie_limit());
     let key =
         "higress-cluster-key-rate-limit:routeA-cookie-limit-rule:limit_by_cookie:60:key1:value1";
     let (s, token) = paused(
@@ -341,7 +342,7 @@ fn cookie_limit_request_headers() {
 
 #[test]
 fn ip_limit_request_headers() {
-    let host = start(&ip_limit());
+    let host = started(&ip_limit());
     let key = "higress-cluster-key-rate-limit:routeA-client-ip-limit-rule:limit_by_per_ip:86400:from-header-x-forwarded-for:1.1.1.1";
     let (s, token) = paused(
         &host,
@@ -371,7 +372,7 @@ fn ip_limit_request_headers() {
 
 #[test]
 fn rate_limit_exceeded() {
-    let host = start(&global_threshold());
+    let host = started(&global_threshold());
     let key = "higress-cluster-key-rate-limit:routeA-global-limit-rule:global_threshold:60";
     let (s, token) = paused(&host, &[], key, ["1000", "60"]);
     host.respond_redis(token, triple(1000, 1001, 60)).unwrap();
@@ -387,7 +388,7 @@ fn rate_limit_exceeded() {
 
 #[test]
 fn requests_no_rule_matches_pass_without_redis() {
-    let host = start(&header_limit());
+    let host = started(&header_limit());
     for headers in [vec![], vec![("x-ca-key", "unknown")]] {
         let mut s = host.http_stream();
         let mut all = vec![(":path", "/")];
@@ -403,7 +404,7 @@ fn requests_no_rule_matches_pass_without_redis() {
 // ----- TestOnHttpResponseHeaders / TestCompleteFlow --------------------------------
 
 fn response_quota(config: &Value, reply: &str) -> (Option<String>, Option<String>) {
-    let host = start(config);
+    let host = started(config);
     let key = "higress-cluster-key-rate-limit:routeA-global-limit-rule:global_threshold:60";
     let (mut s, token) = paused(&host, &[], key, ["1000", "60"]);
     allowed(&host, &s, token, reply);
@@ -442,7 +443,7 @@ fn complete_rate_limit_flow() {
 
 #[test]
 fn a_redis_failure_lets_the_request_through() {
-    let host = start(&global_threshold());
+    let host = started(&global_threshold());
     let key = "higress-cluster-key-rate-limit:routeA-global-limit-rule:global_threshold:60";
     let (s, token) = paused(&host, &[], key, ["1000", "60"]);
     host.fail_redis(token).unwrap();
@@ -469,9 +470,7 @@ fn a_real_redis_counts_rejects_and_shares_the_window() {
             {"key": "*", "query_per_minute": 2}
         ]}),
     );
-    let host = TestHost::builder()
-        .redis_server(CLUSTER, server.addr())
-        .start::<Plugin>(config.to_string())
+    let host = start_with(config.to_string(), |b| b.redis_server(CLUSTER, server.addr()))
         .unwrap();
     let send = |user: &str| {
         let mut s = host.http_stream();
@@ -669,16 +668,12 @@ fn readme_configs_start() {
     ];
     for config in &configs {
         // No service_port on a `.static` service: port 80, as Go.
-        let host = TestHost::builder()
-            .clusters(["outbound|80||redis.static"])
-            .start::<Plugin>(config.to_string())
+        let host = start_with(config.to_string(), |b| b.clusters(["outbound|80||redis.static"]))
             .unwrap_or_else(|e| panic!("{config}: {e}"));
         drop(host);
     }
     // `key: 102234` is a YAML number: it matches the header text.
-    let host = TestHost::builder()
-        .clusters(["outbound|80||redis.static"])
-        .start::<Plugin>(configs[2].to_string())
+    let host = start_with(configs[2].to_string(), |b| b.clusters(["outbound|80||redis.static"]))
         .unwrap();
     let mut s = host.http_stream();
     let action = s
@@ -698,4 +693,5 @@ fn ip_limit_readme(redis: &Value) -> Value {
     let mut c = ip_limit();
     c["redis"] = redis.clone();
     c
+}
 }

@@ -8,10 +8,11 @@
     clippy::indexing_slicing
 )]
 
-use higress_test_host::{Action, CalloutKind, HttpStream, LogLevel, TestHost};
-use http_callout::Plugin;
-
 const CONFIG: &str = r#"{"cluster": "auth_service", "path": "/check", "timeout_ms": 300}"#;
+
+higress_test_host::both_modes! {
+plugin: http_callout::Plugin,
+package: "http-callout",
 
 fn request<'h>(host: &'h TestHost, token: &str) -> HttpStream<'h> {
     let mut s = host.http_stream();
@@ -31,7 +32,7 @@ fn request<'h>(host: &'h TestHost, token: &str) -> HttpStream<'h> {
 
 #[test]
 fn the_callout_carries_the_configured_timeout() {
-    let host = TestHost::start::<Plugin>(CONFIG).unwrap();
+    let host = start(CONFIG).unwrap();
     let s = request(&host, "Bearer good");
     let call = &s.callouts()[0];
     match &call.kind {
@@ -47,7 +48,7 @@ fn the_callout_carries_the_configured_timeout() {
 #[test]
 fn a_zero_timeout_is_refused_naming_the_field() {
     let failure =
-        TestHost::start::<Plugin>(r#"{"cluster": "auth_service", "timeout_ms": 0}"#).unwrap_err();
+        start(r#"{"cluster": "auth_service", "timeout_ms": 0}"#).unwrap_err();
     assert!(
         !failure
             .logs_containing("timeout_ms: a timeout of 0 ms would mean no timeout at all")
@@ -59,7 +60,7 @@ fn a_zero_timeout_is_refused_naming_the_field() {
 #[test]
 fn a_reset_fails_closed_and_names_the_32_mib_limit() {
     // What Envoy does with a 200 whose body is over 32 MiB: a reset.
-    let host = TestHost::start::<Plugin>(CONFIG).unwrap();
+    let host = start(CONFIG).unwrap();
     let s = request(&host, "Bearer good");
     host.fail_http(s.callouts()[0].token).unwrap();
     let local = s.local_response().expect("denied");
@@ -77,4 +78,49 @@ fn a_reset_fails_closed_and_names_the_32_mib_limit() {
         "{errors:#?}"
     );
     host.assert_idle();
+}
+
+const AUTH_CONFIG: &str = r#"{"cluster": "outbound|8080||auth.static", "authority": "auth.local", "path": "/check", "timeout_ms": 300}"#;
+
+#[test]
+fn a_reply_from_the_test_lets_the_request_through() {
+    let host = start(AUTH_CONFIG).unwrap();
+    let mut s = host.http_stream();
+    let action = s
+        .send_request_headers(&[(":path", "/"), ("authorization", "Bearer t")], true)
+        .unwrap();
+    assert_eq!(action, Action::Pause);
+    let calls = s.callouts();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].token & 3, 0, "HTTP tokens are 0 mod 4");
+    match &calls[0].kind {
+        CalloutKind::Http { upstream, headers, .. } => {
+            assert_eq!(upstream, "outbound|8080||auth.static");
+            let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.to_string());
+            assert_eq!(get(":path").as_deref(), Some("/check"));
+            assert_eq!(get(":authority").as_deref(), Some("auth.local"));
+            assert_eq!(get("authorization").as_deref(), Some("Bearer t"));
+        }
+        other => panic!("{other:?}"),
+    }
+    host.respond_http(calls[0].token, 200, &[("x-user", "alice")], "").unwrap();
+    assert!(!s.is_request_paused());
+    assert_eq!(s.upstream_request_header("x-auth-user").unwrap(), "alice");
+    host.assert_idle();
+}
+
+#[test]
+fn an_unanswered_call_times_out_on_the_host_clock() {
+    let host = start(AUTH_CONFIG).unwrap();
+    let mut s = host.http_stream();
+    assert_eq!(s.send_request_headers(&[(":path", "/")], true).unwrap(), Action::Pause);
+    host.advance_time(std::time::Duration::from_millis(299));
+    assert!(s.is_request_paused(), "not yet: the timeout is 300 ms");
+    host.advance_time(std::time::Duration::from_millis(1));
+    // Envoy answers the call with its local 504, which the SDK reads as a
+    // timeout; the plugin denies.
+    assert_eq!(s.client_response_status(), Some(403));
+    assert_eq!(host.logs_containing("timed out after 300 ms").len(), 1, "{:?}", host.logs());
+    host.assert_idle();
+}
 }

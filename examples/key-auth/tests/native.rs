@@ -8,9 +8,12 @@
     clippy::indexing_slicing
 )]
 
-use higress_test_host::{Action, LocalResponse, StartStage, TestHost};
-use key_auth::{parse_config, KeyAuthConfig, Plugin};
+use key_auth::{parse_config, KeyAuthConfig};
 use serde_json::{json, Value};
+
+higress_test_host::both_modes! {
+plugin: key_auth::Plugin,
+package: "key-auth",
 
 fn consumers() -> Value {
     json!([
@@ -52,18 +55,18 @@ fn query_key() -> Value {
     })
 }
 
-fn start(config: &Value) -> TestHost {
-    TestHost::start::<Plugin>(config.to_string()).unwrap()
+fn started(config: &Value) -> TestHost {
+    start(config.to_string()).unwrap()
 }
 
 fn parsed(config: &Value) -> KeyAuthConfig {
-    start(config);
+    started(config);
     parse_config(config).unwrap()
 }
 
 /// Starting with `config` fails, with `message` in an error line.
 fn refused(config: &Value, message: &str) {
-    let failure = TestHost::start::<Plugin>(config.to_string()).unwrap_err();
+    let failure = start(config.to_string()).unwrap_err();
     assert_eq!(failure.stage, StartStage::Configure);
     assert!(!failure.logs_containing(message).is_empty(), "{failure}");
 }
@@ -189,7 +192,7 @@ fn parse_global_config_refuses_invalid_configs() {
         &duplicate,
         "consumers[1].credential: duplicate consumer credential",
     );
-    let failure = TestHost::start::<Plugin>(duplicate.to_string()).unwrap_err();
+    let failure = start(duplicate.to_string()).unwrap_err();
     assert!(failure.logs_containing("token1").is_empty(), "{failure}");
     // Also Go's: a consumer without name or credential.
     refused(
@@ -210,7 +213,7 @@ fn parse_rule_config() {
     let mut config = basic();
     config["keys"] = json!(["x-api-key"]);
     config["_rules_"] = json!([{"_match_route_": ["test-route"], "allow": ["consumer1"]}]);
-    let host = start(&config);
+    let host = started(&config);
     // The rule inherits the consumers and keys and applies its allow list.
     let route = Some("test-route");
     assert_allowed(
@@ -234,7 +237,7 @@ fn parse_rule_config() {
 
 #[test]
 fn global_auth_true_valid_api_key() {
-    let host = start(&basic());
+    let host = started(&basic());
     assert_allowed(
         &get(&host, "/test", &[("x-api-key", "token1")]),
         Some("consumer1"),
@@ -243,7 +246,7 @@ fn global_auth_true_valid_api_key() {
 
 #[test]
 fn global_auth_true_invalid_api_key() {
-    let host = start(&basic());
+    let host = started(&basic());
     let outcome = get(&host, "/test", &[("x-api-key", "invalid-token")]);
     assert_denied(&outcome, 403, UNAUTHORIZED);
     assert_eq!(outcome.response.unwrap().details, "key-auth.unauthorized");
@@ -251,7 +254,7 @@ fn global_auth_true_invalid_api_key() {
 
 #[test]
 fn global_auth_true_missing_api_key() {
-    let host = start(&basic());
+    let host = started(&basic());
     let outcome = get(&host, "/test", &[]);
     assert_denied(&outcome, 401, NO_KEY);
     assert_eq!(outcome.response.unwrap().details, "key-auth.no_key");
@@ -259,7 +262,7 @@ fn global_auth_true_missing_api_key() {
 
 #[test]
 fn global_auth_true_multiple_api_keys() {
-    let host = start(&basic());
+    let host = started(&basic());
     let outcome = get(
         &host,
         "/test",
@@ -271,7 +274,7 @@ fn global_auth_true_multiple_api_keys() {
 
 #[test]
 fn global_auth_false_no_allow_list() {
-    let host = start(&global_auth_false());
+    let host = started(&global_auth_false());
     assert_allowed(&get(&host, "/test", &[]), None);
     assert!(!host
         .logs_containing("authorization is not required")
@@ -280,13 +283,13 @@ fn global_auth_false_no_allow_list() {
 
 #[test]
 fn query_api_key() {
-    let host = start(&query_key());
+    let host = started(&query_key());
     assert_allowed(&get(&host, "/test?apikey=token1", &[]), Some("consumer1"));
 }
 
 #[test]
 fn query_api_key_invalid() {
-    let host = start(&query_key());
+    let host = started(&query_key());
     assert_denied(
         &get(&host, "/test?apikey=invalid-token", &[]),
         403,
@@ -296,7 +299,7 @@ fn query_api_key_invalid() {
 
 #[test]
 fn query_api_key_missing() {
-    let host = start(&query_key());
+    let host = started(&query_key());
     assert_denied(&get(&host, "/test", &[]), 401, NO_KEY);
     // A key given twice in the query is two keys.
     assert_denied(
@@ -313,14 +316,14 @@ fn with_both_sources_only_headers_are_read() {
     // Go: `if InHeader {...} else if InQuery {...}`.
     let mut config = basic();
     config["in_query"] = json!(true);
-    let host = start(&config);
+    let host = started(&config);
     assert_denied(&get(&host, "/test?apikey=token1", &[]), 401, NO_KEY);
 }
 
 #[test]
 fn the_consumer_header_is_added_to_what_the_client_sent() {
     // Go uses AddHttpRequestHeader: a client's own X-Mse-Consumer stays.
-    let host = start(&basic());
+    let host = started(&basic());
     let outcome = get(
         &host,
         "/",
@@ -366,7 +369,7 @@ fn readme_example_as_written_behaves_like_go() {
     // With rules, Go (and the SDK) ignore the failed global config: the
     // plugin starts, the rules get an empty global (no keys), so every
     // request on a rule is denied with 401 and the others skip the plugin.
-    let host = start(&readme_config(Some(false), ""));
+    let host = started(&readme_config(Some(false), ""));
     assert!(!host
         .logs_containing("must one of in_query/in_header required")
         .is_empty());
@@ -377,7 +380,7 @@ fn readme_example_as_written_behaves_like_go() {
 
 #[test]
 fn readme_route_and_domain_allow_lists() {
-    let host = start(&readme_config(Some(false), "in_query"));
+    let host = started(&readme_config(Some(false), "in_query"));
     let on_route_a = |path: &str, headers: &[(&str, &str)]| {
         let mut s = host.http_stream();
         s.set_authority("xxx.hello.com");
@@ -420,7 +423,7 @@ fn readme_route_and_domain_allow_lists() {
 fn readme_instance_level_auth() {
     let mut config = readme_config(Some(true), "in_header");
     config.as_object_mut().unwrap().remove("_rules_");
-    let host = start(&config);
+    let host = started(&config);
     assert_allowed(&get(&host, "/", &[("x-api-key", KEY2)]), Some("consumer2"));
     assert_denied(&get(&host, "/", &[]), 401, NO_KEY);
 }
@@ -441,7 +444,7 @@ fn global_auth_decides_requests_no_rule_matches() {
         if !rules {
             config.as_object_mut().unwrap().remove("_rules_");
         }
-        let host = start(&config);
+        let host = started(&config);
         let unmatched = get(&host, "/", &[]);
         assert_eq!(
             unmatched.response.is_some(),
@@ -458,4 +461,5 @@ fn global_auth_decides_requests_no_rule_matches() {
             assert_denied(&outcome, 403, UNAUTHORIZED);
         }
     }
+}
 }

@@ -1,4 +1,7 @@
-//! my-plugin under `cargo test`, in the SDK's in-process test host.
+//! my-plugin under `cargo test`, every test in both modes
+//! (`higress_test_host::both_modes!`): natively in the SDK's in-process
+//! test host (`native::`) and as the compiled `wasm32-wasip1` module in the
+//! wasm-mode host (`wasm::`).
 //!
 //! Contract: config `{"some_field": "<string>"}`; on request headers the
 //! plugin logs `request received` and the `x-user-id` value and sets request
@@ -12,8 +15,9 @@
     clippy::indexing_slicing
 )]
 
-use higress_test_host::{Action, LogLevel, StartStage, TestHost};
-use my_plugin::Plugin;
+higress_test_host::both_modes! {
+plugin: my_plugin::Plugin,
+package: "my-plugin",
 
 /// Sends a GET for `path` to `authority` on `route` / `cluster` and returns
 /// the `x-custom-header` the upstream received.
@@ -41,7 +45,7 @@ fn custom_header(
 
 #[test]
 fn sets_the_header_from_config() {
-    let host = TestHost::start::<Plugin>(include_str!("../config.json")).unwrap();
+    let host = start(include_str!("../config.json")).unwrap();
     let mut s = host.http_stream();
     s.send_request_headers(&[(":path", "/"), ("x-custom-header", "client value")], true)
         .unwrap();
@@ -58,7 +62,7 @@ fn sets_the_header_from_config() {
 
 #[test]
 fn logs_the_request_and_the_user() {
-    let host = TestHost::start::<Plugin>(r#"{"some_field": "v"}"#).unwrap();
+    let host = start(r#"{"some_field": "v"}"#).unwrap();
     let mut s = host.http_stream();
     s.set_request_id("req-42");
     s.send_request_headers(&[(":path", "/"), ("x-user-id", "u1")], true)
@@ -79,7 +83,7 @@ fn logs_the_request_and_the_user() {
 
 #[test]
 fn a_huge_user_id_is_logged_truncated_with_its_length() {
-    let host = TestHost::start::<Plugin>(r#"{"some_field": "v"}"#).unwrap();
+    let host = start(r#"{"some_field": "v"}"#).unwrap();
     let user = "u".repeat(60_000);
     let mut s = host.http_stream();
     s.send_request_headers(&[(":path", "/"), ("x-user-id", user.as_str())], true)
@@ -101,7 +105,7 @@ fn a_huge_user_id_is_logged_truncated_with_its_length() {
 
 #[test]
 fn the_plugin_id_tags_every_line() {
-    let host = TestHost::start::<Plugin>(r#"{"some_field": "v", "_plugin_id_": "p-7"}"#).unwrap();
+    let host = start(r#"{"some_field": "v", "_plugin_id_": "p-7"}"#).unwrap();
     let mut s = host.http_stream();
     s.send_request_headers(&[(":path", "/")], true).unwrap();
     assert_eq!(
@@ -124,7 +128,7 @@ const RULES: &str = r#"{
 
 #[test]
 fn rules_choose_the_config_per_request() {
-    let host = TestHost::start::<Plugin>(RULES).unwrap();
+    let host = start(RULES).unwrap();
     let cases = [
         ("a.example.com", None, None, "domain"),
         ("a.example.com:8080", None, None, "domain"),
@@ -158,8 +162,18 @@ fn rules_choose_the_config_per_request() {
 }
 
 #[test]
+fn rules_also_match_on_stock_envoy_properties() {
+    // Stock Envoy has no `route_name`: the SDK falls back to `xds.route_name`.
+    let host = start_with(RULES, |b| b.stock_envoy()).unwrap();
+    assert_eq!(
+        custom_header(&host, "other.org", Some("default/route-a"), None).as_deref(),
+        Some("route")
+    );
+}
+
+#[test]
 fn without_a_global_config_unmatched_requests_are_untouched() {
-    let host = TestHost::start::<Plugin>(
+    let host = start(
         r#"{"_rules_": [{"_match_domain_": ["a.com"], "some_field": "a"}]}"#,
     )
     .unwrap();
@@ -173,7 +187,7 @@ fn without_a_global_config_unmatched_requests_are_untouched() {
 
 #[test]
 fn a_wrongly_typed_field_fails_start_naming_it() {
-    let failure = TestHost::start::<Plugin>(r#"{"some_field": 123}"#).unwrap_err();
+    let failure = start(r#"{"some_field": 123}"#).unwrap_err();
     assert_eq!(failure.stage, StartStage::Configure);
     let lines = failure.logs_containing("some_field");
     assert!(!lines.is_empty(), "{failure}");
@@ -185,7 +199,7 @@ fn a_wrongly_typed_field_fails_start_naming_it() {
 
 #[test]
 fn a_bad_rule_config_fails_start_naming_the_rule() {
-    let failure = TestHost::start::<Plugin>(
+    let failure = start(
         r#"{"some_field": "g", "_rules_": [{"_match_route_": ["r"], "some_field": 1}]}"#,
     )
     .unwrap_err();
@@ -202,7 +216,7 @@ fn a_bad_rule_config_fails_start_naming_the_rule() {
 #[test]
 fn a_rule_without_match_keys_fails_start_naming_them() {
     let failure =
-        TestHost::start::<Plugin>(r#"{"some_field": "g", "_rules_": [{"some_field": "r"}]}"#)
+        start(r#"{"some_field": "g", "_rules_": [{"some_field": "r"}]}"#)
             .unwrap_err();
     for key in [
         "_match_route_",
@@ -219,17 +233,17 @@ fn a_rule_without_match_keys_fails_start_naming_them() {
 
 #[test]
 fn invalid_json_fails_start() {
-    let failure = TestHost::start::<Plugin>(r#"{"some_field": "#).unwrap_err();
+    let failure = start(r#"{"some_field": "#).unwrap_err();
     assert_eq!(failure.stage, StartStage::Configure);
     assert!(!failure.logs_at_error().is_empty(), "{failure}");
 }
 
 #[test]
 fn unknown_fields_and_an_empty_config_fail_start() {
-    let failure = TestHost::start::<Plugin>(r#"{"some_field": "v", "typo": 1}"#).unwrap_err();
+    let failure = start(r#"{"some_field": "v", "typo": 1}"#).unwrap_err();
     assert!(!failure.logs_containing("typo").is_empty(), "{failure}");
     // `some_field` is required: `{}` is parsed, and refused.
-    let failure = TestHost::start::<Plugin>("{}").unwrap_err();
+    let failure = start("{}").unwrap_err();
     assert!(
         !failure.logs_containing("some_field").is_empty(),
         "{failure}"
@@ -237,14 +251,15 @@ fn unknown_fields_and_an_empty_config_fail_start() {
 }
 
 trait ErrorLines {
-    fn logs_at_error(&self) -> Vec<&higress_test_host::LogRecord>;
+    fn logs_at_error(&self) -> Vec<&LogRecord>;
 }
 
-impl ErrorLines for higress_test_host::StartFailure {
-    fn logs_at_error(&self) -> Vec<&higress_test_host::LogRecord> {
+impl ErrorLines for StartFailure {
+    fn logs_at_error(&self) -> Vec<&LogRecord> {
         self.logs
             .iter()
             .filter(|l| l.level == LogLevel::Error)
             .collect()
     }
+}
 }

@@ -13,10 +13,12 @@
 #[allow(dead_code)]
 mod redis_server;
 
-use higress_test_host::{Action, HttpStream, LogLevel, TestHost};
-use redis_plugin::Plugin;
 use redis_server::RedisServer;
 use std::net::{SocketAddr, TcpListener};
+
+higress_test_host::both_modes! {
+plugin: redis_plugin::Plugin,
+package: "redis-plugin",
 
 const CLUSTER: &str = "outbound|6379||redis.static";
 const CONFIG: &str = r#"{
@@ -26,9 +28,7 @@ const CONFIG: &str = r#"{
 }"#;
 
 fn host(redis: SocketAddr) -> TestHost {
-    TestHost::builder()
-        .redis_server(CLUSTER, redis)
-        .start::<Plugin>(CONFIG)
+    start_with(CONFIG, |b| b.redis_server(CLUSTER, redis))
         .unwrap()
 }
 
@@ -126,12 +126,8 @@ fn a_20_mb_value_is_logged_and_copied_capped() {
     let server = RedisServer::start();
     let value = vec![b'v'; 20 * 1024 * 1024];
     redis_cmd!(server.client(), "SET", "greeting", value);
-    let host = TestHost::builder()
-        .redis_server(CLUSTER, server.addr())
-        .start::<Plugin>(
-            r#"{"redis": {"service_name": "redis.static", "service_port": 6379, "timeout": 5000},
-                "key": "greeting", "max_header_bytes": 100}"#,
-        )
+    let host = start_with(r#"{"redis": {"service_name": "redis.static", "service_port": 6379, "timeout": 5000},
+                "key": "greeting", "max_header_bytes": 100}"#, |b| b.redis_server(CLUSTER, server.addr()))
         .unwrap();
     let s = request(&host);
     // The header carries the first 100 bytes only.
@@ -157,7 +153,7 @@ fn a_20_mb_value_is_logged_and_copied_capped() {
 
 #[test]
 fn a_zero_timeout_is_refused_naming_the_field() {
-    let failure = TestHost::start::<Plugin>(
+    let failure = start(
         r#"{"redis": {"service_name": "redis.static", "service_port": 6379, "timeout": 0}, "key": "k"}"#,
     )
     .unwrap_err();
@@ -187,4 +183,94 @@ fn redis_down_under_load_logs_a_few_lines_not_one_per_request() {
         errors.len()
     );
     host.assert_idle();
+}
+
+#[test]
+fn auth_goes_first_on_a_password_protected_server() {
+    let server = RedisServer::start_with_password("s3cret");
+    let mut client = server.client();
+    redis_cmd!(client, "AUTH", "s3cret");
+    redis_cmd!(client, "SET", "greeting", "behind auth");
+    let config = CONFIG.replace(r#""password": """#, r#""password": "s3cret""#);
+    let host = start_with(config, |b| b.redis_server(CLUSTER, server.addr())).unwrap();
+    let s = request(&host);
+    assert_eq!(
+        s.upstream_request_header("x-redis-value").unwrap(),
+        "behind auth"
+    );
+    // Two requests share the connection opened after the init.
+    let s2 = request(&host);
+    assert_eq!(
+        s2.upstream_request_header("x-redis-value").unwrap(),
+        "behind auth"
+    );
+    host.assert_idle();
+}
+
+#[test]
+fn a_reply_answered_by_the_test_reaches_the_plugin() {
+    // No server: the test plays Redis.
+    let host = start(CONFIG).unwrap();
+    let mut s = host.http_stream();
+    assert_eq!(
+        s.send_request_headers(&[(":path", "/"), (":method", "GET"), (":authority", "gw")], true)
+            .unwrap(),
+        Action::Pause
+    );
+    let token = s.callouts()[0].token;
+    host.respond_redis(token, "$2\r\nhi\r\n").unwrap();
+    assert_eq!(s.upstream_request_header("x-redis-value").unwrap(), "hi");
+    host.assert_idle();
+}
+
+#[test]
+fn a_reply_after_the_stream_ended_is_not_delivered_to_it() {
+    let host = start(CONFIG).unwrap();
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), (":method", "GET"), (":authority", "gw")], true)
+        .unwrap();
+    let token = s.callouts()[0].token;
+    // The client goes away before Redis answers.
+    s.done().unwrap();
+    drop(s);
+    host.respond_redis(token, "$2\r\nhi\r\n").unwrap();
+    // The reply reached the root; the SDK could not make the gone stream
+    // effective again, and the VM is still healthy.
+    assert!(!host.vm_failed());
+    wasm_only! {
+        let reply = host
+            .work()
+            .into_iter()
+            .find(|w| w.callback == "proxy_on_redis_call_response")
+            .unwrap();
+        assert_eq!(reply.context_id, host.root_context_id());
+        assert!(!reply.hostcalls.contains(&"proxy_continue_stream"), "{:?}", reply.hostcalls);
+    }
+    assert!(
+        host.logs_containing("redis greeting = hi").is_empty(),
+        "{:?}",
+        host.logs()
+    );
+    // And the next request is served.
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), (":method", "GET"), (":authority", "gw")], true)
+        .unwrap();
+    let token = s.callouts()[0].token;
+    host.respond_redis(token, "$2\r\nok\r\n").unwrap();
+    assert_eq!(s.upstream_request_header("x-redis-value").unwrap(), "ok");
+}
+
+#[test]
+fn an_unanswered_redis_call_times_out_after_the_client_timeout() {
+    let host = start(CONFIG).unwrap();
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), (":method", "GET"), (":authority", "gw")], true)
+        .unwrap();
+    host.advance_time(std::time::Duration::from_millis(499));
+    assert!(s.is_request_paused());
+    host.advance_time(std::time::Duration::from_millis(1));
+    assert!(!s.is_request_paused(), "failed open after 500 ms");
+    assert!(!host.logs_containing("network error or timeout").is_empty());
+    host.assert_idle();
+}
 }

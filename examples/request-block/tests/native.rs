@@ -8,9 +8,12 @@
     clippy::indexing_slicing
 )]
 
-use higress_test_host::{Action, LocalResponse, StartStage, TestHost};
-use request_block::{parse_config, Plugin, RequestBlockConfig};
+use request_block::{parse_config, RequestBlockConfig};
 use serde_json::{json, Value};
+
+higress_test_host::both_modes! {
+plugin: request_block::Plugin,
+package: "request-block",
 
 /// Go's `testConfig`.
 fn test_config() -> Value {
@@ -32,14 +35,14 @@ fn test_config() -> Value {
 /// forwards a blocked request.
 const BLOCKED: Action = Action::Pause;
 
-fn start(config: &Value) -> TestHost {
-    TestHost::start::<Plugin>(config.to_string()).unwrap()
+fn started(config: &Value) -> TestHost {
+    start(config.to_string()).unwrap()
 }
 
 /// Go's `GetMatchConfig()`: the config as the plugin parsed it (the plugin
 /// must also start with it).
 fn parsed(config: &Value) -> RequestBlockConfig {
-    start(config);
+    started(config);
     parse_config(config).unwrap()
 }
 
@@ -92,7 +95,7 @@ fn parse_config_reads_every_list() {
 #[test]
 fn blocks_url_by_keyword() {
     // TestBlockUrlByKeyword
-    let host = start(&test_config());
+    let host = started(&test_config());
     let (action, response) = get(&host, "/api/blocked/endpoint");
     assert_eq!(action, BLOCKED);
     assert_blocked(
@@ -106,7 +109,7 @@ fn blocks_url_by_keyword() {
 #[test]
 fn blocks_url_by_exact_match() {
     // TestBlockUrlByExactMatch
-    let host = start(&test_config());
+    let host = started(&test_config());
     let (action, response) = get(&host, "/exact-block");
     assert_eq!(action, BLOCKED);
     assert_blocked(
@@ -122,7 +125,7 @@ fn blocks_url_by_exact_match() {
 #[test]
 fn blocks_url_by_regexp() {
     // TestBlockUrlByRegexp
-    let host = start(&test_config());
+    let host = started(&test_config());
     let (action, response) = get(&host, "/api/v1/blocked");
     assert_eq!(action, BLOCKED);
     // "blocked" is also a keyword, and keywords are checked first, as in Go.
@@ -137,7 +140,7 @@ fn blocks_url_by_regexp() {
 #[test]
 fn blocks_by_headers() {
     // TestBlockByHeaders
-    let host = start(&test_config());
+    let host = started(&test_config());
     let (action, response) = headers_only(
         &host,
         &[(":path", "/api/valid"), ("blocked-header", "some-value")],
@@ -152,7 +155,7 @@ fn blocks_by_headers() {
 #[test]
 fn blocks_by_body() {
     // TestBlockByBody
-    let host = start(&test_config());
+    let host = started(&test_config());
     let (headers, body, response) = post(
         &host,
         "/api/safe/endpoint",
@@ -166,7 +169,7 @@ fn blocks_by_body() {
 #[test]
 fn allows_a_valid_request() {
     // TestAllowValidRequest
-    let host = start(&test_config());
+    let host = started(&test_config());
     let mut s = host.http_stream();
     s.set_authority("test.com");
     let action = s
@@ -190,7 +193,7 @@ fn allows_a_valid_request() {
 #[test]
 fn matching_is_case_insensitive_when_configured() {
     // TestCaseInsensitiveBlocking
-    let host = start(&test_config());
+    let host = started(&test_config());
     let (action, response) = get(&host, "/API/BLOCKED/ENDPOINT");
     assert_eq!(action, BLOCKED);
     assert_eq!(response.unwrap().status, 403);
@@ -199,7 +202,7 @@ fn matching_is_case_insensitive_when_configured() {
 #[test]
 fn custom_blocked_code_and_message() {
     // TestCustomBlockedCode
-    let host = start(&json!({
+    let host = started(&json!({
         "blocked_code": 429,
         "blocked_message": "Too many requests",
         "case_sensitive": false,
@@ -251,19 +254,19 @@ fn parse_config_edge_cases() {
     assert_eq!(c.block_headers, ["valid"]);
     assert_eq!(c.block_bodies, ["valid"]);
     // ... / no block rules: start fails.
-    let failure = TestHost::start::<Plugin>(r#"{"blocked_message": "No rules"}"#).unwrap_err();
+    let failure = start(r#"{"blocked_message": "No rules"}"#).unwrap_err();
     assert_eq!(failure.stage, StartStage::Configure);
     assert!(!failure
         .logs_containing("there is no block rules")
         .is_empty());
     // Only empty strings count as nothing, too.
-    assert!(TestHost::start::<Plugin>(r#"{"block_urls": [""]}"#).is_err());
+    assert!(start(r#"{"block_urls": [""]}"#).is_err());
 }
 
 #[test]
 fn an_invalid_regexp_fails_start_naming_it() {
     // Go (since the regexp-only fix) returns `invalid regexp pattern`.
-    let failure = TestHost::start::<Plugin>(r#"{"block_regexp_urls": ["a(b"]}"#).unwrap_err();
+    let failure = start(r#"{"block_regexp_urls": ["a(b"]}"#).unwrap_err();
     assert_eq!(failure.stage, StartStage::Configure);
     let lines = failure.logs_containing("block_regexp_urls[0]");
     assert!(
@@ -277,14 +280,14 @@ fn an_invalid_regexp_fails_start_naming_it() {
 #[test]
 fn request_headers_error_handling() {
     // TestOnHttpRequestHeadersErrorHandling / get path failed
-    let host = start(&test_config());
+    let host = started(&test_config());
     let (action, response) = headers_only(&host, &[]);
     assert_eq!(action, Action::Continue);
     assert!(response.is_none());
     assert!(!host.logs_containing("get path failed").is_empty());
 
     // ... / get headers failed (headers without the blocked one)
-    let host = start(&json!({
+    let host = started(&json!({
         "blocked_code": 403,
         "blocked_message": "Header blocked",
         "block_headers": ["blocked-header"],
@@ -294,7 +297,7 @@ fn request_headers_error_handling() {
     assert!(response.is_none());
 
     // ... / only block bodies: the headers continue, the body is read.
-    let host = start(&json!({
+    let host = started(&json!({
         "blocked_code": 403,
         "blocked_message": "Body blocked",
         "block_bodies": ["blocked-content"],
@@ -312,7 +315,7 @@ fn request_headers_error_handling() {
 #[test]
 fn without_block_bodies_the_body_is_not_read() {
     // Go calls DontReadRequestBody when there are no block_bodies.
-    let host = start(&json!({"block_urls": ["nope"]}));
+    let host = started(&json!({"block_urls": ["nope"]}));
     let mut s = host.http_stream();
     s.send_request_headers(&[(":path", "/x")], false).unwrap();
     s.send_request_body("nope nope", true).unwrap();
@@ -323,7 +326,7 @@ fn without_block_bodies_the_body_is_not_read() {
 #[test]
 fn request_body_case_sensitivity() {
     // TestOnHttpRequestBodyCaseSensitive / case sensitive true
-    let host = start(&json!({
+    let host = started(&json!({
         "case_sensitive": true,
         "blocked_code": 403,
         "blocked_message": "Body blocked",
@@ -338,7 +341,7 @@ fn request_body_case_sensitivity() {
         .is_none());
 
     // ... / case sensitive false
-    let host = start(&json!({"case_sensitive": false, "block_bodies": ["blocked"]}));
+    let host = started(&json!({"case_sensitive": false, "block_bodies": ["blocked"]}));
     let (_, _, response) = post(&host, "/api/test", "This contains BLOCKED content");
     assert_eq!(response.unwrap().status, 403);
 }
@@ -346,7 +349,7 @@ fn request_body_case_sensitivity() {
 #[test]
 fn regexp_edge_cases() {
     // TestBlockUrlByRegexpEdgeCases / complex regexp
-    let host = start(&json!({
+    let host = started(&json!({
         "case_sensitive": true,
         "blocked_code": 403,
         "blocked_message": "Blocked by regexp",
@@ -362,7 +365,7 @@ fn regexp_edge_cases() {
     );
 
     // ... / non-matching regexp
-    let host = start(&json!({
+    let host = started(&json!({
         "case_sensitive": true,
         "blocked_code": 403,
         "blocked_message": "Blocked by regexp",
@@ -376,7 +379,7 @@ fn regexp_edge_cases() {
 #[test]
 fn regexp_urls_alone_block() {
     // TestBlockRegexpUrlsOnly
-    let host = start(&json!({
+    let host = started(&json!({
         "blocked_code": 403,
         "blocked_message": "Access denied",
         "block_regexp_urls": [r"/api/v\d+/blocked"],
@@ -392,7 +395,7 @@ fn regexp_urls_alone_block() {
 #[test]
 fn exact_urls_alone_block() {
     // TestBlockExactUrlsOnly
-    let host = start(&json!({
+    let host = started(&json!({
         "blocked_code": 403,
         "blocked_message": "Access denied",
         "block_exact_urls": ["/admin", "/internal/secrets"],
@@ -420,7 +423,7 @@ fn parse_config_accepts_exact_only() {
 
 #[test]
 fn readme_block_urls() {
-    let host = start(&json!({"block_urls": ["swagger.html", "foo=bar"], "case_sensitive": false}));
+    let host = started(&json!({"block_urls": ["swagger.html", "foo=bar"], "case_sensitive": false}));
     assert_eq!(get(&host, "/?foo=Bar").1.unwrap().status, 403);
     assert_eq!(get(&host, "/Swagger.html").1.unwrap().status, 403);
     assert!(get(&host, "/index.html").1.is_none());
@@ -428,7 +431,7 @@ fn readme_block_urls() {
 
 #[test]
 fn readme_block_headers() {
-    let host = start(&json!({"block_headers": ["example-key", "example-value"]}));
+    let host = started(&json!({"block_headers": ["example-key", "example-value"]}));
     let blocked = |h: (&str, &str)| headers_only(&host, &[(":path", "/"), h]).1.is_some();
     assert!(blocked(("example-key", "123")));
     assert!(blocked(("my-header", "example-value")));
@@ -437,7 +440,7 @@ fn readme_block_headers() {
 
 #[test]
 fn readme_block_bodies() {
-    let host = start(&json!({"block_bodies": ["hello world"], "case_sensitive": false}));
+    let host = started(&json!({"block_bodies": ["hello world"], "case_sensitive": false}));
     assert_eq!(post(&host, "/", "Hello World").2.unwrap().status, 403);
     assert_eq!(post(&host, "/", "hello world").2.unwrap().status, 403);
     assert!(post(&host, "/", "goodbye").2.is_none());
@@ -452,7 +455,7 @@ fn readme_rules_apply_per_route_and_domain_on_their_own_keys() {
              "block_urls": ["swagger.html"], "block_bodies": ["hello world"]}
         ]
     });
-    let host = start(&config);
+    let host = started(&config);
     let request = |authority: &str, route: Option<&str>, path: &str, body: &str| {
         let mut s = host.http_stream();
         s.set_authority(authority);
@@ -488,7 +491,7 @@ fn readme_rules_apply_per_route_and_domain_on_their_own_keys() {
 #[test]
 fn rules_do_not_inherit_the_global_lists() {
     // Go's ParseConfigBy parses a rule on its own keys.
-    let host = start(&json!({
+    let host = started(&json!({
         "block_urls": ["global-only"],
         "_rules_": [{"_match_domain_": ["r.com"], "block_urls": ["rule-only"]}]
     }));
@@ -502,4 +505,5 @@ fn rules_do_not_inherit_the_global_lists() {
     assert!(!on("x.com", "/rule-only"));
     assert!(on("r.com", "/rule-only"));
     assert!(!on("r.com", "/global-only"));
+}
 }

@@ -9,19 +9,19 @@
     clippy::indexing_slicing
 )]
 
-use higress_test_host::{Action, HttpStream, StartStage, TestHost};
 use serde_json::{json, Value};
-use transformer::Plugin;
 
-fn start(config: &Value) -> TestHost {
-    TestHost::builder()
-        .allow_on_headers_stop_iteration(true)
-        .start::<Plugin>(config.to_string())
+higress_test_host::both_modes! {
+plugin: transformer::Plugin,
+package: "transformer",
+
+fn started(config: &Value) -> TestHost {
+    start_with(config.to_string(), |b| b.allow_on_headers_stop_iteration(true))
         .unwrap()
 }
 
 fn refused(config: &Value, message: &str) {
-    let failure = TestHost::start::<Plugin>(config.to_string()).unwrap_err();
+    let failure = start(config.to_string()).unwrap_err();
     assert_eq!(failure.stage, StartStage::Configure);
     assert!(!failure.logs_containing(message).is_empty(), "{failure}");
 }
@@ -35,7 +35,7 @@ fn values(s: &HttpStream<'_>, name: &str) -> Vec<String> {
 
 #[test]
 fn readme_request_headers() {
-    let host = start(&json!({"reqRules": [
+    let host = started(&json!({"reqRules": [
         {"operate": "remove", "headers": [{"key": "X-remove"}]},
         {"operate": "rename", "headers": [{"oldKey": "X-not-renamed", "newKey": "X-renamed"}]},
         {"operate": "replace", "headers": [{"key": "X-replace", "newValue": "replaced"}]},
@@ -95,7 +95,7 @@ fn readme_request_headers() {
 
 #[test]
 fn readme_request_query() {
-    let host = start(&json!({"reqRules": [
+    let host = started(&json!({"reqRules": [
         {"operate": "remove", "querys": [{"key": "k1"}]},
         {"operate": "rename", "querys": [{"oldKey": "k2", "newKey": "k2-new"}]},
         {"operate": "replace", "querys": [{"key": "k2-new", "newValue": "v2-new"}]},
@@ -145,7 +145,7 @@ fn post<'h>(host: &'h TestHost, content_type: &str, body: &str) -> HttpStream<'h
 
 #[test]
 fn readme_request_json_body() {
-    let host = start(&serde_json::from_str(BODY_RULES).unwrap());
+    let host = started(&serde_json::from_str(BODY_RULES).unwrap());
     let s = post(
         &host,
         "application/json",
@@ -162,7 +162,7 @@ fn readme_request_json_body() {
 
 #[test]
 fn readme_request_form_body() {
-    let host = start(&serde_json::from_str(BODY_RULES).unwrap());
+    let host = started(&serde_json::from_str(BODY_RULES).unwrap());
     let s = post(
         &host,
         "application/x-www-form-urlencoded",
@@ -176,7 +176,7 @@ fn readme_request_form_body() {
 
 #[test]
 fn readme_request_multipart_body() {
-    let host = start(&serde_json::from_str(BODY_RULES).unwrap());
+    let host = started(&serde_json::from_str(BODY_RULES).unwrap());
     let b = "------------------------1118b3fab5afbc4e";
     let field = |name: &str, value: &str| {
         format!("--{b}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
@@ -213,7 +213,7 @@ fn readme_route_by_body_parameter() {
     let config = json!({"reqRules": [
         {"operate": "map", "headers": [{"fromKey": "userId", "toKey": "x-user-id"}], "mapSource": "body"}
     ]});
-    let host = start(&config);
+    let host = started(&config);
     // JSON: headers wait for the body, then carry the value.
     let mut s = host.http_stream();
     s.set_authority("localhost");
@@ -243,7 +243,7 @@ fn readme_route_by_body_parameter() {
 
 #[test]
 fn readme_json_path_map() {
-    let host = start(
+    let host = started(
         &json!({"reqRules": [{"operate": "map", "mapSource": "body", "headers": [
             {"fromKey": "friends.1.first", "toKey": "x-first-name"},
             {"fromKey": "friends.1.last", "toKey": "x-last-name"}
@@ -268,7 +268,7 @@ fn readme_json_path_map() {
 #[test]
 fn readme_reroute_false_still_replaces() {
     // `newValue: true` is a YAML boolean; Go reads it as the text "true".
-    let host = start(&json!({"reroute": false, "reqRules": [
+    let host = started(&json!({"reroute": false, "reqRules": [
         {"operate": "replace", "headers": [{"key": "reroute", "newValue": true}]}
     ]}));
     let mut s = host.http_stream();
@@ -282,7 +282,7 @@ fn readme_reroute_false_still_replaces() {
         Some(&b"off"[..])
     );
     // By default the route is picked again (the property is not touched).
-    let host = start(&json!({"reqRules": [
+    let host = started(&json!({"reqRules": [
         {"operate": "replace", "headers": [{"key": "reroute", "newValue": true}]}
     ]}));
     let mut s = host.http_stream();
@@ -293,7 +293,7 @@ fn readme_reroute_false_still_replaces() {
 
 #[test]
 fn readme_response_body_nested_and_escaped_keys() {
-    let host = start(&json!({"respRules": [
+    let host = started(&json!({"respRules": [
         {"operate": "add", "body": [{"key": "foo.bar", "value": "value"}]},
         {"operate": "add", "body": [{"key": r"foo\.bar", "value": "value"}]}
     ]}));
@@ -316,7 +316,7 @@ fn readme_response_body_nested_and_escaped_keys() {
 fn readme_json_array_paths() {
     let users = r#"{"users":[{"123":{"name":"zhangsan"}},{"456":{"name":"lisi"}}]}"#;
     let sent = |rules: Value, body: &str| {
-        let host = start(&json!({ "reqRules": rules }));
+        let host = started(&json!({ "reqRules": rules }));
         let s = post(&host, "application/json", body);
         serde_json::from_slice::<Value>(&s.upstream_request_body()).unwrap()
     };
@@ -344,7 +344,7 @@ fn readme_json_array_paths() {
 
 #[test]
 fn response_headers_and_typed_body_values() {
-    let host = start(&json!({"respRules": [
+    let host = started(&json!({"respRules": [
         {"operate": "remove", "headers": [{"key": "Server"}]},
         {"operate": "add", "headers": [{"key": "X-Added", "value": "1"}]},
         {"operate": "replace", "body": [
@@ -379,7 +379,7 @@ fn response_headers_and_typed_body_values() {
 #[test]
 fn response_patterns_see_the_request_host_and_path() {
     // Only respRules: the request's host and path still feed the patterns.
-    let host = start(&json!({"respRules": [
+    let host = started(&json!({"respRules": [
         {"operate": "add", "headers": [{"key": "x-served-for", "value": "$1", "host_pattern": r"^(\w+)\."}]},
         {"operate": "add", "headers": [{"key": "x-api", "value": "v$1", "path_pattern": r"^/api/v(\d+)/"}]}
     ]}));
@@ -398,7 +398,7 @@ fn response_patterns_see_the_request_host_and_path() {
 
 #[test]
 fn a_body_that_is_not_json_or_form_is_left_alone() {
-    let host = start(&serde_json::from_str(BODY_RULES).unwrap());
+    let host = started(&serde_json::from_str(BODY_RULES).unwrap());
     let s = post(&host, "text/plain", "a1=t1");
     assert_eq!(s.upstream_request_body(), b"a1=t1");
     assert_eq!(
@@ -431,4 +431,5 @@ fn config_checks_as_go() {
         &json!({"reqRules": [{"operate": "upsert", "headers": [{"key": "a"}]}]}),
         "reqRules[0].operate: invalid operate type",
     );
+}
 }

@@ -11,11 +11,10 @@
     clippy::indexing_slicing
 )]
 
+use higress_e2e::abi_order::edit_exports;
 use higress_wasm_host::PluginModule;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
 
 pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,97 +23,11 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds package `package` for wasm32-wasip1 (release) and returns the
-/// compiled module, `<package with _>.wasm`.
+/// Workspace package `package` built for wasm32-wasip1 (release, ABI
+/// 0.2.100 first, as `cargo higress build` makes it) and compiled, once
+/// per test binary.
 pub fn module(package: &str) -> PluginModule {
-    static CACHE: OnceLock<Mutex<HashMap<String, PluginModule>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(m) = cache.get(package) {
-        return m.clone();
-    }
-    // The harness builds into the workspace's target directory (a test run
-    // holds no cargo lock) and puts ABI 0.2.100 first, as `cargo higress
-    // build` does for users.
-    let path = higress_e2e::wasm_module(package)
-        .unwrap_or_else(|e| panic!("building {package} for wasm32-wasip1: {e}"));
-    let m = PluginModule::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    cache.insert(package.to_owned(), m.clone());
-    m
-}
-
-fn leb(mut v: usize, out: &mut Vec<u8>) {
-    loop {
-        let byte = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
-}
-
-fn read_leb(bytes: &[u8], at: &mut usize) -> usize {
-    let (mut v, mut shift) = (0usize, 0);
-    loop {
-        let b = bytes[*at];
-        *at += 1;
-        v |= usize::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return v;
-        }
-        shift += 7;
-    }
-}
-
-/// Rewrites the export section: `edit` gets the exports as (name, kind,
-/// index) and returns the new list. Every other section stays as it is.
-pub fn edit_exports(
-    bytes: &[u8],
-    edit: impl FnOnce(Vec<(String, u8, usize)>) -> Vec<(String, u8, usize)>,
-) -> Vec<u8> {
-    let mut out = bytes[..8].to_vec();
-    let mut at = 8;
-    let mut edit = Some(edit);
-    while at < bytes.len() {
-        let id = bytes[at];
-        at += 1;
-        let size = read_leb(bytes, &mut at);
-        let content = &bytes[at..at + size];
-        at += size;
-        if id != 7 {
-            out.push(id);
-            leb(size, &mut out);
-            out.extend_from_slice(content);
-            continue;
-        }
-        let mut p = 0;
-        let count = read_leb(content, &mut p);
-        let mut exports = Vec::new();
-        for _ in 0..count {
-            let n = read_leb(content, &mut p);
-            let name = String::from_utf8(content[p..p + n].to_vec()).unwrap();
-            p += n;
-            let kind = content[p];
-            p += 1;
-            let index = read_leb(content, &mut p);
-            exports.push((name, kind, index));
-        }
-        let exports = (edit.take().unwrap())(exports);
-        let mut section = Vec::new();
-        leb(exports.len(), &mut section);
-        for (name, kind, index) in exports {
-            leb(name.len(), &mut section);
-            section.extend_from_slice(name.as_bytes());
-            section.push(kind);
-            leb(index, &mut section);
-        }
-        out.push(7);
-        leb(section.len(), &mut out);
-        out.extend_from_slice(&section);
-    }
-    out
+    PluginModule::workspace_package(package).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `package`'s module with its ABI exports in the wrong order for Higress:
@@ -125,16 +38,17 @@ pub fn with_abi_1_first(package: &str) -> PluginModule {
     let edited = edit_exports(&bytes, |mut exports| {
         let at = exports
             .iter()
-            .position(|e| e.0 == "proxy_abi_version_0_2_100")
+            .position(|e| e.name == "proxy_abi_version_0_2_100")
             .expect("a 0_2_100 export");
         let e100 = exports.remove(at);
         let at1 = exports
             .iter()
-            .position(|e| e.0 == "proxy_abi_version_0_2_1")
+            .position(|e| e.name == "proxy_abi_version_0_2_1")
             .expect("a 0_2_1 export");
         exports.insert(at1 + 1, e100);
         exports
-    });
+    })
+    .unwrap();
     PluginModule::from_bytes(edited, package).unwrap()
 }
 
@@ -144,9 +58,10 @@ pub fn with_only_abi_100(package: &str) -> PluginModule {
     let edited = edit_exports(&bytes, |exports| {
         exports
             .into_iter()
-            .filter(|(n, _, _)| n != "proxy_abi_version_0_2_1")
+            .filter(|e| e.name != "proxy_abi_version_0_2_1")
             .collect()
-    });
+    })
+    .unwrap();
     PluginModule::from_bytes(edited, package).unwrap()
 }
 
