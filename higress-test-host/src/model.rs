@@ -979,12 +979,16 @@ impl HostModel {
     // ----- Higress: upstream selection, injected data ------------------------------------------
 
     /// The route's cluster hosts, serialized as a pair map. Higress only: the
-    /// stock-Envoy model has no such call (Envoy refuses the module).
+    /// stock-Envoy model has no such call (Envoy refuses the module). As in
+    /// Higress, a context without a request (the root) and an empty list
+    /// both answer `Ok` with no bytes.
     pub(super) fn upstream_hosts(&self, stream: Option<u32>) -> HostResult<Vec<u8>> {
         if !self.higress() {
             return Err(Status::InternalFailure);
         }
-        self.stream(stream).ok_or(Status::BadArgument)?;
+        if self.stream(stream).is_none() || self.settings.upstream_hosts.is_empty() {
+            return Ok(Vec::new());
+        }
         let pairs: Vec<(&str, &[u8])> = self
             .settings
             .upstream_hosts
