@@ -54,6 +54,9 @@ pub(super) fn invoke<R>(root: u32, context: u32, call: impl FnOnce() -> R) -> R 
     }
 }
 
+/// proxy-wasm `FilterDataStatus::StopIterationNoBuffer`.
+const STOP_ITERATION_NO_BUFFER: u32 = 3;
+
 fn action_of(raw: u32) -> Action {
     if raw == 0 {
         Action::Continue
@@ -192,6 +195,15 @@ pub(super) fn deliver_body(root: u32, id: u32, dir: Dir, chunk: Vec<u8>, eos: bo
             return;
         }
         let half = s.half(dir);
+        if raw == STOP_ITERATION_NO_BUFFER {
+            // Envoy: the chunk goes no further and is not kept; a later
+            // Continue sends the chunk of that callback.
+            half.dropped_body.extend_from_slice(&half.body);
+            half.body.clear();
+            half.body_live = false;
+            half.buffering = false;
+            return;
+        }
         match action {
             Action::Continue => {
                 // A body Continue also releases headers held with
@@ -241,6 +253,15 @@ pub(super) fn deliver_trailers(root: u32, id: u32, dir: Dir, trailers: HeaderMap
             return;
         }
         let half = s.half(dir);
+        if raw == STOP_ITERATION_NO_BUFFER {
+            // Envoy: the chunk goes no further and is not kept; a later
+            // Continue sends the chunk of that callback.
+            half.dropped_body.extend_from_slice(&half.body);
+            half.body.clear();
+            half.body_live = false;
+            half.buffering = false;
+            return;
+        }
         match action {
             Action::Continue => {
                 if half.headers_sent.is_none() {

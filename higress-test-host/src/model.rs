@@ -205,6 +205,8 @@ pub(super) struct Half {
     pub(super) eos_in: bool,
     /// Body bytes the next hop received.
     pub(super) sent_body: Vec<u8>,
+    /// Body bytes the plugin stopped with `StopIterationNoBuffer` (gone).
+    pub(super) dropped_body: Vec<u8>,
     /// The next hop saw end of stream.
     pub(super) sent_eos: bool,
     /// `proxy_continue_stream` calls for this direction.

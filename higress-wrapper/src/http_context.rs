@@ -10,6 +10,7 @@ use crate::log::RequestId;
 use std::any::Any;
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
@@ -248,6 +249,10 @@ pub struct HttpContext<S = ()> {
     pub(crate) matched_rule: Option<usize>,
     /// How many `_rules_` entries the configuration has.
     pub(crate) rule_count: usize,
+    /// [`HttpContext::need_pause_streaming_response`] was called.
+    pub(crate) pause_streaming_response: bool,
+    /// Go's `PushBuffer` / `PopBuffer` queue.
+    buffer_queue: VecDeque<Vec<u8>>,
     state: S,
 }
 
@@ -284,6 +289,8 @@ impl<S: Default> HttpContext<S> {
             matched_config: None,
             matched_rule: None,
             rule_count: 0,
+            pause_streaming_response: false,
+            buffer_queue: VecDeque::new(),
             state: S::default(),
         }
     }
@@ -835,6 +842,86 @@ impl<S> HttpContext<S> {
     /// Use the buffered response body hook even if a streaming one exists.
     pub fn buffer_response_body(&mut self) {
         self.response.buffer_body = true;
+    }
+
+    /// Go's `NeedPauseStreamingResponse`: from now on, every response chunk
+    /// the streaming response-body hook sees stops there (after the hook's
+    /// replacement, if any, is written): it is not sent on and the host keeps
+    /// no copy (proxy-wasm `StopIterationNoBuffer`). The plugin keeps what it
+    /// needs ([`push_buffer`](Self::push_buffer)) and sends it later:
+    ///
+    /// - on Higress, with [`upstream::inject_encoded_data`] (e.g. once an
+    ///   HTTP callout judged the text; Go's ai-security-guard), ending the
+    ///   response with `end_stream = true`;
+    /// - on any host, by calling
+    ///   [`resume_streaming_response`](Self::resume_streaming_response) and
+    ///   returning the kept bytes as the replacement of a later chunk.
+    ///
+    /// Call it before the response body arrives (e.g. in the response-headers
+    /// hook). Only the streaming response-body hook is affected.
+    ///
+    /// ```
+    /// use higress_wrapper::prelude::*;
+    ///
+    /// // Hold the whole streamed answer, then send it as the last chunk.
+    /// fn on_response_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
+    ///     ctx.need_pause_streaming_response();
+    ///     HeaderAction::Continue
+    /// }
+    ///
+    /// fn on_streaming_response_body(
+    ///     ctx: &mut HttpContext,
+    ///     _: &(),
+    ///     chunk: &[u8],
+    ///     end_of_stream: bool,
+    /// ) -> Option<Vec<u8>> {
+    ///     ctx.push_buffer(chunk.to_vec());
+    ///     if !end_of_stream {
+    ///         return None; // stopped here, kept in the queue
+    ///     }
+    ///     ctx.resume_streaming_response();
+    ///     let mut all = Vec::new();
+    ///     while let Some(part) = ctx.pop_buffer() {
+    ///         all.extend(part);
+    ///     }
+    ///     Some(all)
+    /// }
+    /// # let _ = (on_response_headers, on_streaming_response_body);
+    /// ```
+    ///
+    /// [`upstream::inject_encoded_data`]: crate::upstream::inject_encoded_data
+    pub fn need_pause_streaming_response(&mut self) {
+        self.pause_streaming_response = true;
+    }
+
+    /// Undoes [`need_pause_streaming_response`](Self::need_pause_streaming_response):
+    /// chunks continue again, from the one the hook is handling now (an SDK
+    /// addition; Go has no way back).
+    pub fn resume_streaming_response(&mut self) {
+        self.pause_streaming_response = false;
+    }
+
+    /// Whether response chunks are being stopped
+    /// ([`need_pause_streaming_response`](Self::need_pause_streaming_response)).
+    pub fn is_streaming_response_paused(&self) -> bool {
+        self.pause_streaming_response
+    }
+
+    /// Go's `PushBuffer`: appends `data` to this request's queue of kept
+    /// chunks (first in, first out).
+    pub fn push_buffer(&mut self, data: impl Into<Vec<u8>>) {
+        self.buffer_queue.push_back(data.into());
+    }
+
+    /// Go's `PopBuffer`: takes the oldest kept chunk, `None` when the queue
+    /// is empty (Go returns a nil slice).
+    pub fn pop_buffer(&mut self) -> Option<Vec<u8>> {
+        self.buffer_queue.pop_front()
+    }
+
+    /// Go's `BufferQueueSize`: how many chunks are kept.
+    pub fn buffer_queue_size(&self) -> usize {
+        self.buffer_queue.len()
     }
 
     /// Raises (or lowers) this request's body buffer limit in bytes

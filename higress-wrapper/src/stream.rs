@@ -39,6 +39,9 @@ pub(crate) struct Shared<C> {
 pub(crate) enum Action {
     Continue = 0,
     Pause = 1,
+    /// Body only: `StopIterationNoBuffer`, the chunk goes no further and
+    /// Envoy keeps no copy (Go's `DataStopIterationNoBuffer`).
+    StopNoBuffer = 3,
 }
 
 /// What `entry` calls for an HTTP context. Every method takes the stream's
@@ -54,6 +57,14 @@ pub(crate) trait StreamDriver {
     fn log(self: Rc<Self>);
     /// The host deleted the context: nothing may wait for it any more.
     fn delete(self: Rc<Self>);
+}
+
+/// Empties the body chunk the host holds for `dir` (a stopped chunk that
+/// would otherwise be sent by a resume).
+fn drop_chunk(dir: Dir, size: usize) {
+    if let Err(e) = host::set_buffer(buffer(dir), 0, size, &[]) {
+        log::warn!("dropping a stopped body chunk failed: {e}");
+    }
 }
 
 fn buffer(dir: Dir) -> host::BufferType {
@@ -341,10 +352,14 @@ impl<P: HttpPlugin> Stream<P> {
                 let held = self.with_ctx(|c| c.dir_mut(dir).held_body.take()).flatten();
                 if let Some((size, end_of_stream)) = held {
                     // The body arrived while the headers hook waited.
-                    if self.body(size, end_of_stream, dir) == Action::Pause {
+                    match self.body(size, end_of_stream, dir) {
                         // Still buffering (or a body hook waits): the body
                         // path resumes the stream when it is done.
-                        return;
+                        Action::Pause => return,
+                        // The resume below sends what the host holds: drop
+                        // the chunk the plugin stopped.
+                        Action::StopNoBuffer => drop_chunk(dir, size),
+                        Action::Continue => {}
                     }
                 }
                 self.resume(dir);
@@ -418,7 +433,17 @@ impl<P: HttpPlugin> Stream<P> {
                     log::warn!("replacing a body chunk failed: {e}");
                 }
             }
-            return self.apply(DataAction::Continue, dir, sent_before, Self::complete_body);
+            let action = self.apply(DataAction::Continue, dir, sent_before, Self::complete_body);
+            // Go's `NeedPauseStreamingResponse`: the chunk stops here; the
+            // plugin keeps what it needs and emits it later.
+            let pause = dir == Dir::Response
+                && self
+                    .with_ctx(|c| c.pause_streaming_response)
+                    .unwrap_or(false);
+            if action == Action::Continue && pause {
+                return Action::StopNoBuffer;
+            }
+            return action;
         }
         let Some(hook) = buffered else {
             return Action::Continue;
@@ -478,6 +503,10 @@ impl<P: HttpPlugin> Stream<P> {
             let action = self.body(WHOLE, true, dir);
             if action == Action::Pause {
                 return action;
+            }
+            if action == Action::StopNoBuffer {
+                // Trailers cannot stop a chunk: empty it instead.
+                drop_chunk(dir, WHOLE);
             }
             self.set_paused(dir, false);
         }

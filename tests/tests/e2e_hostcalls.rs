@@ -157,6 +157,33 @@ fn reset_stream_resets_the_downstream_request() {
     assert_eq!(body["shared"], 1);
 }
 
+#[test]
+fn paused_streaming_response_chunks_are_kept_and_sent_at_the_end() {
+    let (gateway, _upstream) = gateway("hostcalls-hold");
+    // 64 KiB in four 16 KiB chunks, written 100 ms apart, so Envoy hands
+    // the plugin several data callbacks.
+    let mode = b"body-size:65536,chunked,pace:100,type:text/plain";
+    let response = gateway
+        .get("/hc", &[("x-hc-op", b"hold"), ("x-echo-mode", mode)])
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    // Every byte arrived once, in order: the stopped chunks (Envoy kept no
+    // copy) went out only as the plugin's replacement of the last one.
+    assert_eq!(response.body.len(), 65536);
+    assert!(response.body.iter().all(|b| *b == b'x'));
+    let held = gateway.stat("wasmcustom.hc_held_chunks").unwrap();
+    assert!(
+        held.is_some_and(|n| n >= 1),
+        "held {held:?}\n{}",
+        gateway.logs()
+    );
+    assert!(gateway.logs().contains("hc sending"), "{}", gateway.logs());
+    // Without the pause the same body flows through untouched.
+    let response = gateway.get("/hc", &[("x-echo-mode", mode)]).unwrap();
+    assert_eq!(response.body.len(), 65536);
+    assert_eq!(gateway.stat("wasmcustom.hc_held_chunks").unwrap(), held);
+}
+
 // ----- gRPC callouts against a real grpcio server ------------------------------------------
 
 /// A Python with `grpcio`: `HIGRESS_E2E_PYTHON`, else the workspace's

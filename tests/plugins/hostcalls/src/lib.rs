@@ -9,6 +9,7 @@
 //! | `count` | adds 1 to shared-data key `hits` (typed, with the CAS retry helper) and to this VM's own count | `{"shared": n, "local": k, "vm": <this VM's random id>}` |
 //! | `enqueue` | enqueues `x-hc-message` on shared queue `events` | `{"enqueued": true}` |
 //! | `reset` | resets the stream ([`HttpContext::reset_stream`]) | none: the client's connection is reset |
+//! | `hold` | lets the request go upstream; every response chunk is stopped (Go's `NeedPauseStreamingResponse`) and kept (`push_buffer`), counted in counter `hc_held_chunks`; the last one sends them all, in order (`pop_buffer`, after `resume_streaming_response`) | the upstream's body, unchanged |
 //! | `grpc` | unary gRPC call `hc.Echo/<x-hc-method>` on cluster `grpc` with message `x-hc-message` and metadata `x-tenant: t1` | 200 `{"grpc": <response as text>}`, or 503 `{"error": ...}` |
 //!
 //! At start every VM registers queue `events`; the one the host keeps as
@@ -107,6 +108,10 @@ fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
                 Err(e) => fail(ctx, "enqueue", e),
             }
         }
+        "hold" => {
+            ctx.set_context("hold", ContextValue::Bool(true));
+            HeaderAction::Continue
+        }
         "reset" => {
             ctx.reset_stream();
             HeaderAction::Continue
@@ -131,12 +136,50 @@ fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
     }
 }
 
+fn holding(ctx: &HttpContext) -> bool {
+    matches!(ctx.get_context("hold"), Some(ContextValue::Bool(true)))
+}
+
+fn on_response_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
+    if holding(ctx) {
+        ctx.need_pause_streaming_response();
+    }
+    HeaderAction::Continue
+}
+
+fn on_streaming_response_body(
+    ctx: &mut HttpContext,
+    _: &(),
+    chunk: &[u8],
+    end_of_stream: bool,
+) -> Option<Vec<u8>> {
+    if !ctx.is_streaming_response_paused() {
+        return None;
+    }
+    ctx.push_buffer(chunk.to_vec());
+    if !end_of_stream {
+        if let Err(e) = metrics::increment_counter("hc_held_chunks", 1) {
+            log::warn!("hc_held_chunks: {e}");
+        }
+        return None;
+    }
+    log::info!("hc sending {} kept chunks", ctx.buffer_queue_size());
+    ctx.resume_streaming_response();
+    let mut all = Vec::new();
+    while let Some(part) = ctx.pop_buffer() {
+        all.extend(part);
+    }
+    Some(all)
+}
+
 impl HttpPlugin for HostCalls {
     const NAME: &'static str = "e2e-hostcalls";
     type Config = ();
     type State = ();
     const HOOKS: Hooks<Self> = Hooks {
         on_request_headers: Some(on_request_headers),
+        on_response_headers: Some(on_response_headers),
+        on_streaming_response_body: Some(on_streaming_response_body),
         ..Hooks::NONE
     };
 
