@@ -571,11 +571,17 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
             (CalloutKind::Http { .. }, Answer::Http { .. })
                 | (CalloutKind::Redis { .. }, Answer::Redis { .. })
                 | (CalloutKind::Grpc { .. }, Answer::Grpc { .. })
+                | (
+                    CalloutKind::GrpcStream { .. },
+                    Answer::GrpcStreamMessage(_) | Answer::GrpcStreamClose { .. }
+                )
         );
         if !fits {
             return Err(DeliveryError::WrongKind(token));
         }
-        callout.state = CalloutState::Delivered;
+        if !matches!(answer, Answer::GrpcStreamMessage(_)) {
+            callout.state = CalloutState::Delivered;
+        }
         h.deadlines.remove(&token);
         h.ready.retain(|(t, _)| *t != token);
         if h.vm_failed {
@@ -616,6 +622,18 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
                 h.delivery = Some(Delivery::Grpc(message));
                 Reply::Grpc(status, size)
             }
+            Answer::GrpcStreamMessage(message) => {
+                let size = message.len();
+                h.delivery = Some(Delivery::Grpc(message));
+                Reply::GrpcStream(None, size)
+            }
+            Answer::GrpcStreamClose {
+                status,
+                status_message,
+            } => {
+                h.status = (status, status_message.into_bytes());
+                Reply::GrpcStream(Some(status), 0)
+            }
         }))
     })
     .unwrap_or(Ok(None))?;
@@ -633,6 +651,10 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
             // `onGrpcClose` with the status (the message via get_status).
             Reply::Grpc(0, size) => abi::on_grpc_receive(root, token, size),
             Reply::Grpc(status, _) => abi::on_grpc_close(root, token, status),
+            // A stream: each message is `onGrpcReceive`, the end (any
+            // status, 0 included) `onGrpcClose`.
+            Reply::GrpcStream(None, size) => abi::on_grpc_receive(root, token, size),
+            Reply::GrpcStream(Some(status), _) => abi::on_grpc_close(root, token, status),
         });
     }
     drain(root);
@@ -644,6 +666,8 @@ enum Reply {
     Http((usize, usize, usize)),
     Redis(u32, usize),
     Grpc(u32, usize),
+    /// A stream message (`None`, its size) or its end (`Some(status)`).
+    GrpcStream(Option<u32>, usize),
 }
 
 /// Sends every pending Redis call routed to a real server and reads its

@@ -535,6 +535,35 @@ impl TestHost {
         driver::deliver(self.root, token, answer)
     }
 
+    /// Delivers one `message` on gRPC stream `token` (Envoy's
+    /// `onGrpcReceive`); the stream stays open.
+    pub fn grpc_stream_message(
+        &self,
+        token: u32,
+        message: impl AsRef<[u8]>,
+    ) -> Result<(), DeliveryError> {
+        driver::deliver(
+            self.root,
+            token,
+            Answer::GrpcStreamMessage(message.as_ref().to_vec()),
+        )
+    }
+
+    /// Ends gRPC stream `token` from the server side with gRPC `status`
+    /// (0: OK) and `message` (Envoy's `onGrpcClose`).
+    pub fn close_grpc_stream(
+        &self,
+        token: u32,
+        status: u32,
+        message: &str,
+    ) -> Result<(), DeliveryError> {
+        let answer = Answer::GrpcStreamClose {
+            status,
+            status_message: message.to_owned(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
     /// Answers Redis callout `token` with `reply`, the raw RESP bytes of
     /// one reply (`b"$5\r\nhello\r\n"`, `b"-ERR x\r\n"`), status 0.
     pub fn respond_redis(&self, token: u32, reply: impl AsRef<[u8]>) -> Result<(), DeliveryError> {

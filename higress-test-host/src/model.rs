@@ -456,6 +456,10 @@ pub(super) enum Answer {
         message: Vec<u8>,
         status_message: String,
     },
+    /// One message on a gRPC stream (the stream stays open).
+    GrpcStreamMessage(Vec<u8>),
+    /// A gRPC stream's end: status (0 OK) and message.
+    GrpcStreamClose { status: u32, status_message: String },
 }
 
 impl Answer {
@@ -1269,6 +1273,7 @@ impl HostModel {
                     method,
                     initial_metadata,
                     sent: Vec::new(),
+                    half_closed: false,
                 },
             )
         } else {
@@ -1311,6 +1316,18 @@ impl HostModel {
     }
 
     pub(super) fn grpc_end(&mut self, token: u32, state: CalloutState) -> HostResult<()> {
+        if let Some(c) = self.callout_mut(token) {
+            // A stream's local half-close: replies still come (Envoy's
+            // `closeStream`); only a cancel ends it here.
+            if let (CalloutKind::GrpcStream { half_closed, .. }, CalloutState::Pending) =
+                (&mut c.kind, c.state)
+            {
+                if state == CalloutState::Closed {
+                    *half_closed = true;
+                    return Ok(());
+                }
+            }
+        }
         match self.callout_mut(token) {
             Some(c)
                 if c.state == CalloutState::Pending
