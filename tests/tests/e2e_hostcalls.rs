@@ -222,9 +222,14 @@ fn grpc_python() -> std::path::PathBuf {
     python
 }
 
-/// A unary gRPC service `hc.Echo` on raw bytes: `Say` answers
+/// A gRPC service `hc.Echo` on raw bytes: `Say` answers
 /// `echo:<message>:<x-tenant metadata>`, `Deny` fails with
-/// PERMISSION_DENIED (7) and the message `denied <message>`.
+/// PERMISSION_DENIED (7) and the message `denied <message>`. Streams:
+/// `Split` (server streaming) answers each space-separated word of its one
+/// request; `Chat` (bidirectional) answers `re:<m>` to each message; both
+/// send initial metadata `x-srv: 1` and trailing `x-count: <replies>`;
+/// `Flaky` (bidirectional) answers the first message, then fails with
+/// UNAVAILABLE (14) `gone`.
 const GRPC_SERVER: &str = r#"
 import sys
 from concurrent import futures
@@ -237,9 +242,32 @@ def say(request, context):
 def deny(request, context):
     context.abort(grpc.StatusCode.PERMISSION_DENIED, "denied " + request.decode())
 
+def split(request, context):
+    context.send_initial_metadata((("x-srv", "1"),))
+    words = request.split()
+    for word in words:
+        yield word
+    context.set_trailing_metadata((("x-count", str(len(words))),))
+
+def chat(requests, context):
+    context.send_initial_metadata((("x-srv", "1"),))
+    n = 0
+    for message in requests:
+        n += 1
+        yield b"re:" + message
+    context.set_trailing_metadata((("x-count", str(n)),))
+
+def flaky(requests, context):
+    for message in requests:
+        yield b"re:" + message
+        context.abort(grpc.StatusCode.UNAVAILABLE, "gone")
+
 handler = grpc.method_handlers_generic_handler("hc.Echo", {
     "Say": grpc.unary_unary_rpc_method_handler(say),
     "Deny": grpc.unary_unary_rpc_method_handler(deny),
+    "Split": grpc.unary_stream_rpc_method_handler(split),
+    "Chat": grpc.stream_stream_rpc_method_handler(chat),
+    "Flaky": grpc.stream_stream_rpc_method_handler(flaky),
 })
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
 server.add_generic_rpc_handlers((handler,))
@@ -284,14 +312,12 @@ impl Drop for GrpcServer {
     }
 }
 
-#[test]
-fn a_grpc_callout_reaches_a_real_grpc_server() {
-    let server = GrpcServer::start();
-    let upstream = EchoUpstream::start().unwrap();
+/// A gateway whose cluster `grpc` is the real gRPC server (HTTP/2).
+fn grpc_gateway(name: &str, server: &GrpcServer, upstream: &EchoUpstream) -> Gateway {
     let wasm = wasm_module("e2e-hostcalls").unwrap_or_else(|e| panic!("building: {e}"));
-    let gateway = start(
+    start(
         Gateway::builder()
-            .name("hostcalls-grpc")
+            .name(name)
             .log_level("wasm:info")
             .plugin(PluginSpec::new("hostcalls", wasm, "{}"))
             .cluster(ClusterSpec::new("echo", upstream.port()))
@@ -309,7 +335,14 @@ fn a_grpc_callout_reaches_a_real_grpc_server() {
                     }
                 });
             }),
-    );
+    )
+}
+
+#[test]
+fn a_grpc_callout_reaches_a_real_grpc_server() {
+    let server = GrpcServer::start();
+    let upstream = EchoUpstream::start().unwrap();
+    let gateway = grpc_gateway("hostcalls-grpc", &server, &upstream);
     let ok = gateway
         .get(
             "/hc",
@@ -339,4 +372,67 @@ fn a_grpc_callout_reaches_a_real_grpc_server() {
     // Envoy appends where the status came from: `denied bob{via_upstream}`.
     let error = body["error"].as_str().unwrap();
     assert!(error.starts_with("grpc status 7: denied bob"), "{error}");
+}
+
+fn grpc_stream(gateway: &Gateway, method: &str, message: &str) -> (u16, serde_json::Value) {
+    let response = gateway
+        .get(
+            "/hc",
+            &[
+                ("x-hc-op", b"grpc-stream"),
+                ("x-hc-method", method.as_bytes()),
+                ("x-hc-message", message.as_bytes()),
+            ],
+        )
+        .unwrap();
+    let body = serde_json::from_str(&response.text())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", response.text(), gateway.logs()));
+    (response.status, body)
+}
+
+#[test]
+fn grpc_streams_reach_a_real_grpc_server() {
+    let server = GrpcServer::start();
+    let upstream = EchoUpstream::start().unwrap();
+    let gateway = grpc_gateway("hostcalls-grpc-stream", &server, &upstream);
+
+    // Server streaming: one request, three replies, then OK with metadata.
+    let (status, body) = grpc_stream(&gateway, "Split", "alpha beta gamma");
+    assert_eq!(status, 200, "{body}\n{}", gateway.logs());
+    assert_eq!(
+        body["replies"],
+        serde_json::json!(["alpha", "beta", "gamma"]),
+        "{body}\n{}",
+        gateway.logs()
+    );
+    assert_eq!(body["initial"], "1");
+    assert_eq!(body["trailing"], "3");
+
+    // Bidirectional: every message sent is answered, in order.
+    let (status, body) = grpc_stream(&gateway, "Chat", "a,b,c,d");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["replies"],
+        serde_json::json!(["re:a", "re:b", "re:c", "re:d"])
+    );
+    assert_eq!(body["trailing"], "4");
+
+    // A stream the server fails: the replies so far, then its status.
+    let (status, body) = grpc_stream(&gateway, "Flaky", "x,y");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["replies"], serde_json::json!(["re:x"]));
+    // Envoy appends where the status came from (`{via_upstream}`).
+    let error = body["error"].as_str().unwrap();
+    assert!(error.starts_with("grpc status 14: gone"), "{error}");
+
+    // An unknown method ends with UNIMPLEMENTED (12) and no reply.
+    let (status, body) = grpc_stream(&gateway, "Nope", "z");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("grpc status 12"),
+        "{body}"
+    );
 }

@@ -9,13 +9,14 @@
 //! | `count` | adds 1 to shared-data key `hits` (typed, with the CAS retry helper) and to this VM's own count | `{"shared": n, "local": k, "vm": <this VM's random id>}` |
 //! | `enqueue` | enqueues `x-hc-message` on shared queue `events` | `{"enqueued": true}` |
 //! | `reset` | resets the stream ([`HttpContext::reset_stream`]) | none: the client's connection is reset |
+//! | `grpc-stream` | gRPC stream `hc.Echo/<x-hc-method>` on cluster `grpc`: sends each comma-separated part of `x-hc-message` (the last with end of stream), reads every reply | 200 `{"replies": [..], "initial": <x-srv initial metadata>, "trailing": <x-count trailing metadata>}`, or 503 `{"error": ...}` |
 //! | `hold` | lets the request go upstream; every response chunk is stopped (Go's `NeedPauseStreamingResponse`) and kept (`push_buffer`), counted in counter `hc_held_chunks`; the last one sends them all, in order (`pop_buffer`, after `resume_streaming_response`) | the upstream's body, unchanged |
 //! | `grpc` | unary gRPC call `hc.Echo/<x-hc-method>` on cluster `grpc` with message `x-hc-message` and metadata `x-tenant: t1` | 200 `{"grpc": <response as text>}`, or 503 `{"error": ...}` |
 //!
 //! At start every VM registers queue `events`; the one the host keeps as
 //! its reader dequeues in `on_queue_ready`, counts messages in counter
 //! `hc_dequeued` and logs `hc dequeued <message>`.
-use higress_wrapper::grpc::{GrpcCall, GrpcError};
+use higress_wrapper::grpc::{GrpcCall, GrpcError, GrpcStream};
 use higress_wrapper::metrics::{self, Counter};
 use higress_wrapper::prelude::*;
 use higress_wrapper::shared_data;
@@ -71,7 +72,7 @@ fn fail(ctx: &mut HttpContext, what: &str, err: impl std::fmt::Display) -> Heade
     )
 }
 
-fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
+fn on_request_headers(ctx: &mut HttpContext, config: &()) -> HeaderAction {
     match header(ctx, "x-hc-op").as_str() {
         "metrics" => {
             let route = ctx.route_name().unwrap_or_default();
@@ -108,6 +109,49 @@ fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
                 Err(e) => fail(ctx, "enqueue", e),
             }
         }
+        "grpc-stream" => {
+            let method = header(ctx, "x-hc-method");
+            let message = header(ctx, "x-hc-message");
+            ctx.wait(config, move |ctx, _| async move {
+                let mut stream =
+                    GrpcStream::open("grpc", "hc.Echo", &method, &[("x-tenant", b"t1")])?;
+                let parts: Vec<&str> = message.split(',').collect();
+                for (i, part) in parts.iter().enumerate() {
+                    stream.send(part.as_bytes(), i + 1 == parts.len())?;
+                }
+                let mut replies = Vec::new();
+                let end = loop {
+                    match stream.next().await {
+                        Ok(Some(reply)) => {
+                            replies.push(String::from_utf8_lossy(&reply).into_owned());
+                        }
+                        Ok(None) => break None,
+                        Err(e) => break Some(e.to_string()),
+                    }
+                };
+                let meta = |pairs: Vec<(String, Vec<u8>)>, key: &str| {
+                    pairs
+                        .into_iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+                };
+                let body = match end {
+                    None => serde_json::json!({
+                        "replies": replies,
+                        "initial": meta(stream.initial_metadata(), "x-srv"),
+                        "trailing": meta(stream.trailing_metadata(), "x-count"),
+                    }),
+                    Some(error) => serde_json::json!({ "error": error, "replies": replies }),
+                };
+                let status = if end_is_ok(&body) { 200 } else { 503 };
+                ctx.send_local_response(
+                    status,
+                    &[("content-type", b"application/json")],
+                    body.to_string(),
+                );
+                Ok::<_, higress_wrapper::Error>(HeaderAction::Continue)
+            })
+        }
         "hold" => {
             ctx.set_context("hold", ContextValue::Bool(true));
             HeaderAction::Continue
@@ -134,6 +178,10 @@ fn on_request_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
         }
         _ => HeaderAction::Continue,
     }
+}
+
+fn end_is_ok(body: &serde_json::Value) -> bool {
+    body.get("error").is_none()
 }
 
 fn holding(ctx: &HttpContext) -> bool {
