@@ -253,7 +253,25 @@ pub struct HttpContext<S = ()> {
     pub(crate) pause_streaming_response: bool,
     /// Go's `PushBuffer` / `PopBuffer` queue.
     buffer_queue: VecDeque<Vec<u8>>,
+    /// [`HttpContext::route_call`]'s callback, until the response arrived.
+    pub(crate) route_call: Option<RouteCallback<S>>,
     state: S,
+}
+
+/// The callback of [`HttpContext::route_call`].
+pub(crate) type RouteCallback<S> = Box<dyn FnOnce(&mut HttpContext<S>, RouteResponse)>;
+
+/// The route upstream's answer to [`HttpContext::route_call`] (Go's
+/// `RouteResponseCallback` arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouteResponse {
+    /// The response status (`:status`; 500 if absent, as in Go).
+    pub status: u32,
+    /// The response headers, pseudo-headers included.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The whole response body (empty if the headers ended the response).
+    pub body: Vec<u8>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for HttpContext<S> {
@@ -291,9 +309,28 @@ impl<S: Default> HttpContext<S> {
             rule_count: 0,
             pause_streaming_response: false,
             buffer_queue: VecDeque::new(),
+            route_call: None,
             state: S::default(),
         }
     }
+}
+
+/// `(authority, path)` of a route-call URL: an absolute URL's host, and
+/// what follows it (path, query and fragment as written; `/` if none).
+fn split_url(url: &str) -> (&str, String) {
+    let (authority, rest) = match url.split_once("://") {
+        Some((_, after)) => {
+            let at = after.find(['/', '?', '#']).unwrap_or(after.len());
+            after.split_at(at)
+        }
+        None => ("", url),
+    };
+    let path = if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    };
+    (authority, path)
 }
 
 fn warn_failed(what: &str, name: &str, err: HostError) {
@@ -905,6 +942,90 @@ impl<S> HttpContext<S> {
     /// ([`need_pause_streaming_response`](Self::need_pause_streaming_response)).
     pub fn is_streaming_response_paused(&self) -> bool {
         self.pause_streaming_response
+    }
+
+    /// Go's `RouteCall`: re-targets this request — still held, so call it
+    /// from the request-body hook after the request-headers hook returned
+    /// [`HeaderAction::StopIteration`] — to the current route's upstream
+    /// with a new `method`, `url` (`/path?query`, or absolute: its host
+    /// becomes `:authority`), `headers` (each replaces the header of that
+    /// name) and `body`, and hands the upstream's whole answer to
+    /// `callback` instead of the response hooks, which do not run for this
+    /// request. The callback rewrites the response (e.g.
+    /// [`replace_response_body`](Self::replace_response_body),
+    /// [`set_response_header`](Self::set_response_header)); the response
+    /// headers are held until it returned.
+    ///
+    /// As in Go: `accept-encoding` and `content-length` are removed from
+    /// the request, the original method, path and host are kept in
+    /// `x-envoy-original-method`, `x-envoy-original-path` and
+    /// `x-envoy-original-host`, and `content-length` is removed from the
+    /// response. Holding headers while the body hooks run needs Higress
+    /// (ABI 0.2.100) or stock Envoy with `allow_on_headers_stop_iteration`.
+    ///
+    /// ```
+    /// use higress_wrapper::prelude::*;
+    ///
+    /// fn on_request_headers(_: &mut HttpContext, _: &()) -> HeaderAction {
+    ///     HeaderAction::StopIteration
+    /// }
+    ///
+    /// fn on_request_body(ctx: &mut HttpContext, _: &(), body: &[u8]) -> DataAction {
+    ///     let query = format!("/v3/weather?q={}", String::from_utf8_lossy(body));
+    ///     let sent = ctx.route_call("GET", &query, &[("accept", b"application/json")], b"", |ctx, answer| {
+    ///         let text = format!("{{\"status\":{},\"result\":{}}}", answer.status, answer.body.len());
+    ///         ctx.replace_response_body(text);
+    ///     });
+    ///     if let Err(e) = sent {
+    ///         ctx.send_local_response(500, &[], e.to_string());
+    ///     }
+    ///     DataAction::Continue
+    /// }
+    /// # let _ = (on_request_headers, on_request_body);
+    /// ```
+    ///
+    /// [`HeaderAction::StopIteration`]: crate::HeaderAction::StopIteration
+    pub fn route_call(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &[u8])],
+        body: impl AsRef<[u8]>,
+        callback: impl FnOnce(&mut HttpContext<S>, RouteResponse) + 'static,
+    ) -> Result<(), crate::error::Error> {
+        if self.phase != Phase::DecodeData {
+            return Err(crate::error::Error::msg(
+                "route_call: call it from the request-body hook (the request-headers hook returns StopIteration)",
+            ));
+        }
+        let (authority, path) = split_url(url);
+        let map = MapType::RequestHeaders;
+        for name in ["accept-encoding", "content-length"] {
+            host::remove_header(map, name).map_err(crate::error::Error::from)?;
+        }
+        for (from, to) in [
+            (":method", "x-envoy-original-method"),
+            (":path", "x-envoy-original-path"),
+            (":authority", "x-envoy-original-host"),
+        ] {
+            if let Some(value) = host::get_header(map, from).map_err(crate::error::Error::from)? {
+                host::replace_header(map, to, &value).map_err(crate::error::Error::from)?;
+            }
+        }
+        host::replace_header(map, ":method", method.as_bytes())
+            .map_err(crate::error::Error::from)?;
+        host::replace_header(map, ":path", path.as_bytes()).map_err(crate::error::Error::from)?;
+        if !authority.is_empty() {
+            host::replace_header(map, ":authority", authority.as_bytes())
+                .map_err(crate::error::Error::from)?;
+        }
+        for (name, value) in headers {
+            host::replace_header(map, name, value).map_err(crate::error::Error::from)?;
+        }
+        host::set_buffer(BufferType::RequestBody, 0, WHOLE, body.as_ref())
+            .map_err(crate::error::Error::from)?;
+        self.route_call = Some(Box::new(callback));
+        Ok(())
     }
 
     /// Go's `PushBuffer`: appends `data` to this request's queue of kept

@@ -67,6 +67,9 @@ fn drop_chunk(dir: Dir, size: usize) {
     }
 }
 
+/// "The whole buffered body" for a host buffer read.
+const WHOLE_BODY: usize = i32::MAX as usize;
+
 fn buffer(dir: Dir) -> host::BufferType {
     match dir {
         Dir::Request => host::BufferType::RequestBody,
@@ -477,6 +480,40 @@ impl<P: HttpPlugin> Stream<P> {
         .unwrap_or(Action::Continue)
     }
 
+    /// A [`HttpContext::route_call`] waits for the response.
+    fn route_call_pending(&self) -> bool {
+        self.with_ctx(|c| c.route_call.is_some()).unwrap_or(false)
+    }
+
+    /// The route call's response is complete: hand it to the callback
+    /// (`body_size`: the buffered body, `None` when the headers ended it),
+    /// then let the response go on.
+    fn route_response(self: &Rc<Self>, body_size: Option<usize>) -> Action {
+        let Some(callback) = self.with_ctx(|c| c.route_call.take()).flatten() else {
+            return Action::Continue;
+        };
+        let body = body_size
+            .and_then(|size| host::get_buffer(host::BufferType::ResponseBody, 0, size).ok())
+            .flatten()
+            .unwrap_or_default();
+        if let Err(e) = host::remove_header(host::MapType::ResponseHeaders, "content-length") {
+            log::warn!("route call: removing content-length failed: {e}");
+        }
+        let headers = host::get_header_pairs(host::MapType::ResponseHeaders).unwrap_or_default();
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+            .unwrap_or(500);
+        let response = crate::http_context::RouteResponse {
+            status,
+            headers,
+            body,
+        };
+        self.with_ctx(|c| callback(c, response));
+        Action::Continue
+    }
+
     /// A body callback from the host; continuing releases whatever was held.
     fn body_callback(self: &Rc<Self>, body_size: usize, end_of_stream: bool, dir: Dir) -> Action {
         let action = self.body(body_size, end_of_stream, dir);
@@ -622,6 +659,14 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
     }
 
     fn response_headers(self: Rc<Self>, end_of_stream: bool) -> Action {
+        if self.route_call_pending() {
+            self.enter(Phase::EncodeHeader);
+            if end_of_stream {
+                return self.route_response(None);
+            }
+            // Hold the headers; the body is buffered for the callback.
+            return Action::Pause;
+        }
         let hooks = P::HOOKS;
         if hooks.on_response_headers.is_none() && !hooks.reads_response_body() {
             return Action::Continue;
@@ -631,6 +676,13 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
     }
 
     fn response_body(self: Rc<Self>, body_size: usize, end_of_stream: bool) -> Action {
+        if self.route_call_pending() {
+            self.enter(Phase::EncodeData);
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            return self.route_response(Some(body_size));
+        }
         if !P::HOOKS.reads_response_body() {
             return self.pass_body(Dir::Response);
         }
@@ -639,6 +691,10 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
     }
 
     fn response_trailers(self: Rc<Self>) -> Action {
+        if self.route_call_pending() {
+            self.enter(Phase::EncodeData);
+            return self.route_response(Some(WHOLE_BODY));
+        }
         let hooks = P::HOOKS;
         if !hooks.reads_response_body() && hooks.on_response_trailers.is_none() {
             return self.pass_body(Dir::Response);
