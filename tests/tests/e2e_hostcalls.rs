@@ -184,6 +184,57 @@ fn paused_streaming_response_chunks_are_kept_and_sent_at_the_end() {
     assert_eq!(gateway.stat("wasmcustom.hc_held_chunks").unwrap(), held);
 }
 
+#[test]
+fn route_call_retargets_the_request_and_rewrites_the_answer() {
+    let upstream = EchoUpstream::start().unwrap();
+    let wasm = wasm_module("e2e-hostcalls").unwrap_or_else(|e| panic!("building: {e}"));
+    let gateway = start(
+        Gateway::builder()
+            .name("hostcalls-route")
+            .log_level("wasm:info")
+            .plugin(PluginSpec {
+                // Headers held while the body hooks run (Higress: ABI 0.2.100).
+                allow_on_headers_stop_iteration: true,
+                ..PluginSpec::new("hostcalls", wasm, "{}")
+            })
+            .cluster(ClusterSpec::new("echo", upstream.port())),
+    );
+    let response = gateway
+        .request(
+            "PUT",
+            "/original",
+            &[("x-hc-op", b"route"), ("accept-encoding", b"gzip")],
+            b"client body",
+        )
+        .unwrap();
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.text(),
+        gateway.logs()
+    );
+    assert_eq!(
+        response.header_str("x-route-status").as_deref(),
+        Some("200")
+    );
+    let text = response.text();
+    let echo = text
+        .strip_prefix("routed:200:")
+        .unwrap_or_else(|| panic!("{text}\n{}", gateway.logs()));
+    // The callback saw the upstream's whole answer to the re-targeted request.
+    let echo: serde_json::Value = serde_json::from_str(echo).unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/routed?x=1");
+    assert_eq!(echo["headers"]["x-routed"], "yes");
+    assert_eq!(echo["headers"]["x-envoy-original-method"], "PUT");
+    assert_eq!(echo["headers"]["x-envoy-original-path"], "/original");
+    assert!(echo["headers"].get("accept-encoding").is_none(), "{echo}");
+    assert_eq!(echo["body_length"], 8);
+    let seen = upstream.last_request().unwrap();
+    assert_eq!(seen.body, b"new-body");
+}
+
 // ----- gRPC callouts against a real grpcio server ------------------------------------------
 
 /// A Python with `grpcio`: `HIGRESS_E2E_PYTHON`, else the workspace's

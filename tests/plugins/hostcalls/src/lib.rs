@@ -10,6 +10,7 @@
 //! | `enqueue` | enqueues `x-hc-message` on shared queue `events` | `{"enqueued": true}` |
 //! | `reset` | resets the stream ([`HttpContext::reset_stream`]) | none: the client's connection is reset |
 //! | `grpc-stream` | gRPC stream `hc.Echo/<x-hc-method>` on cluster `grpc`: sends each comma-separated part of `x-hc-message` (the last with end of stream), reads every reply | 200 `{"replies": [..], "initial": <x-srv initial metadata>, "trailing": <x-count trailing metadata>}`, or 503 `{"error": ...}` |
+//! | `route` | holds the headers; the body hook re-targets the request with `route_call("POST", "/routed?x=1", [x-routed: yes], "new-body")` | the callback's rewrite of the upstream's answer: `routed:<status>:<upstream body>`, header `x-route-status` (needs `allow_on_headers_stop_iteration` on stock Envoy) |
 //! | `hold` | lets the request go upstream; every response chunk is stopped (Go's `NeedPauseStreamingResponse`) and kept (`push_buffer`), counted in counter `hc_held_chunks`; the last one sends them all, in order (`pop_buffer`, after `resume_streaming_response`) | the upstream's body, unchanged |
 //! | `grpc` | unary gRPC call `hc.Echo/<x-hc-method>` on cluster `grpc` with message `x-hc-message` and metadata `x-tenant: t1` | 200 `{"grpc": <response as text>}`, or 503 `{"error": ...}` |
 //!
@@ -152,6 +153,10 @@ fn on_request_headers(ctx: &mut HttpContext, config: &()) -> HeaderAction {
                 Ok::<_, higress_wrapper::Error>(HeaderAction::Continue)
             })
         }
+        "route" => {
+            ctx.set_context("route", ContextValue::Bool(true));
+            HeaderAction::StopIteration
+        }
         "hold" => {
             ctx.set_context("hold", ContextValue::Bool(true));
             HeaderAction::Continue
@@ -178,6 +183,31 @@ fn on_request_headers(ctx: &mut HttpContext, config: &()) -> HeaderAction {
         }
         _ => HeaderAction::Continue,
     }
+}
+
+fn on_request_body(ctx: &mut HttpContext, _: &(), _body: &[u8]) -> DataAction {
+    if !matches!(ctx.get_context("route"), Some(ContextValue::Bool(true))) {
+        return DataAction::Continue;
+    }
+    let sent = ctx.route_call(
+        "POST",
+        "/routed?x=1",
+        &[("x-routed", b"yes")],
+        b"new-body",
+        |ctx, answer| {
+            ctx.set_response_header("x-route-status", answer.status.to_string());
+            let text = format!(
+                "routed:{}:{}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            );
+            ctx.replace_response_body(text);
+        },
+    );
+    if let Err(e) = sent {
+        log::warn!("route call: {e}");
+    }
+    DataAction::Continue
 }
 
 fn end_is_ok(body: &serde_json::Value) -> bool {
@@ -226,6 +256,7 @@ impl HttpPlugin for HostCalls {
     type State = ();
     const HOOKS: Hooks<Self> = Hooks {
         on_request_headers: Some(on_request_headers),
+        on_request_body: Some(on_request_body),
         on_response_headers: Some(on_response_headers),
         on_streaming_response_body: Some(on_streaming_response_body),
         ..Hooks::NONE
