@@ -176,3 +176,31 @@ fn foreign_functions_reach_the_host() {
     assert_eq!(s.upstream_request_header("x-log-level").unwrap(), "3");
     s.done().unwrap();
 }
+
+#[test]
+fn route_call_holds_the_response_until_the_callback_rewrote_it() {
+    let host = start(builder(None));
+    let mut s = host.http_stream();
+    s.send_request_headers(
+        &[(":path", "/mcp"), (":method", "GET"), ("x-hc-op", "route")],
+        false,
+    )
+    .unwrap();
+    s.send_request_body(b"q", true).unwrap();
+    let up = |name: &str| s.upstream_request_header(name).map(|v| v.to_string());
+    assert_eq!(up(":method").as_deref(), Some("POST"));
+    assert_eq!(up(":path").as_deref(), Some("/routed"));
+    assert_eq!(up("x-envoy-original-path").as_deref(), Some("/mcp"));
+    assert_eq!(s.upstream_request_body(), b"new-body");
+    // 0.2.100: the response headers' StopIteration passes through, so the
+    // body callbacks run while the headers are held.
+    let action = s
+        .send_response_headers(&[(":status", "200"), ("content-length", "5")], false)
+        .unwrap();
+    assert_eq!(action, Action::Pause);
+    assert!(s.client_response_headers().is_none());
+    s.send_response_body(b"hello", true).unwrap();
+    assert_eq!(s.client_response_body(), b"routed:200:hello");
+    s.done().unwrap();
+    host.assert_idle();
+}

@@ -13,6 +13,7 @@
 //! | `redis` | `INCR hc:<x-hc-key>` awaited, header `x-redis-count`; gauge `hc_redis_last` set to the count, histogram `hc_redis_count` records it | |
 //! | `shared` | shared-data `hc_seen` +1 (CAS helper), header `x-shared` | |
 //! | `foreign` | `call_foreign_function("hc_echo", x-hc-arg)` → header `x-foreign`; `foreign::host_log_level()` → header `x-log-level` | |
+//! | `route` | held (`StopIteration`) | request body: `route_call("POST", "/routed", [x-routed: yes], "new-body")`; the callback answers `routed:<status>:<body>` |
 //! | `inject` | | response body `inject`: `inject_encoded_data(b"data: injected\n\n", true)` |
 use higress_wrapper::foreign;
 use higress_wrapper::metrics;
@@ -56,7 +57,7 @@ fn waiting(host: &UpstreamHost) -> Option<f64> {
 
 fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
     match header(ctx, "x-hc-op").as_str() {
-        "pick" => HeaderAction::StopIteration,
+        "pick" | "route" => HeaderAction::StopIteration,
         "redis" => {
             let key = format!("hc:{}", header(ctx, "x-hc-key"));
             ctx.wait(config, |ctx, config| async move {
@@ -93,7 +94,28 @@ fn on_request_headers(ctx: &mut HttpContext, config: &Config) -> HeaderAction {
 }
 
 fn on_request_body(ctx: &mut HttpContext, _: &Config, _body: &[u8]) -> DataAction {
-    if header(ctx, "x-hc-op") != "pick" {
+    let op = header(ctx, "x-hc-op");
+    if op == "route" {
+        let sent = ctx.route_call(
+            "POST",
+            "/routed",
+            &[("x-routed", b"yes")],
+            b"new-body",
+            |ctx, answer| {
+                let text = format!(
+                    "routed:{}:{}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body)
+                );
+                ctx.replace_response_body(text);
+            },
+        );
+        if let Err(e) = sent {
+            log::warn!("route call: {e}");
+        }
+        return DataAction::Continue;
+    }
+    if op != "pick" {
         return DataAction::Continue;
     }
     let hosts = match upstream::upstream_hosts() {
