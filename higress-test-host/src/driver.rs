@@ -54,6 +54,9 @@ pub(super) fn invoke<R>(root: u32, context: u32, call: impl FnOnce() -> R) -> R 
     }
 }
 
+/// proxy-wasm `FilterDataStatus::StopIterationNoBuffer`.
+const STOP_ITERATION_NO_BUFFER: u32 = 3;
+
 fn action_of(raw: u32) -> Action {
     if raw == 0 {
         Action::Continue
@@ -192,6 +195,15 @@ pub(super) fn deliver_body(root: u32, id: u32, dir: Dir, chunk: Vec<u8>, eos: bo
             return;
         }
         let half = s.half(dir);
+        if raw == STOP_ITERATION_NO_BUFFER {
+            // Envoy: the chunk goes no further and is not kept; a later
+            // Continue sends the chunk of that callback.
+            half.dropped_body.extend_from_slice(&half.body);
+            half.body.clear();
+            half.body_live = false;
+            half.buffering = false;
+            return;
+        }
         match action {
             Action::Continue => {
                 // A body Continue also releases headers held with
@@ -241,6 +253,15 @@ pub(super) fn deliver_trailers(root: u32, id: u32, dir: Dir, trailers: HeaderMap
             return;
         }
         let half = s.half(dir);
+        if raw == STOP_ITERATION_NO_BUFFER {
+            // Envoy: the chunk goes no further and is not kept; a later
+            // Continue sends the chunk of that callback.
+            half.dropped_body.extend_from_slice(&half.body);
+            half.body.clear();
+            half.body_live = false;
+            half.buffering = false;
+            return;
+        }
         match action {
             Action::Continue => {
                 if half.headers_sent.is_none() {
@@ -550,11 +571,17 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
             (CalloutKind::Http { .. }, Answer::Http { .. })
                 | (CalloutKind::Redis { .. }, Answer::Redis { .. })
                 | (CalloutKind::Grpc { .. }, Answer::Grpc { .. })
+                | (
+                    CalloutKind::GrpcStream { .. },
+                    Answer::GrpcStreamMessage(_) | Answer::GrpcStreamClose { .. }
+                )
         );
         if !fits {
             return Err(DeliveryError::WrongKind(token));
         }
-        callout.state = CalloutState::Delivered;
+        if !matches!(answer, Answer::GrpcStreamMessage(_)) {
+            callout.state = CalloutState::Delivered;
+        }
         h.deadlines.remove(&token);
         h.ready.retain(|(t, _)| *t != token);
         if h.vm_failed {
@@ -595,6 +622,18 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
                 h.delivery = Some(Delivery::Grpc(message));
                 Reply::Grpc(status, size)
             }
+            Answer::GrpcStreamMessage(message) => {
+                let size = message.len();
+                h.delivery = Some(Delivery::Grpc(message));
+                Reply::GrpcStream(None, size)
+            }
+            Answer::GrpcStreamClose {
+                status,
+                status_message,
+            } => {
+                h.status = (status, status_message.into_bytes());
+                Reply::GrpcStream(Some(status), 0)
+            }
         }))
     })
     .unwrap_or(Ok(None))?;
@@ -612,6 +651,10 @@ pub(super) fn deliver(root: u32, token: u32, answer: Answer) -> Result<(), Deliv
             // `onGrpcClose` with the status (the message via get_status).
             Reply::Grpc(0, size) => abi::on_grpc_receive(root, token, size),
             Reply::Grpc(status, _) => abi::on_grpc_close(root, token, status),
+            // A stream: each message is `onGrpcReceive`, the end (any
+            // status, 0 included) `onGrpcClose`.
+            Reply::GrpcStream(None, size) => abi::on_grpc_receive(root, token, size),
+            Reply::GrpcStream(Some(status), _) => abi::on_grpc_close(root, token, status),
         });
     }
     drain(root);
@@ -623,6 +666,8 @@ enum Reply {
     Http((usize, usize, usize)),
     Redis(u32, usize),
     Grpc(u32, usize),
+    /// A stream message (`None`, its size) or its end (`Some(status)`).
+    GrpcStream(Option<u32>, usize),
 }
 
 /// Sends every pending Redis call routed to a real server and reads its

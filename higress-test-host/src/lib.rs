@@ -550,6 +550,35 @@ impl TestHost {
         driver::deliver(self.root, token, answer)
     }
 
+    /// Delivers one `message` on gRPC stream `token` (Envoy's
+    /// `onGrpcReceive`); the stream stays open.
+    pub fn grpc_stream_message(
+        &self,
+        token: u32,
+        message: impl AsRef<[u8]>,
+    ) -> Result<(), DeliveryError> {
+        driver::deliver(
+            self.root,
+            token,
+            Answer::GrpcStreamMessage(message.as_ref().to_vec()),
+        )
+    }
+
+    /// Ends gRPC stream `token` from the server side with gRPC `status`
+    /// (0: OK) and `message` (Envoy's `onGrpcClose`).
+    pub fn close_grpc_stream(
+        &self,
+        token: u32,
+        status: u32,
+        message: &str,
+    ) -> Result<(), DeliveryError> {
+        let answer = Answer::GrpcStreamClose {
+            status,
+            status_message: message.to_owned(),
+        };
+        driver::deliver(self.root, token, answer)
+    }
+
     /// Answers Redis callout `token` with `reply`, the raw RESP bytes of
     /// one reply (`b"$5\r\nhello\r\n"`, `b"-ERR x\r\n"`), status 0.
     pub fn respond_redis(&self, token: u32, reply: impl AsRef<[u8]>) -> Result<(), DeliveryError> {
@@ -926,10 +955,30 @@ impl TestHostBuilder {
         self
     }
 
+    /// Higress: adds one host of the route's cluster to what
+    /// `proxy_get_upstream_hosts` answers, with the metadata Higress's Envoy
+    /// prints for it, byte for byte: `health` is `Healthy`, `Degraded` or
+    /// `Unhealthy`, `metrics` the text the cluster's health check stored
+    /// (left out when `None` or empty, as Higress does). For
+    /// `("10.0.0.1:80", "Healthy", Some("m 1\n"))` the metadata is
+    /// `"{\n\"health_status\": \"Healthy\",\n\"metrics\": \"m 1\\n\"\n}"`.
+    /// Answered only with [`Properties::Higress`].
+    pub fn upstream_host(
+        mut self,
+        address: impl Into<String>,
+        health: &str,
+        metrics: Option<&str>,
+    ) -> Self {
+        let info = wire::higress_host_info(health, metrics);
+        self.settings.upstream_hosts.push((address.into(), info));
+        self
+    }
+
     /// Higress: the hosts `proxy_get_upstream_hosts` reports for the route's
-    /// cluster, as `(address, metadata JSON)` pairs, e.g.
-    /// `("10.0.0.1:80", r#"{"health_status":"Healthy"}"#)`. Answered only
-    /// with [`Properties::Higress`] (stock Envoy has no such call).
+    /// cluster, as raw `(address, metadata JSON)` pairs (replacing any
+    /// given before), for metadata Higress would not send; prefer
+    /// [`upstream_host`](Self::upstream_host). Answered only with
+    /// [`Properties::Higress`] (stock Envoy has no such call).
     pub fn upstream_hosts<I, A, M>(mut self, hosts: I) -> Self
     where
         I: IntoIterator<Item = (A, M)>,

@@ -205,6 +205,8 @@ pub(super) struct Half {
     pub(super) eos_in: bool,
     /// Body bytes the next hop received.
     pub(super) sent_body: Vec<u8>,
+    /// Body bytes the plugin stopped with `StopIterationNoBuffer` (gone).
+    pub(super) dropped_body: Vec<u8>,
     /// The next hop saw end of stream.
     pub(super) sent_eos: bool,
     /// `proxy_continue_stream` calls for this direction.
@@ -454,6 +456,10 @@ pub(super) enum Answer {
         message: Vec<u8>,
         status_message: String,
     },
+    /// One message on a gRPC stream (the stream stays open).
+    GrpcStreamMessage(Vec<u8>),
+    /// A gRPC stream's end: status (0 OK) and message.
+    GrpcStreamClose { status: u32, status_message: String },
 }
 
 impl Answer {
@@ -979,12 +985,16 @@ impl HostModel {
     // ----- Higress: upstream selection, injected data ------------------------------------------
 
     /// The route's cluster hosts, serialized as a pair map. Higress only: the
-    /// stock-Envoy model has no such call (Envoy refuses the module).
+    /// stock-Envoy model has no such call (Envoy refuses the module). As in
+    /// Higress, a context without a request (the root) and an empty list
+    /// both answer `Ok` with no bytes.
     pub(super) fn upstream_hosts(&self, stream: Option<u32>) -> HostResult<Vec<u8>> {
         if !self.higress() {
             return Err(Status::InternalFailure);
         }
-        self.stream(stream).ok_or(Status::BadArgument)?;
+        if self.stream(stream).is_none() || self.settings.upstream_hosts.is_empty() {
+            return Ok(Vec::new());
+        }
         let pairs: Vec<(&str, &[u8])> = self
             .settings
             .upstream_hosts
@@ -1263,6 +1273,7 @@ impl HostModel {
                     method,
                     initial_metadata,
                     sent: Vec::new(),
+                    half_closed: false,
                 },
             )
         } else {
@@ -1305,6 +1316,18 @@ impl HostModel {
     }
 
     pub(super) fn grpc_end(&mut self, token: u32, state: CalloutState) -> HostResult<()> {
+        if let Some(c) = self.callout_mut(token) {
+            // A stream's local half-close: replies still come (Envoy's
+            // `closeStream`); only a cancel ends it here.
+            if let (CalloutKind::GrpcStream { half_closed, .. }, CalloutState::Pending) =
+                (&mut c.kind, c.state)
+            {
+                if state == CalloutState::Closed {
+                    *half_closed = true;
+                    return Ok(());
+                }
+            }
+        }
         match self.callout_mut(token) {
             Some(c)
                 if c.state == CalloutState::Pending

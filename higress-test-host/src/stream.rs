@@ -440,6 +440,13 @@ impl<'h> HttpStream<'h> {
         self.read(|_, s| s.resp.sent_body.clone())
     }
 
+    /// The response body bytes the plugin stopped with
+    /// `StopIterationNoBuffer` (Go's `NeedPauseStreamingResponse`): Envoy
+    /// sends them nowhere and keeps no copy.
+    pub fn dropped_response_body(&self) -> Vec<u8> {
+        self.read(|_, s| s.resp.dropped_body.clone())
+    }
+
     /// The response trailers the client received.
     pub fn client_response_trailers(&self) -> Option<Vec<(String, HeaderValue)>> {
         self.read(|_, s| s.resp.trailers_sent.as_ref().map(HeaderMap::to_public))

@@ -282,6 +282,9 @@ pub enum CalloutKind {
         initial_metadata: Vec<(String, HeaderValue)>,
         /// Messages sent so far with `proxy_grpc_send`.
         sent: Vec<Vec<u8>>,
+        /// The plugin half-closed it (`proxy_grpc_close`, or a send with
+        /// end of stream); replies may still be delivered.
+        half_closed: bool,
     },
     /// Higress `proxy_redis_call`.
     Redis {

@@ -55,6 +55,43 @@ pub(crate) fn decode_map(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// The metadata JSON Higress's Envoy answers per host in
+/// `proxy_get_upstream_hosts` (`Context::getUpstreamHosts`): a
+/// `std::map<string, string>` of `health_status` and, when the health check
+/// stored some, `metrics`, printed by nlohmann's `dump(0)` — a newline
+/// after `{` and after each member, `": "` between key and value, keys in
+/// map order, strings escaped as nlohmann does (`\"`, `\\`, `\b`, `\f`,
+/// `\n`, `\r`, `\t`, other bytes below 0x20 as `\u00xx`; UTF-8 as is).
+pub(crate) fn higress_host_info(health: &str, metrics: Option<&str>) -> String {
+    let mut members = vec![("health_status", health)];
+    if let Some(m) = metrics.filter(|m| !m.is_empty()) {
+        members.push(("metrics", m));
+    }
+    let lines: Vec<String> = members
+        .iter()
+        .map(|(k, v)| format!("\"{}\": \"{}\"", nlohmann_escape(k), nlohmann_escape(v)))
+        .collect();
+    format!("{{\n{}\n}}", lines.join(",\n"))
+}
+
+fn nlohmann_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::indexing_slicing)]
 mod tests {
@@ -69,5 +106,25 @@ mod tests {
         assert_eq!(back[1], ("x".to_owned(), b"\xff\x00y".to_vec()));
         assert_eq!(decode_map(&bytes[..bytes.len() - 3]).len(), 1);
         assert!(decode_map(&[1, 0]).is_empty());
+    }
+
+    #[test]
+    fn host_info_is_printed_as_higress_prints_it() {
+        // Higress's Envoy: nlohmann::json(std::map{...}).dump(0).
+        assert_eq!(
+            higress_host_info(
+                "Healthy",
+                Some("# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=\"qwen\"} 2\n")
+            ),
+            "{\n\"health_status\": \"Healthy\",\n\"metrics\": \"# TYPE vllm:num_requests_waiting gauge\\nvllm:num_requests_waiting{model_name=\\\"qwen\\\"} 2\\n\"\n}"
+        );
+        assert_eq!(
+            higress_host_info("Unhealthy", Some("")),
+            "{\n\"health_status\": \"Unhealthy\"\n}"
+        );
+        assert_eq!(
+            higress_host_info("Healthy", Some("a\tb\u{1}\\ é")),
+            "{\n\"health_status\": \"Healthy\",\n\"metrics\": \"a\\tb\\u0001\\\\ é\"\n}"
+        );
     }
 }

@@ -625,8 +625,26 @@ impl TestHostBuilder {
         self
     }
 
-    /// The hosts `proxy_get_upstream_hosts` answers: (address, metrics
-    /// text) pairs.
+    /// Adds one host of the route's cluster to what
+    /// `proxy_get_upstream_hosts` answers, with the metadata Higress's
+    /// Envoy prints for it, byte for byte: `health` is `Healthy`,
+    /// `Degraded` or `Unhealthy`; `metrics` the text the health check
+    /// stored (left out when `None` or empty, as Higress does), e.g.
+    /// `"{\n\"health_status\": \"Healthy\"\n}"` for a host without metrics.
+    pub fn upstream_host(
+        mut self,
+        address: impl Into<String>,
+        health: &str,
+        metrics: Option<&str>,
+    ) -> Self {
+        let info = crate::state::higress_host_info(health, metrics);
+        self.settings.upstream_hosts.push((address.into(), info));
+        self
+    }
+
+    /// The hosts `proxy_get_upstream_hosts` answers, as raw (address,
+    /// metadata) pairs (replacing any given before), for metadata Higress
+    /// would not send; prefer [`upstream_host`](Self::upstream_host).
     pub fn upstream_hosts<I, A, M>(mut self, hosts: I) -> Self
     where
         I: IntoIterator<Item = (A, M)>,

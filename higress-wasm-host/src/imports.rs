@@ -615,8 +615,19 @@ fn call_foreign_function(mut c: C<'_>, np: i32, ns: i32, ap: i32, as_: i32, pp: 
 
 fn get_upstream_hosts(mut c: C<'_>, pp: i32, sp: i32) -> R {
     enter(&mut c, "proxy_get_upstream_hosts")?;
-    let hosts = c.data().settings.upstream_hosts.clone();
-    let bytes = serialize_pairs(hosts.iter().map(|(a, m)| (a.as_bytes(), m.as_bytes())));
+    // As Higress: no request (the root context) or no hosts answers `Ok`
+    // with nothing.
+    let h = c.data_mut();
+    let hosts = if h.effective_stream().is_some() {
+        h.settings.upstream_hosts.clone()
+    } else {
+        Vec::new()
+    };
+    let bytes = if hosts.is_empty() {
+        Vec::new()
+    } else {
+        serialize_pairs(hosts.iter().map(|(a, m)| (a.as_bytes(), m.as_bytes())))
+    };
     Ok(code(return_bytes(&mut c, &bytes, pp, sp)))
 }
 
@@ -625,13 +636,14 @@ fn set_upstream_override_host(mut c: C<'_>, p: i32, s: i32) -> R {
     let Ok(addr) = memory::read_str(&mut c, p, s) else {
         return Ok(Status::InvalidMemoryAccess.code());
     };
-    match c.data_mut().effective_stream() {
-        Some(stream) if stream.req.headers_sent.is_none() => {
+    // Higress answers `Ok` whatever the moment; the override takes effect
+    // (and is recorded here) only while the request headers are held.
+    if let Some(stream) = c.data_mut().effective_stream() {
+        if stream.req.headers_sent.is_none() {
             stream.upstream_override = Some(addr);
-            Ok(Status::Ok.code())
         }
-        _ => Ok(Status::BadArgument.code()),
     }
+    Ok(Status::Ok.code())
 }
 
 fn inject_encoded_data(mut c: C<'_>, p: i32, s: i32, end: i32) -> R {

@@ -65,6 +65,11 @@
 //! `cargo run -p higress-wasm-host --bin fuel-table -- plugin.wasm '{"config": 1}'`
 //! (`--envoy` for stock-Envoy mode).
 //!
+//! `tests/sdk_higress.rs` runs the SDK's Higress-only calls compiled
+//! (`tests/plugins/hostcalls-higress`): upstream hosts in Higress's exact
+//! format, the override, injected data, Redis, metrics, shared data and
+//! foreign functions.
+//!
 //! # Not modelled
 //! gRPC (the calls exist and answer `BadArgument`), TCP filters, buffer
 //! limits (413/500), Envoy's own `x-request-id` generation.

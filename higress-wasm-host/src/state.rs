@@ -105,6 +105,37 @@ impl HeaderMap {
     }
 }
 
+/// The metadata JSON Higress's Envoy answers per host in
+/// `proxy_get_upstream_hosts` (`Context::getUpstreamHosts`): a map of
+/// `health_status` and, when the health check stored some, `metrics`,
+/// printed by nlohmann's `dump(0)` (a newline after `{` and after each
+/// member, `": "` between key and value; `\"`, `\\`, `\b`, `\f`, `\n`,
+/// `\r`, `\t` and `\u00xx` escapes, UTF-8 as is).
+pub(crate) fn higress_host_info(health: &str, metrics: Option<&str>) -> String {
+    let escape = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{08}' => out.push_str("\\b"),
+                '\u{0c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        out
+    };
+    let mut lines = vec![format!("\"health_status\": \"{}\"", escape(health))];
+    if let Some(m) = metrics.filter(|m| !m.is_empty()) {
+        lines.push(format!("\"metrics\": \"{}\"", escape(m)));
+    }
+    format!("{{\n{}\n}}", lines.join(",\n"))
+}
+
 pub(crate) fn serialize_pairs<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
     let pairs: Vec<_> = pairs.collect();
     let mut out = Vec::new();

@@ -67,16 +67,15 @@ fn higress_module() -> PluginModule {
 #[test]
 fn upstream_hosts_override_injection_metrics_and_queues_across_two_vms() {
     let module = higress_module();
-    let hosts = [("10.0.0.1:80", "gpu_util 0.5"), ("10.0.0.2:8080", "")];
     let a = TestHost::builder()
         .vm_id("v")
-        .upstream_hosts(hosts)
+        .upstream_host("10.0.0.1:80", "Healthy", Some("gpu_util 0.5\n"))
+        .upstream_host("10.0.0.2:8080", "Degraded", None)
         .start(&module, "")
         .unwrap();
     // The second worker registers the queue last: it owns it.
     let b = TestHost::builder()
         .vm_id("v")
-        .upstream_hosts(hosts)
         .shared_state(a.shared_state())
         .start(&module, "")
         .unwrap();
@@ -84,10 +83,17 @@ fn upstream_hosts_override_injection_metrics_and_queues_across_two_vms() {
     let mut s = a.http_stream();
     s.send_request_headers(&[(":path", "/")], true).unwrap();
     assert_eq!(s.upstream_override_host().as_deref(), Some("10.0.0.2:8080"));
-    // The hosts came back serialized as proxy-wasm pairs.
+    // The hosts came back serialized as proxy-wasm pairs, each with the
+    // metadata JSON Higress's Envoy prints (nlohmann `dump(0)`), verbatim.
     let line = &a.logs()[0].message;
     assert!(
-        line.contains("10.0.0.1:80") && line.contains("gpu_util 0.5"),
+        line.contains(
+            "10.0.0.1:80\0{\n\"health_status\": \"Healthy\",\n\"metrics\": \"gpu_util 0.5\\n\"\n}\0"
+        ),
+        "{line:?}"
+    );
+    assert!(
+        line.contains("10.0.0.2:8080\0{\n\"health_status\": \"Degraded\"\n}\0"),
         "{line:?}"
     );
     s.send_response_headers(&[(":status", "200")], false)

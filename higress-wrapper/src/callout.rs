@@ -11,6 +11,7 @@
 //! Layering: runtime, and a leaf of it (it imports nothing of the SDK).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -144,8 +145,123 @@ pub(crate) fn deliver(token: u32, reply: Reply) -> bool {
     true
 }
 
+/// An open gRPC stream's inbox: what the host delivered, not yet taken.
+#[derive(Debug, Default)]
+pub(crate) struct StreamInbox {
+    /// Messages received, oldest first.
+    pub(crate) messages: VecDeque<Vec<u8>>,
+    /// The stream's initial metadata, once received.
+    pub(crate) initial_metadata: Vec<(String, Vec<u8>)>,
+    /// The stream's trailing metadata, once received.
+    pub(crate) trailing_metadata: Vec<(String, Vec<u8>)>,
+    /// The remote end closed it: gRPC status and the host's message.
+    pub(crate) closed: Option<(u32, String)>,
+    /// Its owner ended: nothing more will be delivered.
+    pub(crate) cancelled: bool,
+    /// The task waiting for the next event.
+    pub(crate) waker: Option<Waker>,
+}
+
+type Inbox = Rc<RefCell<StreamInbox>>;
+
+thread_local! {
+    /// Open gRPC streams by token.
+    static STREAMS: RefCell<Vec<(u32, Owner, Inbox)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Registers the gRPC stream the host opened under `token`.
+pub(crate) fn open_stream(token: u32, owner: Owner) -> Inbox {
+    let inbox = Inbox::default();
+    let _ = STREAMS.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            s.retain(|(t, _, _)| *t != token);
+            s.push((token, owner, Rc::clone(&inbox)));
+        }
+    });
+    inbox
+}
+
+/// Whether `token` is an open gRPC stream.
+pub(crate) fn is_stream(token: u32) -> bool {
+    STREAMS
+        .try_with(|s| {
+            s.try_borrow()
+                .is_ok_and(|s| s.iter().any(|(t, _, _)| *t == token))
+        })
+        .unwrap_or(false)
+}
+
+/// Applies a delivery to stream `token` and wakes its waiter; `close`
+/// forgets the stream afterwards. Returns false if nobody has it open.
+pub(crate) fn stream_event(token: u32, close: bool, f: impl FnOnce(&mut StreamInbox)) -> bool {
+    let inbox = STREAMS
+        .try_with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            let at = s.iter().position(|(t, _, _)| *t == token)?;
+            if close {
+                Some(s.swap_remove(at).2)
+            } else {
+                s.get(at).map(|(_, _, i)| Rc::clone(i))
+            }
+        })
+        .ok()
+        .flatten();
+    let Some(inbox) = inbox else {
+        return false;
+    };
+    let waker = match inbox.try_borrow_mut() {
+        Ok(mut i) => {
+            f(&mut i);
+            i.waker.take()
+        }
+        Err(_) => None,
+    };
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+    true
+}
+
+/// Forgets stream `token` (its handle was dropped or cancelled).
+pub(crate) fn forget_stream(token: u32) {
+    let removed = STREAMS
+        .try_with(|s| {
+            let mut s = s.try_borrow_mut().ok()?;
+            let at = s.iter().position(|(t, _, _)| *t == token)?;
+            Some(s.swap_remove(at))
+        })
+        .ok()
+        .flatten();
+    drop(removed);
+}
+
 /// Forgets every call owned by `owner`; late replies are then dropped.
 pub(crate) fn cancel_owner(owner: Owner) {
+    let streams: Vec<Inbox> = STREAMS
+        .try_with(|s| {
+            let mut out = Vec::new();
+            if let Ok(mut s) = s.try_borrow_mut() {
+                let mut i = 0;
+                while let Some((_, o, _)) = s.get(i) {
+                    if *o == owner {
+                        out.push(s.swap_remove(i).2);
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            out
+        })
+        .unwrap_or_default();
+    for inbox in streams {
+        let waker = inbox.try_borrow_mut().ok().and_then(|mut i| {
+            i.cancelled = true;
+            i.waker.take()
+        });
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
     let removed: Vec<Entry> = CALLS
         .try_with(|c| {
             let mut removed = Vec::new();
@@ -165,11 +281,16 @@ pub(crate) fn cancel_owner(owner: Owner) {
     drop(removed);
 }
 
-/// How many calls are in flight (see [`crate::PendingWork`]).
+/// How many calls (and open gRPC streams) are in flight (see
+/// [`crate::PendingWork`]).
 pub(crate) fn pending_calls() -> usize {
-    CALLS
+    let calls = CALLS
         .try_with(|c| c.try_borrow().map_or(0, |c| c.len()))
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let streams = STREAMS
+        .try_with(|s| s.try_borrow().map_or(0, |s| s.len()))
+        .unwrap_or(0);
+    calls + streams
 }
 
 impl Future for CallFuture {

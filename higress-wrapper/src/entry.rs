@@ -327,7 +327,8 @@ pub extern "C-unwind" fn proxy_on_redis_call_response(
 #[no_mangle]
 pub extern "C-unwind" fn proxy_on_grpc_receive(context_id: u32, token: u32, response_size: usize) {
     enter_any(context_id);
-    if !callout::is_pending(token) {
+    let stream = callout::is_stream(token);
+    if !stream && !callout::is_pending(token) {
         return;
     }
     let message = if response_size == 0 {
@@ -338,6 +339,11 @@ pub extern "C-unwind" fn proxy_on_grpc_receive(context_id: u32, token: u32, resp
             .flatten()
             .unwrap_or_default()
     };
+    if stream {
+        callout::stream_event(token, false, |i| i.messages.push_back(message));
+        task::run_ready();
+        return;
+    }
     let reply = Reply::Grpc {
         status: 0,
         message,
@@ -352,12 +358,21 @@ pub extern "C-unwind" fn proxy_on_grpc_receive(context_id: u32, token: u32, resp
 #[no_mangle]
 pub extern "C-unwind" fn proxy_on_grpc_close(context_id: u32, token: u32, status_code: u32) {
     enter_any(context_id);
-    if !callout::is_pending(token) {
+    let stream = callout::is_stream(token);
+    if !stream && !callout::is_pending(token) {
         return;
     }
     let status_message = host::get_status()
         .map(|(_, m)| String::from_utf8_lossy(&m).into_owned())
         .unwrap_or_default();
+    if stream {
+        // A stream's end: status 0 is a clean end.
+        callout::stream_event(token, true, |i| {
+            i.closed = Some((status_code, status_message));
+        });
+        task::run_ready();
+        return;
+    }
     // A close with status 0 and no message is still the end of the call.
     let reply = Reply::Grpc {
         status: if status_code == 0 { 2 } else { status_code },
@@ -366,6 +381,38 @@ pub extern "C-unwind" fn proxy_on_grpc_close(context_id: u32, token: u32, status
     };
     callout::deliver(token, reply);
     task::run_ready();
+}
+
+/// A gRPC stream's initial metadata, readable during this callback.
+#[no_mangle]
+pub extern "C-unwind" fn proxy_on_grpc_receive_initial_metadata(
+    context_id: u32,
+    token: u32,
+    _headers: u32,
+) {
+    grpc_metadata(context_id, token, MapType::GrpcReceiveInitialMetadata);
+}
+
+/// A gRPC stream's trailing metadata, readable during this callback.
+#[no_mangle]
+pub extern "C-unwind" fn proxy_on_grpc_receive_trailing_metadata(
+    context_id: u32,
+    token: u32,
+    _trailers: u32,
+) {
+    grpc_metadata(context_id, token, MapType::GrpcReceiveTrailingMetadata);
+}
+
+fn grpc_metadata(context_id: u32, token: u32, map: MapType) {
+    enter_any(context_id);
+    if !callout::is_stream(token) {
+        return;
+    }
+    let pairs = host::get_header_pairs(map).unwrap_or_default();
+    callout::stream_event(token, false, |i| match map {
+        MapType::GrpcReceiveInitialMetadata => i.initial_metadata = pairs,
+        _ => i.trailing_metadata = pairs,
+    });
 }
 
 /// Records the context a reply arrived on, root or stream.

@@ -30,6 +30,10 @@ pub(crate) enum MapType {
     RequestTrailers = 1,
     ResponseHeaders = 2,
     ResponseTrailers = 3,
+    /// A gRPC stream's initial metadata, valid inside its callback.
+    GrpcReceiveInitialMetadata = 4,
+    /// A gRPC stream's trailing metadata, valid inside its callback.
+    GrpcReceiveTrailingMetadata = 5,
     HttpCallResponseHeaders = 6,
 }
 
@@ -767,6 +771,77 @@ pub(crate) fn grpc_call(
         )
     })?;
     Ok(token)
+}
+
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_grpc_stream(
+        upstream_data: *const u8,
+        upstream_size: usize,
+        service_name_data: *const u8,
+        service_name_size: usize,
+        method_name_data: *const u8,
+        method_name_size: usize,
+        initial_metadata_data: *const u8,
+        initial_metadata_size: usize,
+        return_token: *mut u32,
+    ) -> u32;
+    fn proxy_grpc_send(token: u32, message_data: *const u8, message_size: usize, end: u32) -> u32;
+    fn proxy_grpc_close(token: u32) -> u32;
+    fn proxy_grpc_cancel(token: u32) -> u32;
+}
+
+/// Opens a gRPC stream to `cluster`; returns the host's token. Messages
+/// arrive through `proxy_on_grpc_receive`, the end through
+/// `proxy_on_grpc_close`.
+pub(crate) fn grpc_stream(
+    cluster: &str,
+    service: &str,
+    method: &str,
+    metadata: &[(&str, &[u8])],
+) -> Result<u32, HostError> {
+    let metadata = crate::wire::encode_map(metadata);
+    let mut token: u32 = 0;
+    // SAFETY: all buffers are live for the call; `token` is a valid out-pointer.
+    check(unsafe {
+        proxy_grpc_stream(
+            cluster.as_ptr(),
+            cluster.len(),
+            service.as_ptr(),
+            service.len(),
+            method.as_ptr(),
+            method.len(),
+            metadata.as_ptr(),
+            metadata.len(),
+            &mut token,
+        )
+    })?;
+    Ok(token)
+}
+
+/// Sends one message on gRPC stream `token`; `end_of_stream` half-closes it.
+pub(crate) fn grpc_send(token: u32, message: &[u8], end_of_stream: bool) -> Result<(), HostError> {
+    // SAFETY: `message` is live for the call.
+    check(unsafe {
+        proxy_grpc_send(
+            token,
+            message.as_ptr(),
+            message.len(),
+            u32::from(end_of_stream),
+        )
+    })
+}
+
+/// Half-closes gRPC stream `token` (no more messages from the plugin).
+pub(crate) fn grpc_close(token: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_grpc_close(token) })
+}
+
+/// Cancels (resets) gRPC stream or call `token`.
+pub(crate) fn grpc_cancel(token: u32) -> Result<(), HostError> {
+    // SAFETY: no pointers.
+    check(unsafe { proxy_grpc_cancel(token) })
 }
 
 /// The status of the last callout (code, message), e.g. a gRPC status.

@@ -10,6 +10,7 @@ use crate::log::RequestId;
 use std::any::Any;
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::rc::{Rc, Weak};
 
@@ -248,7 +249,29 @@ pub struct HttpContext<S = ()> {
     pub(crate) matched_rule: Option<usize>,
     /// How many `_rules_` entries the configuration has.
     pub(crate) rule_count: usize,
+    /// [`HttpContext::need_pause_streaming_response`] was called.
+    pub(crate) pause_streaming_response: bool,
+    /// Go's `PushBuffer` / `PopBuffer` queue.
+    buffer_queue: VecDeque<Vec<u8>>,
+    /// [`HttpContext::route_call`]'s callback, until the response arrived.
+    pub(crate) route_call: Option<RouteCallback<S>>,
     state: S,
+}
+
+/// The callback of [`HttpContext::route_call`].
+pub(crate) type RouteCallback<S> = Box<dyn FnOnce(&mut HttpContext<S>, RouteResponse)>;
+
+/// The route upstream's answer to [`HttpContext::route_call`] (Go's
+/// `RouteResponseCallback` arguments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouteResponse {
+    /// The response status (`:status`; 500 if absent, as in Go).
+    pub status: u32,
+    /// The response headers, pseudo-headers included.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The whole response body (empty if the headers ended the response).
+    pub body: Vec<u8>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for HttpContext<S> {
@@ -284,9 +307,30 @@ impl<S: Default> HttpContext<S> {
             matched_config: None,
             matched_rule: None,
             rule_count: 0,
+            pause_streaming_response: false,
+            buffer_queue: VecDeque::new(),
+            route_call: None,
             state: S::default(),
         }
     }
+}
+
+/// `(authority, path)` of a route-call URL: an absolute URL's host, and
+/// what follows it (path, query and fragment as written; `/` if none).
+fn split_url(url: &str) -> (&str, String) {
+    let (authority, rest) = match url.split_once("://") {
+        Some((_, after)) => {
+            let at = after.find(['/', '?', '#']).unwrap_or(after.len());
+            after.split_at(at)
+        }
+        None => ("", url),
+    };
+    let path = if rest.starts_with('/') {
+        rest.to_owned()
+    } else {
+        format!("/{rest}")
+    };
+    (authority, path)
 }
 
 fn warn_failed(what: &str, name: &str, err: HostError) {
@@ -835,6 +879,170 @@ impl<S> HttpContext<S> {
     /// Use the buffered response body hook even if a streaming one exists.
     pub fn buffer_response_body(&mut self) {
         self.response.buffer_body = true;
+    }
+
+    /// Go's `NeedPauseStreamingResponse`: from now on, every response chunk
+    /// the streaming response-body hook sees stops there (after the hook's
+    /// replacement, if any, is written): it is not sent on and the host keeps
+    /// no copy (proxy-wasm `StopIterationNoBuffer`). The plugin keeps what it
+    /// needs ([`push_buffer`](Self::push_buffer)) and sends it later:
+    ///
+    /// - on Higress, with [`upstream::inject_encoded_data`] (e.g. once an
+    ///   HTTP callout judged the text; Go's ai-security-guard), ending the
+    ///   response with `end_stream = true`;
+    /// - on any host, by calling
+    ///   [`resume_streaming_response`](Self::resume_streaming_response) and
+    ///   returning the kept bytes as the replacement of a later chunk.
+    ///
+    /// Call it before the response body arrives (e.g. in the response-headers
+    /// hook). Only the streaming response-body hook is affected.
+    ///
+    /// ```
+    /// use higress_wrapper::prelude::*;
+    ///
+    /// // Hold the whole streamed answer, then send it as the last chunk.
+    /// fn on_response_headers(ctx: &mut HttpContext, _: &()) -> HeaderAction {
+    ///     ctx.need_pause_streaming_response();
+    ///     HeaderAction::Continue
+    /// }
+    ///
+    /// fn on_streaming_response_body(
+    ///     ctx: &mut HttpContext,
+    ///     _: &(),
+    ///     chunk: &[u8],
+    ///     end_of_stream: bool,
+    /// ) -> Option<Vec<u8>> {
+    ///     ctx.push_buffer(chunk.to_vec());
+    ///     if !end_of_stream {
+    ///         return None; // stopped here, kept in the queue
+    ///     }
+    ///     ctx.resume_streaming_response();
+    ///     let mut all = Vec::new();
+    ///     while let Some(part) = ctx.pop_buffer() {
+    ///         all.extend(part);
+    ///     }
+    ///     Some(all)
+    /// }
+    /// # let _ = (on_response_headers, on_streaming_response_body);
+    /// ```
+    ///
+    /// [`upstream::inject_encoded_data`]: crate::upstream::inject_encoded_data
+    pub fn need_pause_streaming_response(&mut self) {
+        self.pause_streaming_response = true;
+    }
+
+    /// Undoes [`need_pause_streaming_response`](Self::need_pause_streaming_response):
+    /// chunks continue again, from the one the hook is handling now (an SDK
+    /// addition; Go has no way back).
+    pub fn resume_streaming_response(&mut self) {
+        self.pause_streaming_response = false;
+    }
+
+    /// Whether response chunks are being stopped
+    /// ([`need_pause_streaming_response`](Self::need_pause_streaming_response)).
+    pub fn is_streaming_response_paused(&self) -> bool {
+        self.pause_streaming_response
+    }
+
+    /// Go's `RouteCall`: re-targets this request — still held, so call it
+    /// from the request-body hook after the request-headers hook returned
+    /// [`HeaderAction::StopIteration`] — to the current route's upstream
+    /// with a new `method`, `url` (`/path?query`, or absolute: its host
+    /// becomes `:authority`), `headers` (each replaces the header of that
+    /// name) and `body`, and hands the upstream's whole answer to
+    /// `callback` instead of the response hooks, which do not run for this
+    /// request. The callback rewrites the response (e.g.
+    /// [`replace_response_body`](Self::replace_response_body),
+    /// [`set_response_header`](Self::set_response_header)); the response
+    /// headers are held until it returned.
+    ///
+    /// As in Go: `accept-encoding` and `content-length` are removed from
+    /// the request, the original method, path and host are kept in
+    /// `x-envoy-original-method`, `x-envoy-original-path` and
+    /// `x-envoy-original-host`, and `content-length` is removed from the
+    /// response. Holding headers while the body hooks run needs Higress
+    /// (ABI 0.2.100) or stock Envoy with `allow_on_headers_stop_iteration`.
+    ///
+    /// ```
+    /// use higress_wrapper::prelude::*;
+    ///
+    /// fn on_request_headers(_: &mut HttpContext, _: &()) -> HeaderAction {
+    ///     HeaderAction::StopIteration
+    /// }
+    ///
+    /// fn on_request_body(ctx: &mut HttpContext, _: &(), body: &[u8]) -> DataAction {
+    ///     let query = format!("/v3/weather?q={}", String::from_utf8_lossy(body));
+    ///     let sent = ctx.route_call("GET", &query, &[("accept", b"application/json")], b"", |ctx, answer| {
+    ///         let text = format!("{{\"status\":{},\"result\":{}}}", answer.status, answer.body.len());
+    ///         ctx.replace_response_body(text);
+    ///     });
+    ///     if let Err(e) = sent {
+    ///         ctx.send_local_response(500, &[], e.to_string());
+    ///     }
+    ///     DataAction::Continue
+    /// }
+    /// # let _ = (on_request_headers, on_request_body);
+    /// ```
+    ///
+    /// [`HeaderAction::StopIteration`]: crate::HeaderAction::StopIteration
+    pub fn route_call(
+        &mut self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, &[u8])],
+        body: impl AsRef<[u8]>,
+        callback: impl FnOnce(&mut HttpContext<S>, RouteResponse) + 'static,
+    ) -> Result<(), crate::error::Error> {
+        if self.phase != Phase::DecodeData {
+            return Err(crate::error::Error::msg(
+                "route_call: call it from the request-body hook (the request-headers hook returns StopIteration)",
+            ));
+        }
+        let (authority, path) = split_url(url);
+        let map = MapType::RequestHeaders;
+        for name in ["accept-encoding", "content-length"] {
+            host::remove_header(map, name).map_err(crate::error::Error::from)?;
+        }
+        for (from, to) in [
+            (":method", "x-envoy-original-method"),
+            (":path", "x-envoy-original-path"),
+            (":authority", "x-envoy-original-host"),
+        ] {
+            if let Some(value) = host::get_header(map, from).map_err(crate::error::Error::from)? {
+                host::replace_header(map, to, &value).map_err(crate::error::Error::from)?;
+            }
+        }
+        host::replace_header(map, ":method", method.as_bytes())
+            .map_err(crate::error::Error::from)?;
+        host::replace_header(map, ":path", path.as_bytes()).map_err(crate::error::Error::from)?;
+        if !authority.is_empty() {
+            host::replace_header(map, ":authority", authority.as_bytes())
+                .map_err(crate::error::Error::from)?;
+        }
+        for (name, value) in headers {
+            host::replace_header(map, name, value).map_err(crate::error::Error::from)?;
+        }
+        host::set_buffer(BufferType::RequestBody, 0, WHOLE, body.as_ref())
+            .map_err(crate::error::Error::from)?;
+        self.route_call = Some(Box::new(callback));
+        Ok(())
+    }
+
+    /// Go's `PushBuffer`: appends `data` to this request's queue of kept
+    /// chunks (first in, first out).
+    pub fn push_buffer(&mut self, data: impl Into<Vec<u8>>) {
+        self.buffer_queue.push_back(data.into());
+    }
+
+    /// Go's `PopBuffer`: takes the oldest kept chunk, `None` when the queue
+    /// is empty (Go returns a nil slice).
+    pub fn pop_buffer(&mut self) -> Option<Vec<u8>> {
+        self.buffer_queue.pop_front()
+    }
+
+    /// Go's `BufferQueueSize`: how many chunks are kept.
+    pub fn buffer_queue_size(&self) -> usize {
+        self.buffer_queue.len()
     }
 
     /// Raises (or lowers) this request's body buffer limit in bytes

@@ -118,7 +118,7 @@ mod entry;
 pub use action::{DataAction, HeaderAction, HookOutput, PhaseAction, WaitOutput};
 pub use config::{ConfigError, RuleInput};
 pub use error::{Error, HostError, Result};
-pub use http_context::{ContextValue, HeaderValue, HttpContext, HttpHandle, Phase};
+pub use http_context::{ContextValue, HeaderValue, HttpContext, HttpHandle, Phase, RouteResponse};
 pub use plugin::{
     BodyHook, DoneHook, HeaderHook, Hooks, HttpPlugin, StartError, StreamingBodyHook, TrailersHook,
 };

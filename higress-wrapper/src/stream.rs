@@ -39,6 +39,9 @@ pub(crate) struct Shared<C> {
 pub(crate) enum Action {
     Continue = 0,
     Pause = 1,
+    /// Body only: `StopIterationNoBuffer`, the chunk goes no further and
+    /// Envoy keeps no copy (Go's `DataStopIterationNoBuffer`).
+    StopNoBuffer = 3,
 }
 
 /// What `entry` calls for an HTTP context. Every method takes the stream's
@@ -55,6 +58,17 @@ pub(crate) trait StreamDriver {
     /// The host deleted the context: nothing may wait for it any more.
     fn delete(self: Rc<Self>);
 }
+
+/// Empties the body chunk the host holds for `dir` (a stopped chunk that
+/// would otherwise be sent by a resume).
+fn drop_chunk(dir: Dir, size: usize) {
+    if let Err(e) = host::set_buffer(buffer(dir), 0, size, &[]) {
+        log::warn!("dropping a stopped body chunk failed: {e}");
+    }
+}
+
+/// "The whole buffered body" for a host buffer read.
+const WHOLE_BODY: usize = i32::MAX as usize;
 
 fn buffer(dir: Dir) -> host::BufferType {
     match dir {
@@ -341,10 +355,14 @@ impl<P: HttpPlugin> Stream<P> {
                 let held = self.with_ctx(|c| c.dir_mut(dir).held_body.take()).flatten();
                 if let Some((size, end_of_stream)) = held {
                     // The body arrived while the headers hook waited.
-                    if self.body(size, end_of_stream, dir) == Action::Pause {
+                    match self.body(size, end_of_stream, dir) {
                         // Still buffering (or a body hook waits): the body
                         // path resumes the stream when it is done.
-                        return;
+                        Action::Pause => return,
+                        // The resume below sends what the host holds: drop
+                        // the chunk the plugin stopped.
+                        Action::StopNoBuffer => drop_chunk(dir, size),
+                        Action::Continue => {}
                     }
                 }
                 self.resume(dir);
@@ -418,7 +436,17 @@ impl<P: HttpPlugin> Stream<P> {
                     log::warn!("replacing a body chunk failed: {e}");
                 }
             }
-            return self.apply(DataAction::Continue, dir, sent_before, Self::complete_body);
+            let action = self.apply(DataAction::Continue, dir, sent_before, Self::complete_body);
+            // Go's `NeedPauseStreamingResponse`: the chunk stops here; the
+            // plugin keeps what it needs and emits it later.
+            let pause = dir == Dir::Response
+                && self
+                    .with_ctx(|c| c.pause_streaming_response)
+                    .unwrap_or(false);
+            if action == Action::Continue && pause {
+                return Action::StopNoBuffer;
+            }
+            return action;
         }
         let Some(hook) = buffered else {
             return Action::Continue;
@@ -452,6 +480,40 @@ impl<P: HttpPlugin> Stream<P> {
         .unwrap_or(Action::Continue)
     }
 
+    /// A [`HttpContext::route_call`] waits for the response.
+    fn route_call_pending(&self) -> bool {
+        self.with_ctx(|c| c.route_call.is_some()).unwrap_or(false)
+    }
+
+    /// The route call's response is complete: hand it to the callback
+    /// (`body_size`: the buffered body, `None` when the headers ended it),
+    /// then let the response go on.
+    fn route_response(self: &Rc<Self>, body_size: Option<usize>) -> Action {
+        let Some(callback) = self.with_ctx(|c| c.route_call.take()).flatten() else {
+            return Action::Continue;
+        };
+        let body = body_size
+            .and_then(|size| host::get_buffer(host::BufferType::ResponseBody, 0, size).ok())
+            .flatten()
+            .unwrap_or_default();
+        if let Err(e) = host::remove_header(host::MapType::ResponseHeaders, "content-length") {
+            log::warn!("route call: removing content-length failed: {e}");
+        }
+        let headers = host::get_header_pairs(host::MapType::ResponseHeaders).unwrap_or_default();
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+            .unwrap_or(500);
+        let response = crate::http_context::RouteResponse {
+            status,
+            headers,
+            body,
+        };
+        self.with_ctx(|c| callback(c, response));
+        Action::Continue
+    }
+
     /// A body callback from the host; continuing releases whatever was held.
     fn body_callback(self: &Rc<Self>, body_size: usize, end_of_stream: bool, dir: Dir) -> Action {
         let action = self.body(body_size, end_of_stream, dir);
@@ -478,6 +540,10 @@ impl<P: HttpPlugin> Stream<P> {
             let action = self.body(WHOLE, true, dir);
             if action == Action::Pause {
                 return action;
+            }
+            if action == Action::StopNoBuffer {
+                // Trailers cannot stop a chunk: empty it instead.
+                drop_chunk(dir, WHOLE);
             }
             self.set_paused(dir, false);
         }
@@ -593,6 +659,14 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
     }
 
     fn response_headers(self: Rc<Self>, end_of_stream: bool) -> Action {
+        if self.route_call_pending() {
+            self.enter(Phase::EncodeHeader);
+            if end_of_stream {
+                return self.route_response(None);
+            }
+            // Hold the headers; the body is buffered for the callback.
+            return Action::Pause;
+        }
         let hooks = P::HOOKS;
         if hooks.on_response_headers.is_none() && !hooks.reads_response_body() {
             return Action::Continue;
@@ -602,6 +676,13 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
     }
 
     fn response_body(self: Rc<Self>, body_size: usize, end_of_stream: bool) -> Action {
+        if self.route_call_pending() {
+            self.enter(Phase::EncodeData);
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            return self.route_response(Some(body_size));
+        }
         if !P::HOOKS.reads_response_body() {
             return self.pass_body(Dir::Response);
         }
@@ -610,6 +691,10 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
     }
 
     fn response_trailers(self: Rc<Self>) -> Action {
+        if self.route_call_pending() {
+            self.enter(Phase::EncodeData);
+            return self.route_response(Some(WHOLE_BODY));
+        }
         let hooks = P::HOOKS;
         if !hooks.reads_response_body() && hooks.on_response_trailers.is_none() {
             return self.pass_body(Dir::Response);

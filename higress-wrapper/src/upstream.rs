@@ -45,22 +45,55 @@
 use crate::error::HostError;
 use crate::host;
 
-/// One endpoint of the route's cluster, as Higress reports it: the address
-/// and a JSON object of metadata (`health_status`, and `metrics` with the
-/// endpoint's Prometheus text when the cluster scrapes it).
+/// One endpoint of the route's cluster, as Higress reports it.
+///
+/// Higress's Envoy (`Context::getUpstreamHosts`) walks every priority of the
+/// route's cluster and answers, per host, its address (`ip:port`,
+/// `[v6]:port` for IPv6) and a JSON object with `health_status` (`Healthy`,
+/// `Degraded` or `Unhealthy`, Envoy's coarse health) and, only when the
+/// cluster's health check stores the endpoint's metrics, `metrics` (that
+/// text, e.g. vLLM's Prometheus exposition). The object is printed by
+/// nlohmann's `dump(0)`: one member per line, `": "` between key and value.
+/// Verbatim, for a host with metrics:
+///
+/// ```text
+/// {
+/// "health_status": "Healthy",
+/// "metrics": "vllm:num_requests_waiting 2\n"
+/// }
+/// ```
+///
+/// If the host cannot print the object (metrics that are not UTF-8) it
+/// answers `{"error": "Failed to get host info"}` instead, kept in
+/// [`error`](Self::error). No weight or locality is reported.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct UpstreamHost {
     /// `ip:port`, the value [`set_upstream_override_host`] takes.
     pub address: String,
-    /// The host's `health_status`, e.g. `Healthy`; empty if absent.
+    /// The host's `health_status` as sent (`Healthy`, `Degraded`,
+    /// `Unhealthy`); empty if absent. See [`health`](Self::health).
     pub health_status: String,
-    /// The endpoint's load-balancing `weight`, if the host reports one.
-    pub weight: Option<u32>,
-    /// The endpoint's `metrics` text (Prometheus exposition), if any.
+    /// The endpoint's `metrics` text, if the cluster's health check stores it.
     pub metrics: Option<String>,
-    /// The whole metadata object, for fields not mapped above.
+    /// The `error` the host sent instead of the host's information, if any.
+    pub error: Option<String>,
+    /// The whole metadata object, for fields a later host may add.
     pub metadata: serde_json::Value,
+}
+
+/// An endpoint's health as Higress reports it (Envoy's coarse health).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HostHealth {
+    /// `Healthy` (also what Envoy reports for a host no check has failed).
+    Healthy,
+    /// `Degraded`: usable, but the load balancer prefers healthy hosts.
+    Degraded,
+    /// `Unhealthy`: failed its health check.
+    Unhealthy,
+    /// Missing or another value (e.g. the host's `error` answer).
+    Unknown,
 }
 
 impl UpstreamHost {
@@ -78,24 +111,35 @@ impl UpstreamHost {
         UpstreamHost {
             address: address.to_owned(),
             health_status: text("health_status").unwrap_or_default(),
-            weight: metadata
-                .get("weight")
-                .and_then(serde_json::Value::as_u64)
-                .and_then(|w| u32::try_from(w).ok()),
             metrics: text("metrics"),
+            error: text("error"),
             metadata,
+        }
+    }
+
+    /// The reported health, typed.
+    pub fn health(&self) -> HostHealth {
+        match self.health_status.as_str() {
+            "Healthy" => HostHealth::Healthy,
+            "Degraded" => HostHealth::Degraded,
+            "Unhealthy" => HostHealth::Unhealthy,
+            _ => HostHealth::Unknown,
         }
     }
 
     /// Whether the host reports it `Healthy` (the only hosts Go's
     /// `ai-load-balancer` picks).
     pub fn is_healthy(&self) -> bool {
-        self.health_status == "Healthy"
+        self.health() == HostHealth::Healthy
     }
 }
 
-/// Higress only: the endpoints of the current route's cluster. Call it from
-/// a request hook. A host that answers nothing gives an empty list.
+/// Higress only: the endpoints of the current route's cluster, in the
+/// host's order (priority by priority). Call it from a request hook: outside
+/// one, or before a route has chosen a cluster, Higress answers an empty
+/// list (so does a cluster without hosts). Unlike Go's `GetUpstreamHosts`,
+/// which turns that empty answer into `ErrorStatusNotFound`, an empty answer
+/// is `Ok(vec![])`.
 pub fn upstream_hosts() -> Result<Vec<UpstreamHost>, HostError> {
     let bytes = host::get_upstream_hosts()?.unwrap_or_default();
     let mut hosts = Vec::new();

@@ -369,10 +369,12 @@ fn callouts_are_recorded_and_validated() {
         matches!(&callouts[1].kind, CalloutKind::Grpc { service, method, message, .. } if service == "pkg.Svc" && method == "Do" && message == b"msg")
     );
     assert_eq!(callouts[1].state, CalloutState::Cancelled);
+    // A local close is a half-close (Envoy's `closeStream`): the stream
+    // stays open for the server's replies.
     assert!(
-        matches!(&callouts[2].kind, CalloutKind::GrpcStream { sent, .. } if sent == &[b"m1".to_vec()])
+        matches!(&callouts[2].kind, CalloutKind::GrpcStream { sent, half_closed: true, .. } if sent == &[b"m1".to_vec()])
     );
-    assert_eq!(callouts[2].state, CalloutState::Closed);
+    assert_eq!(callouts[2].state, CalloutState::Pending);
     assert!(
         matches!(&callouts[3].kind, CalloutKind::Redis { service, query } if service == "redis-svc" && query.starts_with(b"*1"))
     );

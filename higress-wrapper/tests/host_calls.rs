@@ -17,7 +17,7 @@ use higress_wrapper::metrics::{self, Counter, Gauge, Histogram};
 use higress_wrapper::prelude::*;
 use higress_wrapper::shared_data::{self, SharedDataError, Versioned};
 use higress_wrapper::shared_queue::SharedQueue;
-use higress_wrapper::upstream::{self, UpstreamHost};
+use higress_wrapper::upstream::{self, HostHealth, UpstreamHost};
 use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -99,6 +99,21 @@ impl Calls {
             // Hold the headers; pick the host once the body is there (Go's
             // ai-load-balancer).
             Some("pick") => HeaderAction::StopIteration,
+            Some("hosts") => {
+                let hosts: Vec<serde_json::Value> = upstream::upstream_hosts()
+                    .unwrap()
+                    .into_iter()
+                    .map(|h| {
+                        serde_json::json!({
+                            "address": h.address,
+                            "health": format!("{:?}", h.health()),
+                            "metrics": h.metrics,
+                        })
+                    })
+                    .collect();
+                ctx.set_request_header("x-hosts", serde_json::Value::from(hosts).to_string());
+                HeaderAction::Continue
+            }
             _ => HeaderAction::Continue,
         }
     }
@@ -106,9 +121,12 @@ impl Calls {
     fn request_body(ctx: &mut HttpContext, _: &Config, _body: &[u8]) -> DataAction {
         let hosts = upstream::upstream_hosts().unwrap();
         let healthy: Vec<&UpstreamHost> = hosts.iter().filter(|h| h.is_healthy()).collect();
+        // A healthy host whose health check reports metrics, else the
+        // first healthy one.
         let chosen = healthy
             .iter()
-            .max_by_key(|h| h.weight.unwrap_or(0))
+            .find(|h| h.metrics.is_some())
+            .or(healthy.first())
             .map(|h| h.address.clone());
         if let Some(address) = chosen {
             upstream::set_upstream_override_host(&address).unwrap();
@@ -378,17 +396,20 @@ fn match_config_is_the_config_the_hooks_get() {
 
 // ----- Higress: upstream hosts, override, injection ----------------------------------------
 
+/// What Higress's Envoy answers for one host whose health check stored
+/// vLLM metrics, byte for byte (`Context::getUpstreamHosts`: a map printed
+/// by nlohmann's `dump(0)`).
+const HIGRESS_HOST_INFO: &str = "{\n\"health_status\": \"Healthy\",\n\"metrics\": \"# TYPE vllm:num_requests_waiting gauge\\nvllm:num_requests_waiting{model_name=\\\"qwen\\\"} 2\\n\"\n}";
+const VLLM_METRICS: &str =
+    "# TYPE vllm:num_requests_waiting gauge\nvllm:num_requests_waiting{model_name=\"qwen\"} 2\n";
+
 fn higress_host() -> TestHost {
     TestHost::builder()
         .higress()
-        .upstream_hosts([
-            ("10.0.0.1:80", r#"{"health_status":"Healthy","weight":1}"#),
-            ("10.0.0.2:80", r#"{"health_status":"Unhealthy","weight":9}"#),
-            (
-                "10.0.0.3:80",
-                r#"{"health_status":"Healthy","weight":5,"metrics":"vllm:num_requests_waiting 2\n"}"#,
-            ),
-        ])
+        .upstream_host("10.0.0.1:80", "Degraded", None)
+        .upstream_host("10.0.0.2:80", "Unhealthy", None)
+        .upstream_host("10.0.0.3:80", "Healthy", Some(VLLM_METRICS))
+        .upstream_host("10.0.0.4:80", "Healthy", None)
         .start::<Calls>(CONFIG)
         .unwrap()
 }
@@ -401,7 +422,7 @@ fn the_body_hook_picks_a_healthy_upstream_host() {
         .unwrap();
     assert!(s.upstream_request_headers().is_none(), "headers held");
     s.send_request_body(b"{}", true).unwrap();
-    // The healthy host with the greatest weight; 10.0.0.2 is unhealthy.
+    // The healthy host with metrics; 10.0.0.1 is degraded, 10.0.0.2 unhealthy.
     assert_eq!(s.upstream_override_host().as_deref(), Some("10.0.0.3:80"));
     assert_eq!(
         s.upstream_request_header("x-picked").unwrap(),
@@ -412,25 +433,46 @@ fn the_body_hook_picks_a_healthy_upstream_host() {
 }
 
 #[test]
-fn upstream_hosts_parse_health_weight_and_metrics() {
-    let host = higress_host();
-    let mut s = host.http_stream();
-    s.send_request_headers(&[(":path", "/")], true).unwrap();
-    let hosts = host.block_on(async { upstream::upstream_hosts() });
-    // Outside a request the host has no route cluster: refused.
-    assert!(hosts.is_err());
-    let parsed = UpstreamHost::from_pair(
-        "10.0.0.3:80",
-        br#"{"health_status":"Healthy","weight":5,"metrics":"m 1\n","x":true}"#,
-    );
+fn upstream_hosts_parse_higress_metadata_verbatim() {
+    let parsed = UpstreamHost::from_pair("10.0.0.3:80", HIGRESS_HOST_INFO.as_bytes());
+    assert_eq!(parsed.health(), HostHealth::Healthy);
     assert!(parsed.is_healthy());
-    assert_eq!(parsed.weight, Some(5));
-    assert_eq!(parsed.metrics.as_deref(), Some("m 1\n"));
-    assert_eq!(parsed.metadata["x"], true);
+    assert_eq!(parsed.metrics.as_deref(), Some(VLLM_METRICS));
+    assert_eq!(parsed.error, None);
+    let bare = UpstreamHost::from_pair("[::1]:8080", b"{\n\"health_status\": \"Degraded\"\n}");
+    assert_eq!(bare.health(), HostHealth::Degraded);
+    assert!(!bare.is_healthy());
+    assert_eq!(bare.metrics, None);
+    assert_eq!(bare.address, "[::1]:8080");
+    // Higress's answer when it cannot print the host's information.
+    let failed = UpstreamHost::from_pair("a:1", br#"{"error": "Failed to get host info"}"#);
+    assert_eq!(failed.health(), HostHealth::Unknown);
+    assert_eq!(failed.error.as_deref(), Some("Failed to get host info"));
     let junk = UpstreamHost::from_pair("a:1", b"not json");
     assert!(!junk.is_healthy());
-    assert_eq!(junk.weight, None);
+    assert_eq!(junk.metadata, serde_json::Value::Null);
+}
+
+#[test]
+fn upstream_hosts_come_in_order_with_their_health_and_metrics() {
+    let host = higress_host();
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), ("x-op", "hosts")], true)
+        .unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_slice(s.upstream_request_header("x-hosts").unwrap().as_bytes()).unwrap();
+    // Every host, in order, parsed from the metadata Higress sends.
+    assert_eq!(seen.as_array().unwrap().len(), 4);
+    assert_eq!(seen[0]["address"], "10.0.0.1:80");
+    assert_eq!(seen[0]["health"], "Degraded");
+    assert_eq!(seen[0]["metrics"], serde_json::Value::Null);
+    assert_eq!(seen[1]["health"], "Unhealthy");
+    assert_eq!(seen[2]["health"], "Healthy");
+    assert_eq!(seen[2]["metrics"], VLLM_METRICS);
     s.done().unwrap();
+    // Outside a request (the root context) Higress answers an empty list.
+    let hosts = host.block_on(async { upstream::upstream_hosts() });
+    assert_eq!(hosts.unwrap(), vec![]);
 }
 
 #[test]

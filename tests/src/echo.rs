@@ -18,6 +18,9 @@ use crate::http::{self, Headers};
 /// * `status:<code>` — answer with that status instead of 200;
 /// * `body-size:<n>` — answer with `n` bytes of `x` instead of the JSON echo;
 /// * `chunked` — send the response body with chunked transfer encoding;
+/// * `type:<mime>` — answer with that `content-type`;
+/// * `pace:<ms>` — with `chunked`, write each 16 KiB chunk separately, that
+///   long apart (so Envoy sees the body in several data callbacks);
 /// * `header:<name>=<value>` — add a response header (no commas in it);
 /// * `close` — close the connection after the response.
 ///
@@ -205,6 +208,8 @@ struct Mode {
     status: Option<u16>,
     body_size: Option<usize>,
     chunked: bool,
+    pace: Option<Duration>,
+    content_type: Option<String>,
     close: bool,
     extra_headers: Vec<(String, String)>,
 }
@@ -242,6 +247,8 @@ fn parse_mode(value: &[u8]) -> std::result::Result<Mode, String> {
                 );
             }
             "chunked" => mode.chunked = true,
+            "type" => mode.content_type = Some(arg.trim().to_owned()),
+            "pace" => mode.pace = Some(Duration::from_millis(number("milliseconds")?)),
             "close" => mode.close = true,
             "header" => {
                 let (name, value) = arg.split_once('=').ok_or_else(|| {
@@ -356,6 +363,7 @@ fn serve_connection(stream: &TcpStream, shared: &Shared) -> Result<()> {
             std::thread::sleep(delay);
         }
         let close = mode.close || !keep_alive;
+        let content_type = mode.content_type.as_deref().unwrap_or(content_type);
 
         let mut out = Vec::with_capacity(body.len() + 256);
         out.extend_from_slice(format!("HTTP/1.1 {status} {}\r\n", reason(status)).as_bytes());
@@ -372,6 +380,13 @@ fn serve_connection(stream: &TcpStream, shared: &Shared) -> Result<()> {
                 out.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
                 out.extend_from_slice(chunk);
                 out.extend_from_slice(b"\r\n");
+                if let Some(pace) = mode.pace {
+                    writer
+                        .write_all(&std::mem::take(&mut out))
+                        .and_then(|()| writer.flush())
+                        .map_err(|e| Error::io("writing a paced chunk", e))?;
+                    std::thread::sleep(pace);
+                }
             }
             out.extend_from_slice(b"0\r\n\r\n");
         } else if status == 204 || status == 304 {

@@ -157,6 +157,84 @@ fn reset_stream_resets_the_downstream_request() {
     assert_eq!(body["shared"], 1);
 }
 
+#[test]
+fn paused_streaming_response_chunks_are_kept_and_sent_at_the_end() {
+    let (gateway, _upstream) = gateway("hostcalls-hold");
+    // 64 KiB in four 16 KiB chunks, written 100 ms apart, so Envoy hands
+    // the plugin several data callbacks.
+    let mode = b"body-size:65536,chunked,pace:100,type:text/plain";
+    let response = gateway
+        .get("/hc", &[("x-hc-op", b"hold"), ("x-echo-mode", mode)])
+        .unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    // Every byte arrived once, in order: the stopped chunks (Envoy kept no
+    // copy) went out only as the plugin's replacement of the last one.
+    assert_eq!(response.body.len(), 65536);
+    assert!(response.body.iter().all(|b| *b == b'x'));
+    let held = gateway.stat("wasmcustom.hc_held_chunks").unwrap();
+    assert!(
+        held.is_some_and(|n| n >= 1),
+        "held {held:?}\n{}",
+        gateway.logs()
+    );
+    assert!(gateway.logs().contains("hc sending"), "{}", gateway.logs());
+    // Without the pause the same body flows through untouched.
+    let response = gateway.get("/hc", &[("x-echo-mode", mode)]).unwrap();
+    assert_eq!(response.body.len(), 65536);
+    assert_eq!(gateway.stat("wasmcustom.hc_held_chunks").unwrap(), held);
+}
+
+#[test]
+fn route_call_retargets_the_request_and_rewrites_the_answer() {
+    let upstream = EchoUpstream::start().unwrap();
+    let wasm = wasm_module("e2e-hostcalls").unwrap_or_else(|e| panic!("building: {e}"));
+    let gateway = start(
+        Gateway::builder()
+            .name("hostcalls-route")
+            .log_level("wasm:info")
+            .plugin(PluginSpec {
+                // Headers held while the body hooks run (Higress: ABI 0.2.100).
+                allow_on_headers_stop_iteration: true,
+                ..PluginSpec::new("hostcalls", wasm, "{}")
+            })
+            .cluster(ClusterSpec::new("echo", upstream.port())),
+    );
+    let response = gateway
+        .request(
+            "PUT",
+            "/original",
+            &[("x-hc-op", b"route"), ("accept-encoding", b"gzip")],
+            b"client body",
+        )
+        .unwrap();
+    assert_eq!(
+        response.status,
+        200,
+        "{}\n{}",
+        response.text(),
+        gateway.logs()
+    );
+    assert_eq!(
+        response.header_str("x-route-status").as_deref(),
+        Some("200")
+    );
+    let text = response.text();
+    let echo = text
+        .strip_prefix("routed:200:")
+        .unwrap_or_else(|| panic!("{text}\n{}", gateway.logs()));
+    // The callback saw the upstream's whole answer to the re-targeted request.
+    let echo: serde_json::Value = serde_json::from_str(echo).unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/routed?x=1");
+    assert_eq!(echo["headers"]["x-routed"], "yes");
+    assert_eq!(echo["headers"]["x-envoy-original-method"], "PUT");
+    assert_eq!(echo["headers"]["x-envoy-original-path"], "/original");
+    assert!(echo["headers"].get("accept-encoding").is_none(), "{echo}");
+    assert_eq!(echo["body_length"], 8);
+    let seen = upstream.last_request().unwrap();
+    assert_eq!(seen.body, b"new-body");
+}
+
 // ----- gRPC callouts against a real grpcio server ------------------------------------------
 
 /// A Python with `grpcio`: `HIGRESS_E2E_PYTHON`, else the workspace's
@@ -195,9 +273,14 @@ fn grpc_python() -> std::path::PathBuf {
     python
 }
 
-/// A unary gRPC service `hc.Echo` on raw bytes: `Say` answers
+/// A gRPC service `hc.Echo` on raw bytes: `Say` answers
 /// `echo:<message>:<x-tenant metadata>`, `Deny` fails with
-/// PERMISSION_DENIED (7) and the message `denied <message>`.
+/// PERMISSION_DENIED (7) and the message `denied <message>`. Streams:
+/// `Split` (server streaming) answers each space-separated word of its one
+/// request; `Chat` (bidirectional) answers `re:<m>` to each message; both
+/// send initial metadata `x-srv: 1` and trailing `x-count: <replies>`;
+/// `Flaky` (bidirectional) answers the first message, then fails with
+/// UNAVAILABLE (14) `gone`.
 const GRPC_SERVER: &str = r#"
 import sys
 from concurrent import futures
@@ -210,9 +293,32 @@ def say(request, context):
 def deny(request, context):
     context.abort(grpc.StatusCode.PERMISSION_DENIED, "denied " + request.decode())
 
+def split(request, context):
+    context.send_initial_metadata((("x-srv", "1"),))
+    words = request.split()
+    for word in words:
+        yield word
+    context.set_trailing_metadata((("x-count", str(len(words))),))
+
+def chat(requests, context):
+    context.send_initial_metadata((("x-srv", "1"),))
+    n = 0
+    for message in requests:
+        n += 1
+        yield b"re:" + message
+    context.set_trailing_metadata((("x-count", str(n)),))
+
+def flaky(requests, context):
+    for message in requests:
+        yield b"re:" + message
+        context.abort(grpc.StatusCode.UNAVAILABLE, "gone")
+
 handler = grpc.method_handlers_generic_handler("hc.Echo", {
     "Say": grpc.unary_unary_rpc_method_handler(say),
     "Deny": grpc.unary_unary_rpc_method_handler(deny),
+    "Split": grpc.unary_stream_rpc_method_handler(split),
+    "Chat": grpc.stream_stream_rpc_method_handler(chat),
+    "Flaky": grpc.stream_stream_rpc_method_handler(flaky),
 })
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
 server.add_generic_rpc_handlers((handler,))
@@ -257,14 +363,12 @@ impl Drop for GrpcServer {
     }
 }
 
-#[test]
-fn a_grpc_callout_reaches_a_real_grpc_server() {
-    let server = GrpcServer::start();
-    let upstream = EchoUpstream::start().unwrap();
+/// A gateway whose cluster `grpc` is the real gRPC server (HTTP/2).
+fn grpc_gateway(name: &str, server: &GrpcServer, upstream: &EchoUpstream) -> Gateway {
     let wasm = wasm_module("e2e-hostcalls").unwrap_or_else(|e| panic!("building: {e}"));
-    let gateway = start(
+    start(
         Gateway::builder()
-            .name("hostcalls-grpc")
+            .name(name)
             .log_level("wasm:info")
             .plugin(PluginSpec::new("hostcalls", wasm, "{}"))
             .cluster(ClusterSpec::new("echo", upstream.port()))
@@ -282,7 +386,14 @@ fn a_grpc_callout_reaches_a_real_grpc_server() {
                     }
                 });
             }),
-    );
+    )
+}
+
+#[test]
+fn a_grpc_callout_reaches_a_real_grpc_server() {
+    let server = GrpcServer::start();
+    let upstream = EchoUpstream::start().unwrap();
+    let gateway = grpc_gateway("hostcalls-grpc", &server, &upstream);
     let ok = gateway
         .get(
             "/hc",
@@ -312,4 +423,67 @@ fn a_grpc_callout_reaches_a_real_grpc_server() {
     // Envoy appends where the status came from: `denied bob{via_upstream}`.
     let error = body["error"].as_str().unwrap();
     assert!(error.starts_with("grpc status 7: denied bob"), "{error}");
+}
+
+fn grpc_stream(gateway: &Gateway, method: &str, message: &str) -> (u16, serde_json::Value) {
+    let response = gateway
+        .get(
+            "/hc",
+            &[
+                ("x-hc-op", b"grpc-stream"),
+                ("x-hc-method", method.as_bytes()),
+                ("x-hc-message", message.as_bytes()),
+            ],
+        )
+        .unwrap();
+    let body = serde_json::from_str(&response.text())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", response.text(), gateway.logs()));
+    (response.status, body)
+}
+
+#[test]
+fn grpc_streams_reach_a_real_grpc_server() {
+    let server = GrpcServer::start();
+    let upstream = EchoUpstream::start().unwrap();
+    let gateway = grpc_gateway("hostcalls-grpc-stream", &server, &upstream);
+
+    // Server streaming: one request, three replies, then OK with metadata.
+    let (status, body) = grpc_stream(&gateway, "Split", "alpha beta gamma");
+    assert_eq!(status, 200, "{body}\n{}", gateway.logs());
+    assert_eq!(
+        body["replies"],
+        serde_json::json!(["alpha", "beta", "gamma"]),
+        "{body}\n{}",
+        gateway.logs()
+    );
+    assert_eq!(body["initial"], "1");
+    assert_eq!(body["trailing"], "3");
+
+    // Bidirectional: every message sent is answered, in order.
+    let (status, body) = grpc_stream(&gateway, "Chat", "a,b,c,d");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["replies"],
+        serde_json::json!(["re:a", "re:b", "re:c", "re:d"])
+    );
+    assert_eq!(body["trailing"], "4");
+
+    // A stream the server fails: the replies so far, then its status.
+    let (status, body) = grpc_stream(&gateway, "Flaky", "x,y");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["replies"], serde_json::json!(["re:x"]));
+    // Envoy appends where the status came from (`{via_upstream}`).
+    let error = body["error"].as_str().unwrap();
+    assert!(error.starts_with("grpc status 14: gone"), "{error}");
+
+    // An unknown method ends with UNIMPLEMENTED (12) and no reply.
+    let (status, body) = grpc_stream(&gateway, "Nope", "z");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("grpc status 12"),
+        "{body}"
+    );
 }

@@ -24,11 +24,12 @@ const REDIS_USERS: &[&str] = &[
     "cluster_key_rate_limit",
     "ai_load_balancer",
     "ai_token_ratelimit",
+    "e2e_hostcalls_higress",
 ];
 
 /// Modules that pick upstream endpoints, and so may import Higress's
 /// `proxy_get_upstream_hosts` / `proxy_set_upstream_override_host`.
-const UPSTREAM_USERS: &[&str] = &["ai_load_balancer"];
+const UPSTREAM_USERS: &[&str] = &["ai_load_balancer", "e2e_hostcalls_higress"];
 
 /// Higress-only host calls (envoy.md §2.3).
 const HIGRESS_ONLY: &[&str] = &[
