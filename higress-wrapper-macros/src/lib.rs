@@ -25,6 +25,7 @@ const KEYS: &[&str] = &[
     "on_plugin_start",
     "on_tick",
     "on_queue_ready",
+    "capture_request_line",
     "on_request_headers",
     "on_request_body",
     "on_streaming_request_body",
@@ -157,6 +158,7 @@ struct Input {
     on_plugin_start: Option<Path>,
     on_tick: Option<Vec<Tick>>,
     on_queue_ready: Option<Path>,
+    capture_request_line: Option<syn::LitBool>,
     hooks: Vec<(Ident, Path)>,
 }
 
@@ -201,6 +203,16 @@ impl Parse for Input {
                 }
                 "on_queue_ready" => {
                     set_once(&mut out.on_queue_ready, &key, parse_fn(input, &key)?)?;
+                }
+                "capture_request_line" => {
+                    if !input.peek(syn::LitBool) {
+                        let found: Expr = input.parse()?;
+                        return Err(syn::Error::new_spanned(
+                            found,
+                            "`capture_request_line` takes `true` or `false`",
+                        ));
+                    }
+                    set_once(&mut out.capture_request_line, &key, input.parse()?)?;
                 }
                 "on_tick" => {
                     if !input.peek(token::Bracket) {
@@ -355,6 +367,12 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         }
     });
 
+    let capture = input.capture_request_line.map(|b| {
+        quote_spanned! {b.span()=>
+            const CAPTURE_REQUEST_LINE: bool = #b;
+        }
+    });
+
     let ctx_ty = quote!(&mut #krate::HttpContext<#state>);
     let mut fields = Vec::new();
     for (key, f) in &input.hooks {
@@ -392,6 +410,7 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
                 #(#fields)*
                 ..#krate::Hooks::NONE
             };
+            #capture
             type Config = #config;
             type State = #state;
 

@@ -138,6 +138,7 @@ pub use plugin_context::PluginContext;
 /// | `on_plugin_start: f` | `PrePluginStartOrReload` | `fn(&mut PluginContext<MyConfig>) -> Result<(), StartError>` |
 /// | `on_tick: [(Duration, f), …]` | `RegisterTickFunc` | `fn(&mut PluginContext<MyConfig>)` |
 /// | `on_queue_ready: f` | | `fn(&mut PluginContext<MyConfig>, u32)`: a message arrived on a shared queue the plugin registered (see [`shared_queue`]) |
+/// | `capture_request_line: false` | | skip the request-line capture for later phases when they use neither the request line nor the log prefix's request id (see [`HttpPlugin::CAPTURE_REQUEST_LINE`]); default `true` |
 /// | `on_request_headers: f` | `ProcessRequestHeaders` | `fn(&mut HttpContext<MyState>, &MyConfig) -> HeaderAction` |
 /// | `on_request_body: f` | `ProcessRequestBody` | `fn(&mut HttpContext<MyState>, &MyConfig, &[u8]) -> DataAction` |
 /// | `on_streaming_request_body: f` | `ProcessStreamingRequestBody` | `fn(&mut HttpContext<MyState>, &MyConfig, &[u8], bool) -> Option<Vec<u8>>` |

@@ -248,6 +248,22 @@ pub trait HttpPlugin: Sized + 'static {
     const NAME: &'static str;
     /// The phase hooks (see [`Hooks`]); none by default.
     const HOOKS: Hooks<Self> = Hooks::NONE;
+    /// Whether the SDK keeps the request line for later phases (default
+    /// `true`, `set_ctx!` key `capture_request_line`).
+    ///
+    /// Envoy lets a plugin read the request headers only until they
+    /// continue. So that [`HttpContext::scheme`], [`host`](HttpContext::host),
+    /// [`path`](HttpContext::path), [`method`](HttpContext::method) and the
+    /// log prefix's `x-request-id` answer in every phase, a plugin with a
+    /// hook after the request headers gets them captured at request headers
+    /// (one host call that copies the whole header map). A plugin whose later
+    /// hooks use none of them can set `false` to skip that call: they are
+    /// then read on demand, which answers during the request-headers phase
+    /// only (later, the accessors give `""` and the log prefix `nil`). The
+    /// facts the body hooks depend on (websocket upgrade, binary or encoded
+    /// body) are still read at request headers, with one host call per
+    /// header and only when a body hook will run.
+    const CAPTURE_REQUEST_LINE: bool = true;
     /// The parsed configuration (global, or one per `_rules_` entry).
     type Config: 'static;
     /// Your per-request state, created with `Default` for each request and

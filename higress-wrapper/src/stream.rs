@@ -597,8 +597,10 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
         };
         let hooks = P::HOOKS;
         // Domain rules need `:authority` before matching; otherwise the
-        // request line is captured only for requests the plugin serves, and
-        // only when a later phase may need it.
+        // request line is captured only for requests the plugin serves, only
+        // when a later phase may need it, and only if the plugin did not
+        // opt out (`CAPTURE_REQUEST_LINE`: then the body facts below are
+        // read one header at a time, only when a body hook will run).
         let early = shared.matcher.needs_host();
         let authority = if early {
             self.with_ctx(|c| c.capture_request_line()).flatten()
@@ -610,7 +612,7 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
             Some((config, rule)) => (Some(config), rule),
             None => (None, None),
         };
-        if config.is_some() && !early && !hooks.request_headers_only() {
+        if config.is_some() && !early && !hooks.request_headers_only() && P::CAPTURE_REQUEST_LINE {
             self.with_ctx(|c| c.capture_request_line());
         }
         let Some(config) = config else {

@@ -531,3 +531,55 @@ fn buffer_body_selects_the_buffered_hooks() {
     );
     assert!(host.logs_containing("streamed").is_empty());
 }
+
+// ----- without the request-line capture ---------------------------------------------
+
+fn body_only(_: &mut HttpContext, _: &(), body: &[u8]) -> DataAction {
+    log::info!("seen body {:?}", lossy(body));
+    DataAction::Continue
+}
+
+higress_wrapper::set_ctx! {
+    name: "body-only",
+    plugin: BodyOnly,
+    config: (),
+    parse_config: no_config,
+    capture_request_line: false,
+    on_request_body: body_only,
+}
+
+#[test]
+fn without_the_request_line_capture_binary_and_websocket_bodies_are_still_skipped() {
+    let host = TestHost::start::<BodyOnly>("{}").unwrap();
+    let skipped: [&[(&str, &str)]; 4] = [
+        &[("content-type", "application/octet-stream")],
+        &[("content-type", "application/grpc")],
+        &[("content-encoding", "gzip")],
+        &[("connection", "Upgrade"), ("upgrade", "websocket")],
+    ];
+    for extra in skipped {
+        let mut headers = vec![(":path", "/")];
+        headers.extend_from_slice(extra);
+        let mut s = host.http_stream();
+        s.send_request_headers(&headers, false).unwrap();
+        assert_eq!(s.send_request_body("x", true).unwrap(), Action::Continue);
+        assert!(
+            host.logs_containing("seen body").is_empty(),
+            "{extra:?}: {:?}",
+            host.logs()
+        );
+    }
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/"), ("content-type", "text/plain")], false)
+        .unwrap();
+    assert_eq!(
+        s.send_request_body("hello", true).unwrap(),
+        Action::Continue
+    );
+    let seen = host.logs_containing("seen body");
+    assert_eq!(seen.len(), 1, "{:?}", host.logs());
+    assert!(
+        seen[0].message.ends_with(r#"seen body "hello""#),
+        "{seen:?}"
+    );
+}

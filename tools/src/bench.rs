@@ -406,6 +406,18 @@ fn builder(candidate: &Candidate, upstream_port: u16) -> Result<GatewayBuilder> 
 /// Starts Envoy on `bootstrap` and returns the time until its admin `/ready`
 /// answered 200 (polled every 2 ms), then kills it.
 fn time_to_ready(envoy: &Path, bootstrap: &Value, dir: &Path, sample: usize) -> Result<Duration> {
+    ready_with_cpu(envoy, bootstrap, dir, sample).map(|(t, _)| t)
+}
+
+/// [`time_to_ready`], with the CPU time all of Envoy's threads had used by
+/// then (ns; 0 if `/proc` could not be read): on a loaded machine the wall
+/// time waits for cores, the CPU time does not.
+fn ready_with_cpu(
+    envoy: &Path,
+    bootstrap: &Value,
+    dir: &Path,
+    sample: usize,
+) -> Result<(Duration, u64)> {
     let path = dir.join(format!("ready-{sample}.json"));
     let admin_path = dir.join(format!("ready-{sample}.admin"));
     let _ = std::fs::remove_file(&admin_path);
@@ -448,7 +460,8 @@ fn time_to_ready(envoy: &Path, bootstrap: &Value, dir: &Path, sample: usize) -> 
                 http_request_timeout(admin, "GET", "/ready", &[], b"", Duration::from_secs(1))
                     .is_ok_and(|r| r.status == 200);
             if ready {
-                return Ok(started.elapsed());
+                let elapsed = started.elapsed();
+                return Ok((elapsed, cpu_ns(child.0.id()).unwrap_or(0)));
             }
         }
         if Instant::now() > deadline {
@@ -772,6 +785,137 @@ fn check_run(live: &Live, before: (u64, u64), run: &WrkRun) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Time-to-ready samples of one candidate, in ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadyRow {
+    /// Candidate name (`none`, `sdk (my-plugin)`, ...).
+    pub name: String,
+    /// Its `.wasm` size in bytes (0 for no plugin).
+    pub wasm_bytes: u64,
+    /// Every start, in the order taken.
+    pub samples_ms: Vec<f64>,
+    /// Envoy's CPU time (all threads) until ready, per start.
+    pub cpu_ms: Vec<f64>,
+}
+
+/// The result of [`ready_times`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadyReport {
+    /// One row per candidate, in the order started.
+    pub rows: Vec<ReadyRow>,
+}
+
+/// The value at quantile `q` (0..=1) of `values`, nearest rank.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * (sorted.len() - 1) as f64).round() as usize;
+    sorted.get(rank).copied().unwrap_or(0.0)
+}
+
+impl ReadyReport {
+    /// A Markdown table per candidate: median, quartiles and extremes of
+    /// the wall time to ready, the median CPU time, and for each SDK row the
+    /// medians of its paired differences to the raw row that follows it
+    /// (the samples of one round are taken back to back).
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "| candidate | .wasm | time to ready (median) | p25-p75 | min-max | CPU until ready (median) | SDK − raw, time (paired median) | SDK − raw, CPU (paired median) |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let paired = |a: &[f64], b: &[f64]| {
+            let diffs: Vec<f64> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+            format!("{:+.1} ms", median(&diffs))
+        };
+        for (i, row) in self.rows.iter().enumerate() {
+            let raw = self.rows.get(i + 1).filter(|_| row.name.starts_with("sdk"));
+            let (dt, dc) = raw.map_or_else(Default::default, |raw| {
+                (
+                    paired(&row.samples_ms, &raw.samples_ms),
+                    paired(&row.cpu_ms, &raw.cpu_ms),
+                )
+            });
+            let s = &row.samples_ms;
+            let _ = writeln!(
+                out,
+                "| {} | {} | {:.1} ms | {:.1}-{:.1} ms | {:.1}-{:.1} ms | {:.1} ms | {dt} | {dc} |",
+                row.name,
+                if row.wasm_bytes == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{:.1} KB", row.wasm_bytes as f64 / 1024.0)
+                },
+                median(s),
+                quantile(s, 0.25),
+                quantile(s, 0.75),
+                quantile(s, 0.0),
+                quantile(s, 1.0),
+                median(&row.cpu_ms),
+            );
+        }
+        out
+    }
+}
+
+/// Time from starting Envoy (`--concurrency 1`, `wasm:warn`) to admin
+/// `/ready` answering 200, `samples` starts per candidate: no plugin, then
+/// each SDK twin followed by its raw twin (`(name, package)` pairs), all
+/// interleaved so that the machine's drifts hit every candidate alike.
+pub fn ready_times(samples: usize, twins: &[(&str, &str)]) -> Result<ReadyReport> {
+    let envoy = envoy_binary()?;
+    let mut rows = vec![ReadyRow {
+        name: "none".to_owned(),
+        wasm_bytes: 0,
+        samples_ms: Vec::new(),
+        cpu_ms: Vec::new(),
+    }];
+    let mut candidates = vec![Candidate::new("none", None, "warn")];
+    for (name, package) in twins {
+        note(&format!("building {package} (release, wasm32-wasip1)"));
+        let path = wasm_module(package)?;
+        let wasm_bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        rows.push(ReadyRow {
+            name: format!("{name} ({package})"),
+            wasm_bytes,
+            samples_ms: Vec::new(),
+            cpu_ms: Vec::new(),
+        });
+        candidates.push(Candidate::new(name, Some(package), "warn"));
+    }
+    let dir = target_dir().join("bench").join("ready");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let placeholder = FastUpstream::start()?;
+    let bootstraps = candidates
+        .iter()
+        .map(|c| builder(c, placeholder.port())?.bootstrap())
+        .collect::<Result<Vec<_>>>()?;
+    for sample in 0..samples {
+        // Rotate the order each round.
+        let n = bootstraps.len();
+        for k in 0..n {
+            let i = (k + sample) % n;
+            let (Some(bootstrap), Some(row)) = (bootstraps.get(i), rows.get_mut(i)) else {
+                continue;
+            };
+            let (t, cpu) = ready_with_cpu(&envoy, bootstrap, &dir, sample)?;
+            row.samples_ms.push(t.as_secs_f64() * 1000.0);
+            row.cpu_ms.push(cpu as f64 / 1e6);
+        }
+        if (sample + 1) % 10 == 0 {
+            note(&format!("{} of {samples} rounds", sample + 1));
+        }
+    }
+    drop(placeholder);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ReadyReport { rows })
 }
 
 /// Runs the whole benchmark.

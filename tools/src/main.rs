@@ -241,6 +241,10 @@ struct BenchArgs {
     /// package name); repeatable.
     #[arg(long, value_name = "TWIN")]
     only: Vec<String>,
+    /// Measure only Envoy's time to ready: N starts of each candidate (no
+    /// plugin, then the SDK and raw twins), interleaved.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    ready: Option<u64>,
 }
 
 fn parse_host(s: &str) -> Result<HostKind, String> {
@@ -535,7 +539,32 @@ fn run_instructions(args: &BenchArgs) -> Outcome {
     Ok(0)
 }
 
+fn run_ready(samples: u64) -> Outcome {
+    let samples = usize::try_from(samples).map_err(|e| e.to_string())?;
+    let twins = [
+        ("sdk", "my-plugin"),
+        ("raw", "e2e-probe-raw"),
+        ("sdk", "twin-fixed-sdk"),
+        ("raw", "twin-fixed-raw"),
+        ("sdk", "twin-body-sdk"),
+        ("raw", "twin-body-raw"),
+    ];
+    let started = std::time::Instant::now();
+    let report = bench::ready_times(samples, &twins).map_err(|e| format!("bench failed: {e}"))?;
+    println!();
+    println!(
+        "Envoy --concurrency 1, time from start to admin /ready answering 200, {samples} starts per candidate, interleaved ({:.0} s in all)",
+        started.elapsed().as_secs_f64()
+    );
+    println!();
+    print!("{}", report.table());
+    Ok(0)
+}
+
 fn run_bench(args: &BenchArgs) -> Outcome {
+    if let Some(samples) = args.ready {
+        return run_ready(samples);
+    }
     if args.instructions {
         return run_instructions(args);
     }

@@ -175,7 +175,9 @@ log = "0.4"
 # The real-Envoy harness (tests/envoy.rs).
 higress-e2e = { path = "{sdk}/tests" }
 
-# Small, fast .wasm files.
+# Small .wasm files: V8 compiles the whole module before Envoy is ready;
+# "s" is a few % larger for 2-3% fewer instructions per request
+# (docs/benchmark.md in the SDK, "Release profile").
 [profile.release]
 opt-level = "z"
 lto = true

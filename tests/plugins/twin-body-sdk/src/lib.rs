@@ -19,5 +19,9 @@ fn on_request_body(ctx: &mut HttpContext, _: &Config, body: &[u8]) -> DataAction
 higress_wrapper::set_ctx! {
     name: "twin-body",
     config: Config,
+    // The body hook uses neither the request line nor the log prefix, so
+    // the SDK need not copy the request headers for later phases (raw does
+    // not either).
+    capture_request_line: false,
     on_request_body: on_request_body,
 }
