@@ -95,7 +95,7 @@ fn response_data_is_injected_into_the_filter_chain() {
         .unwrap();
     s.send_response_body(b"inject", true).unwrap();
     assert_eq!(
-        s.injected_data(),
+        s.injected_encoded_data(),
         vec![(b"data: injected\n\n".to_vec(), true)]
     );
     // The injected data went down the chain at once, before the chunk the
