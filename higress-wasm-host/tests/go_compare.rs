@@ -94,7 +94,11 @@ fn transformer_pair_table() {
         assert_eq!(row[10], "--no-envoy");
         assert_eq!(row[11], "--no-envoy");
         if let Some(go) = &go_wasm {
-            assert_eq!(row[4], size(std::fs::metadata(go).unwrap().len()), "{row:?}");
+            assert_eq!(
+                row[4],
+                size(std::fs::metadata(go).unwrap().len()),
+                "{row:?}"
+            );
             assert!(row[6].ends_with(" ms"), "{row:?}");
             assert!(number(&row[8]).is_some_and(|n| n > 0), "Go fuel {row:?}");
         }

@@ -223,7 +223,11 @@ impl Client {
         self.reader
             .read_line(&mut line)
             .map_err(|e| format!("read: {e}"))?;
-        let status = line.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
         let mut length: Option<usize> = None;
         let mut chunked = false;
         loop {

@@ -71,8 +71,8 @@ pub(crate) fn rust_dir(dir: &Path) -> Result<usize, String> {
         if path.is_dir() {
             total += rust_dir(&path)?;
         } else if path.extension().is_some_and(|e| e == "rs") {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             total += count(&text, true);
         }
     }
@@ -135,8 +135,8 @@ fn go_dir(dir: &Path) -> Result<usize, String> {
         if path.is_dir() {
             total += go_dir(&path)?;
         } else if name.ends_with(".go") && !name.ends_with("_test.go") {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             total += count(&text, false);
         }
     }

@@ -27,19 +27,23 @@ mod envoy;
 mod loc;
 mod scenarios;
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use higress_wasm_host::{LogLevel, PluginModule, Properties, StartStage, TestHost, TestHostBuilder};
+use higress_wasm_host::{
+    LogLevel, PluginModule, Properties, StartStage, TestHost, TestHostBuilder,
+};
 
 use envoy::{median, EnvoyOptions, Overhead};
 use loc::GoSource;
 use scenarios::{Needs, Scenario, REDIS_CLUSTER, UPSTREAM_HOSTS};
 
-const USAGE: &str = "usage: go-compare [--samples N] [--requests N] [--only PLUGIN]... [--no-envoy] \
+const USAGE: &str =
+    "usage: go-compare [--samples N] [--requests N] [--only PLUGIN]... [--no-envoy] \
 [--rounds N] [--envoy-requests N] [--go-builds DIR] [--higress-src DIR]";
 
 struct Args {
@@ -198,7 +202,10 @@ fn go_builds(dir: Option<PathBuf>) -> Result<(PathBuf, String), String> {
         })
         .next()
         .unwrap_or_else(|| "?".to_owned());
-    Ok((dir.join("gpustack_higress_plugins").join("plugins"), version))
+    Ok((
+        dir.join("gpustack_higress_plugins").join("plugins"),
+        version,
+    ))
 }
 
 /// `plugins/<name>/<version>/plugin.wasm` and its version.
@@ -240,11 +247,67 @@ fn builder(s: &Scenario, redis: Option<SocketAddr>) -> TestHostBuilder {
 /// Median compile and start times (ms), then fuel per request: mean, min, max.
 type Measured = ((f64, f64), (f64, u64, u64));
 
-/// Compile + start samples (interleaved between the modules), then fuel per
-/// request on a fresh VM of each.
+/// Compiled modules by path, with their median compile time (ms): compile
+/// time belongs to the module, so each is compiled `samples` times once.
+type Compiled = HashMap<PathBuf, Result<(PluginModule, f64), String>>;
+
+/// Compiles the modules not compiled yet, `samples` times each, interleaved.
+fn compile(cache: &mut Compiled, paths: &[&Path], samples: usize, name: &str) {
+    let todo: Vec<&Path> = paths
+        .iter()
+        .copied()
+        .filter(|p| !cache.contains_key(*p))
+        .collect();
+    let mut bytes = Vec::new();
+    for p in &todo {
+        match std::fs::read(p) {
+            Ok(b) => bytes.push(Some(b)),
+            Err(e) => {
+                cache.insert(p.to_path_buf(), Err(format!("{}: {e}", p.display())));
+                bytes.push(None);
+            }
+        }
+    }
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); todo.len()];
+    let mut modules: Vec<Option<PluginModule>> = vec![None; todo.len()];
+    for _ in 0..samples {
+        for (i, b) in bytes.iter().enumerate() {
+            let Some(b) = b else { continue };
+            let t0 = Instant::now();
+            let module = PluginModule::from_bytes(b.clone(), name);
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
+            match module {
+                Ok(m) => {
+                    if let Some(t) = times.get_mut(i) {
+                        t.push(ms);
+                    }
+                    if let Some(slot) = modules.get_mut(i) {
+                        *slot = Some(m);
+                    }
+                }
+                Err(e) => {
+                    if let Some(p) = todo.get(i) {
+                        cache.insert(p.to_path_buf(), Err(format!("load: {e}")));
+                    }
+                }
+            }
+        }
+    }
+    for ((p, m), t) in todo.iter().zip(modules).zip(times) {
+        if let Some(m) = m {
+            cache
+                .entry(p.to_path_buf())
+                .or_insert_with(|| Ok((m, median(&t))));
+        }
+    }
+}
+
+/// Start samples (interleaved between the modules), then fuel per request
+/// on a fresh VM of each.
 fn measure(
     s: &Scenario,
-    modules: &[&Path],
+    cache: &mut Compiled,
+    paths: &[&Path],
     samples: usize,
     requests: usize,
 ) -> Result<Vec<Result<Measured, String>>, String> {
@@ -253,55 +316,47 @@ fn measure(
         Needs::Redis | Needs::RedisAndHosts => Some(Redis::start()?),
     };
     let addr = redis.as_ref().map(|r| r.addr);
-    let bytes: Vec<Vec<u8>> = modules
+    compile(cache, paths, samples, s.plugin);
+    let modules: Vec<Result<(PluginModule, f64), String>> = paths
         .iter()
-        .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
-        .collect::<Result<_, _>>()?;
-    let mut compile: Vec<Vec<f64>> = vec![Vec::new(); modules.len()];
+        .map(|p| {
+            cache
+                .get(*p)
+                .cloned()
+                .unwrap_or_else(|| Err("not compiled".to_owned()))
+        })
+        .collect();
     let mut start: Vec<Vec<f64>> = vec![Vec::new(); modules.len()];
-    let mut loaded: Vec<Result<PluginModule, String>> =
-        vec![Err("not loaded".to_owned()); modules.len()];
+    let mut failed: Vec<Option<String>> = vec![None; modules.len()];
     for _ in 0..samples {
-        for (i, b) in bytes.iter().enumerate() {
+        for (i, m) in modules.iter().enumerate() {
+            let Ok((module, _)) = m else { continue };
             let t0 = Instant::now();
-            let module = PluginModule::from_bytes(b.clone(), s.plugin);
-            let t1 = Instant::now();
-            let module = match module {
-                Ok(m) => m,
-                Err(e) => {
-                    if let Some(slot) = loaded.get_mut(i) {
-                        *slot = Err(format!("load: {e}"));
-                    }
-                    continue;
-                }
-            };
-            let host = builder(s, addr).start(&module, s.config);
-            let t2 = Instant::now();
+            let host = builder(s, addr).start(module, s.config);
+            let ms = t0.elapsed().as_secs_f64() * 1000.0;
             match host {
                 Ok(_) => {
-                    if let Some(c) = compile.get_mut(i) {
-                        c.push((t1 - t0).as_secs_f64() * 1000.0);
-                    }
-                    if let Some(c) = start.get_mut(i) {
-                        c.push((t2 - t1).as_secs_f64() * 1000.0);
-                    }
-                    if let Some(slot) = loaded.get_mut(i) {
-                        *slot = Ok(module);
+                    if let Some(t) = start.get_mut(i) {
+                        t.push(ms);
                     }
                 }
                 Err(e) => {
-                    if let Some(slot) = loaded.get_mut(i) {
-                        *slot = Err(format!("start: {e}"));
+                    if let Some(f) = failed.get_mut(i) {
+                        *f = Some(format!("start: {e}"));
                     }
                 }
             }
         }
     }
     let mut out = Vec::new();
-    for (i, module) in loaded.into_iter().enumerate() {
-        let result = module.and_then(|m| {
+    for (i, m) in modules.into_iter().enumerate() {
+        if let Some(Some(e)) = failed.get(i) {
+            out.push(Err(e.clone()));
+            continue;
+        }
+        let result = m.and_then(|(module, compile_ms)| {
             let host = builder(s, addr)
-                .start(&m, s.config)
+                .start(&module, s.config)
                 .map_err(|e| format!("start: {e}"))?;
             // One request first: lazy set-up is not per-request work.
             (s.drive)(&host).map_err(|e| format!("the request failed: {e}"))?;
@@ -314,11 +369,8 @@ fn measure(
             let mean = fuel.iter().sum::<u64>() as f64 / fuel.len().max(1) as f64;
             let min = fuel.iter().copied().min().unwrap_or(0);
             let max = fuel.iter().copied().max().unwrap_or(0);
-            let times = (
-                median(compile.get(i).map(Vec::as_slice).unwrap_or_default()),
-                median(start.get(i).map(Vec::as_slice).unwrap_or_default()),
-            );
-            Ok((times, (mean, min, max)))
+            let start_ms = median(start.get(i).map(Vec::as_slice).unwrap_or_default());
+            Ok(((compile_ms, start_ms), (mean, min, max)))
         });
         out.push(result);
     }
@@ -365,6 +417,7 @@ fn run(args: &Args) -> Result<String, String> {
     let mut go_commit = String::new();
     let mut go_release = None;
     let mut rows = Vec::new();
+    let mut compiled = Compiled::new();
     for s in &scenarios {
         note(&format!("{} ({})", s.plugin, s.request));
         let rust_path = higress_e2e::wasm_module(s.package).map_err(|e| e.to_string())?;
@@ -410,7 +463,7 @@ fn run(args: &Args) -> Result<String, String> {
         }
         modules.push((&mut rust, rust_path.as_path()));
         let paths: Vec<&Path> = modules.iter().map(|(_, p)| *p).collect();
-        let results = measure(s, &paths, args.samples, args.requests)?;
+        let results = measure(s, &mut compiled, &paths, args.samples, args.requests)?;
         for ((side, _), result) in modules.into_iter().zip(results) {
             match result {
                 Ok(((compile, start), fuel)) => {
@@ -429,7 +482,10 @@ fn run(args: &Args) -> Result<String, String> {
             (Some(request), true) => {
                 let mut candidates = Vec::new();
                 let mut sides: Vec<&mut Side> = Vec::new();
-                let labelled = [("go", go_path.as_ref(), &mut go), ("rust", Some(&rust_path), &mut rust)];
+                let labelled = [
+                    ("go", go_path.as_ref(), &mut go),
+                    ("rust", Some(&rust_path), &mut rust),
+                ];
                 for (label, path, side) in labelled {
                     let Some(path) = path else { continue };
                     match refused_by_stock_envoy(path, s.config) {
@@ -490,10 +546,7 @@ fn refused_by_stock_envoy(path: &Path, config: &str) -> Option<String> {
     {
         Err(e) if e.stage == StartStage::Load => Some(format!(
             "stock Envoy refuses it: {}",
-            e.logs
-                .last()
-                .map(|l| l.message.clone())
-                .unwrap_or_default()
+            e.logs.last().map(|l| l.message.clone()).unwrap_or_default()
         )),
         _ => None,
     }
@@ -531,10 +584,25 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// Text fit for one table cell: one line, no `|`, at most 80 characters.
+fn clean(text: &str) -> String {
+    let one: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "/");
+    if one.chars().count() > 80 {
+        let cut: String = one.chars().take(79).collect();
+        format!("{cut}…")
+    } else {
+        one
+    }
+}
+
 fn cell(side: &Side, f: impl Fn(&Side) -> Option<String>) -> String {
     match (f(side), &side.missing) {
         (Some(v), _) => v,
-        (None, Some(why)) => why.clone(),
+        (None, Some(why)) => clean(why),
         (None, None) => "–".to_owned(),
     }
 }
@@ -542,9 +610,9 @@ fn cell(side: &Side, f: impl Fn(&Side) -> Option<String>) -> String {
 fn envoy_cell(side: &Side, note: Option<&String>, f: fn(&Overhead) -> f64) -> String {
     match &side.envoy {
         Some(Ok(o)) => format!("{:+.1} µs", f(o)),
-        Some(Err(e)) => e.clone(),
+        Some(Err(e)) => clean(e),
         None => match (&side.missing, note) {
-            (Some(why), _) => why.clone(),
+            (Some(why), _) => clean(why),
             (None, Some(n)) => n.clone(),
             (None, None) => "–".to_owned(),
         },
@@ -628,9 +696,12 @@ fn render(h: &Header, rows: &[Row], scenarios: &[Scenario]) -> String {
             if let (Some((gf, _, _)), Some((rf, _, _))) = (r.go.fuel, r.rust.fuel) {
                 let _ = write!(line, ", {:.1}x less fuel per request", gf / rf.max(1.0));
             }
-            if let (Some(gc), Some(gs), Some(rc), Some(rs)) =
-                (r.go.compile_ms, r.go.start_ms, r.rust.compile_ms, r.rust.start_ms)
-            {
+            if let (Some(gc), Some(gs), Some(rc), Some(rs)) = (
+                r.go.compile_ms,
+                r.go.start_ms,
+                r.rust.compile_ms,
+                r.rust.start_ms,
+            ) {
                 let _ = write!(
                     line,
                     ", {:.0}x faster to compile and start",
