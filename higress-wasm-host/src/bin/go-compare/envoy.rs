@@ -55,12 +55,21 @@ pub(crate) fn run(
                 plugin.map_or("none", |(n, _, _)| n.as_str())
             ))
             .concurrency(1)
+            // V8 compiles a 6 MB Go module for many seconds on a busy VM.
+            .ready_timeout(Duration::from_secs(180))
             .log_level("wasm:warn")
             .cluster(ClusterSpec::new("echo", upstream.port()));
         if let Some((name, path, config)) = plugin {
             builder = builder.plugin(PluginSpec::new(name.clone(), path.clone(), config.clone()));
         }
-        let gateway = builder.start().map_err(|e| first_line(&e.to_string()))?;
+        let gateway = builder.start().map_err(|e| {
+            let text = e.to_string();
+            let reason = text
+                .lines()
+                .rfind(|l| l.contains("wasm") && (l.contains("error") || l.contains("critical")))
+                .map(str::to_owned);
+            reason.unwrap_or_else(|| first_line(&text))
+        })?;
         let conn = Client::connect(&gateway)?;
         Ok(Live {
             gateway,
