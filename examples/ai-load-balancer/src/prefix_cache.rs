@@ -212,58 +212,10 @@ pub fn parse(json: &JsonValue) -> Result<PrefixCache, ConfigError> {
 
 /// SHA-1 of `data` as upper-case hex (Go's `computeSHA1`).
 pub fn sha1_hex(data: &[u8]) -> String {
-    let mut h: [u32; 5] = [
-        0x6745_2301,
-        0xEFCD_AB89,
-        0x98BA_DCFE,
-        0x1032_5476,
-        0xC3D2_E1F0,
-    ];
-    let mut message = data.to_vec();
-    message.push(0x80);
-    while message.len() % 64 != 56 {
-        message.push(0);
-    }
-    message.extend_from_slice(&(data.len() as u64).wrapping_mul(8).to_be_bytes());
-    for block in message.chunks_exact(64) {
-        let mut w = [0u32; 80];
-        for (slot, word) in w.iter_mut().zip(block.chunks_exact(4)) {
-            *slot = u32::from_be_bytes(<[u8; 4]>::try_from(word).unwrap_or_default());
-        }
-        for i in 16..80 {
-            let x = w.get(i - 3).copied().unwrap_or(0)
-                ^ w.get(i - 8).copied().unwrap_or(0)
-                ^ w.get(i - 14).copied().unwrap_or(0)
-                ^ w.get(i - 16).copied().unwrap_or(0);
-            if let Some(slot) = w.get_mut(i) {
-                *slot = x.rotate_left(1);
-            }
-        }
-        let [mut a, mut b, mut c, mut d, mut e] = h;
-        for (i, wi) in w.iter().enumerate() {
-            let (f, k) = match i {
-                0..=19 => ((b & c) | (!b & d), 0x5A82_7999),
-                20..=39 => (b ^ c ^ d, 0x6ED9_EBA1),
-                40..=59 => ((b & c) | (b & d) | (c & d), 0x8F1B_BCDC),
-                _ => (b ^ c ^ d, 0xCA62_C1D6),
-            };
-            let t = a
-                .rotate_left(5)
-                .wrapping_add(f)
-                .wrapping_add(e)
-                .wrapping_add(k)
-                .wrapping_add(*wi);
-            e = d;
-            d = c;
-            c = b.rotate_left(30);
-            b = a;
-            a = t;
-        }
-        for (x, y) in h.iter_mut().zip([a, b, c, d, e]) {
-            *x = x.wrapping_add(y);
-        }
-    }
-    h.iter().map(|x| format!("{x:08X}")).collect()
+    higress_wrapper::redis::sha1(data)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect()
 }
 
 /// What the body gives the script: the prefix hashes (Go's `params`).

@@ -57,6 +57,22 @@ mod service;
 use crate::task;
 pub use resp::{DecodeError, FromValue, FromValueError, Value};
 pub use service::RedisService;
+
+/// The SHA-1 digest of `data`, as Redis's `redis.sha1hex` computes it (in
+/// bytes): for keys a plugin and its Lua script must agree on, such as
+/// ai-load-balancer's prefix hashes, and for `EVALSHA` ids. Not for
+/// security.
+///
+/// ```
+/// let hex: String = higress_wrapper::redis::sha1(b"abc")
+///     .iter()
+///     .map(|b| format!("{b:02x}"))
+///     .collect();
+/// assert_eq!(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+/// ```
+pub fn sha1(data: &[u8]) -> [u8; 20] {
+    sha1::digest(data)
+}
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
