@@ -72,7 +72,15 @@ fn a_unary_call_answered_by_the_test() {
     assert_eq!(s.local_response().unwrap().status, 200);
     assert_eq!(json(&s)["grpc"], "HELLO");
     assert_eq!(host.callouts()[0].state, CalloutState::Delivered);
-    // Answered once: a second answer is refused, a stream answer too.
+    // Envoy's `onGrpcReceive`, the message read from buffer 5.
+    let work = host.work();
+    let receive = work
+        .iter()
+        .find(|w| w.callback == "proxy_on_grpc_receive")
+        .unwrap();
+    assert_eq!(receive.stream, Some(s.context_id()));
+    assert!(receive.hostcalls.contains(&"proxy_get_buffer_bytes"));
+    // Answered once: a second answer is refused.
     assert_eq!(
         host.respond_grpc(token, "again"),
         Err(DeliveryError::NotPending(token))
@@ -132,6 +140,7 @@ fn a_server_stream_delivers_several_messages_then_closes() {
         }
         other => panic!("not a gRPC stream: {other:?}"),
     }
+    host.clear_work();
     for word in ["one", "two", "three"] {
         host.grpc_stream_message(token, word).unwrap();
         assert!(s.local_response().is_none(), "still reading");
@@ -142,6 +151,24 @@ fn a_server_stream_delivers_several_messages_then_closes() {
     assert_eq!(
         json(&s)["replies"],
         serde_json::json!(["one", "two", "three"])
+    );
+    // Envoy's stream callbacks, in order, on the root context.
+    let grpc: Vec<&str> = host
+        .work()
+        .iter()
+        .filter(|w| w.callback.contains("grpc"))
+        .map(|w| w.callback)
+        .collect();
+    assert_eq!(
+        grpc,
+        [
+            "proxy_on_grpc_receive_initial_metadata",
+            "proxy_on_grpc_receive",
+            "proxy_on_grpc_receive",
+            "proxy_on_grpc_receive",
+            "proxy_on_grpc_receive_trailing_metadata",
+            "proxy_on_grpc_close",
+        ]
     );
     assert_eq!(host.callouts()[0].state, CalloutState::Delivered);
     s.done().unwrap();
