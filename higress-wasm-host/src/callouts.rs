@@ -1,4 +1,4 @@
-//! Callout replies: HTTP and Redis, answered by the test or by real
+//! Callout replies: HTTP, gRPC and Redis, answered by the test or by real
 //! loopback servers, delivered on the root context as Envoy does (never
 //! from inside the host call that made them), with the reply readable only
 //! during the callback.
@@ -15,10 +15,32 @@ use std::time::Duration;
 enum Answer {
     Http(Option<CallReply>),
     Redis(Option<Vec<u8>>),
+    /// A unary call's end: status 0 with the message, or a status and its
+    /// message.
+    Grpc(u32, Vec<u8>, String),
+    /// One message on a stream (it stays open).
+    GrpcMessage(Vec<u8>),
+    /// A stream's end: status and message.
+    GrpcClose(u32, String),
+}
+
+impl Answer {
+    fn fits(&self, kind: &CalloutKind) -> bool {
+        matches!(
+            (kind, self),
+            (CalloutKind::Http { .. }, Answer::Http(_))
+                | (CalloutKind::Redis { .. }, Answer::Redis(_))
+                | (CalloutKind::Grpc { .. }, Answer::Grpc(..))
+                | (
+                    CalloutKind::GrpcStream { .. },
+                    Answer::GrpcMessage(_) | Answer::GrpcClose(..)
+                )
+        )
+    }
 }
 
 fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError> {
-    let (context, is_http) = {
+    let context = {
         let h = vm.data();
         let c = h
             .callouts
@@ -28,13 +50,15 @@ fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError>
         if c.state != CalloutState::Pending {
             return Err(DeliveryError::NotPending(token));
         }
-        (c.context_id, matches!(c.kind, CalloutKind::Http { .. }))
+        if !answer.fits(&c.kind) {
+            return Err(DeliveryError::WrongKind(token));
+        }
+        c.context_id
     };
-    if is_http != matches!(answer, Answer::Http(_)) {
-        return Err(DeliveryError::WrongKind(token));
-    }
-    if let Some(c) = vm.data_mut().callouts.iter_mut().find(|c| c.token == token) {
-        c.state = CalloutState::Delivered;
+    if !matches!(answer, Answer::GrpcMessage(_)) {
+        if let Some(c) = vm.data_mut().callouts.iter_mut().find(|c| c.token == token) {
+            c.state = CalloutState::Delivered;
+        }
     }
     if vm.data().vm_failed {
         return Ok(());
@@ -69,9 +93,63 @@ fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError>
             );
             vm.data_mut().redis_reply = None;
         }
+        answer => grpc(vm, root, stream, token, answer),
     }
     streams::drain(vm);
     Ok(())
+}
+
+/// A gRPC reply as Envoy's handlers call the module: a unary call's
+/// success is `proxy_on_grpc_receive` (message in buffer 5), its failure
+/// `proxy_on_grpc_close` (the message via `proxy_get_status`); a stream's
+/// first message comes after `proxy_on_grpc_receive_initial_metadata`, its
+/// end is `proxy_on_grpc_receive_trailing_metadata` then
+/// `proxy_on_grpc_close` (any status). Metadata maps 4 and 5 are empty.
+fn grpc(vm: &mut Vm, root: u32, stream: Option<u32>, token: u32, answer: Answer) {
+    let call = |vm: &mut Vm, name: &'static str, third: usize| {
+        let args = [root as i32, token as i32, third as i32];
+        let _ = vm.call(name, Some(root), stream, &args);
+    };
+    let reply = |body: Vec<u8>| {
+        Some(CallReply {
+            headers: HeaderMap::default(),
+            body,
+            trailers: HeaderMap::default(),
+        })
+    };
+    match answer {
+        Answer::Grpc(0, message, _) => {
+            let size = message.len();
+            vm.data_mut().grpc_reply = reply(message);
+            call(vm, "proxy_on_grpc_receive", size);
+        }
+        Answer::Grpc(status, _, text) => {
+            vm.data_mut().status = (status, text.into_bytes());
+            call(vm, "proxy_on_grpc_close", status as usize);
+        }
+        Answer::GrpcMessage(message) => {
+            vm.data_mut().grpc_reply = reply(Vec::new());
+            if !vm.data().grpc_initial_sent.contains(&token) {
+                vm.data_mut().grpc_initial_sent.push(token);
+                call(vm, "proxy_on_grpc_receive_initial_metadata", 0);
+            }
+            let size = message.len();
+            vm.data_mut().grpc_reply = reply(message);
+            call(vm, "proxy_on_grpc_receive", size);
+        }
+        Answer::GrpcClose(status, text) => {
+            vm.data_mut().grpc_reply = reply(Vec::new());
+            vm.data_mut().grpc_initial_sent.retain(|t| *t != token);
+            call(vm, "proxy_on_grpc_receive_trailing_metadata", 0);
+            vm.data_mut().grpc_reply = None;
+            vm.data_mut().status = (status, text.into_bytes());
+            call(vm, "proxy_on_grpc_close", status as usize);
+        }
+        Answer::Http(_) | Answer::Redis(_) => {}
+    }
+    let h = vm.data_mut();
+    h.grpc_reply = None;
+    h.status = (0, Vec::new());
 }
 
 /// Times out, on the host clock, the callouts the test answers by hand
@@ -94,6 +172,8 @@ pub(crate) fn expire(vm: &mut Vm) {
                         .settings
                         .redis_servers
                         .contains_key(service.split('?').next().unwrap_or_default()),
+                    // gRPC calls are answered by the test (no deadline).
+                    CalloutKind::Grpc { .. } | CalloutKind::GrpcStream { .. } => false,
                 })
                 .map(|c| (c.token, matches!(c.kind, CalloutKind::Http { .. })))
         };
@@ -154,6 +234,46 @@ impl TestHost {
         self.write(|vm| deliver(vm, token, Answer::Redis(None)))
     }
 
+    /// Answers gRPC call `token` with its response `message` (the
+    /// serialized protobuf), as Envoy's `onGrpcReceive` for a unary call.
+    pub fn respond_grpc(&self, token: u32, message: impl AsRef<[u8]>) -> Result<(), DeliveryError> {
+        let answer = Answer::Grpc(0, message.as_ref().to_vec(), String::new());
+        self.write(|vm| deliver(vm, token, answer))
+    }
+
+    /// Ends gRPC call `token` with a non-OK gRPC `status` (e.g. 14,
+    /// UNAVAILABLE) and `message`, as Envoy's `onGrpcClose`; the plugin
+    /// reads the message through `proxy_get_status`.
+    pub fn fail_grpc(&self, token: u32, status: u32, message: &str) -> Result<(), DeliveryError> {
+        let answer = Answer::Grpc(status, Vec::new(), message.to_owned());
+        self.write(|vm| deliver(vm, token, answer))
+    }
+
+    /// Delivers one `message` on gRPC stream `token` (Envoy's
+    /// `onGrpcReceive`, after `onGrpcReceiveInitialMetadata` for the first
+    /// one); the stream stays open.
+    pub fn grpc_stream_message(
+        &self,
+        token: u32,
+        message: impl AsRef<[u8]>,
+    ) -> Result<(), DeliveryError> {
+        let answer = Answer::GrpcMessage(message.as_ref().to_vec());
+        self.write(|vm| deliver(vm, token, answer))
+    }
+
+    /// Ends gRPC stream `token` from the server side with gRPC `status`
+    /// (0: OK) and `message` (Envoy's `onGrpcReceiveTrailingMetadata`, then
+    /// `onGrpcClose`).
+    pub fn close_grpc_stream(
+        &self,
+        token: u32,
+        status: u32,
+        message: &str,
+    ) -> Result<(), DeliveryError> {
+        let answer = Answer::GrpcClose(status, message.to_owned());
+        self.write(|vm| deliver(vm, token, answer))
+    }
+
     /// Does the host's I/O: sends pending Redis calls and HTTP callouts
     /// whose cluster has a real server, and delivers their replies, again
     /// while the plugin makes new ones; delivers `proxy_on_queue_ready` for
@@ -174,6 +294,7 @@ impl TestHost {
                                 CalloutKind::Http { upstream, .. } => {
                                     h.settings.http_servers.contains_key(upstream)
                                 }
+                                CalloutKind::Grpc { .. } | CalloutKind::GrpcStream { .. } => false,
                             }
                     })
                     .cloned()
@@ -218,6 +339,8 @@ impl TestHost {
                     let addr = self.read(|h| h.settings.http_servers.get(upstream).copied());
                     Answer::Http(addr.and_then(|a| http_request(a, headers, body, *timeout).ok()))
                 }
+                // Not selected above: gRPC is answered by the test.
+                CalloutKind::Grpc { .. } | CalloutKind::GrpcStream { .. } => continue,
             };
             let _ = self.write(|vm| deliver(vm, call.token, answer));
             delivered += 1;

@@ -53,6 +53,14 @@ fn pairs_to_public(bytes: &[u8]) -> Option<Vec<(String, HeaderValue)>> {
 
 /// The header map `map_type` of the effective context, if reachable now.
 fn map_mut(h: &mut HostState, map_type: i32, write: bool) -> Result<&mut HeaderMap, Status> {
+    if map_type == 4 || map_type == 5 {
+        let reply = h.grpc_reply.as_mut().ok_or(Status::BadArgument)?;
+        return Ok(if map_type == 4 {
+            &mut reply.headers
+        } else {
+            &mut reply.trailers
+        });
+    }
     if map_type == 6 || map_type == 7 {
         let reply = h.call_reply.as_mut().ok_or(Status::BadArgument)?;
         return Ok(if map_type == 6 {
@@ -174,6 +182,12 @@ fn buffer(h: &mut HostState, t: i32) -> Result<Vec<u8>, Status> {
         }
         4 => Ok(h
             .call_reply
+            .as_ref()
+            .ok_or(Status::BadArgument)?
+            .body
+            .clone()),
+        5 => Ok(h
+            .grpc_reply
             .as_ref()
             .ok_or(Status::BadArgument)?
             .body
@@ -425,6 +439,163 @@ fn http_call(
         },
         state: CalloutState::Pending,
     });
+    Ok(Status::Ok.code())
+}
+
+/// A gRPC callout's upstream, service, method and metadata, as
+/// `proxy_grpc_call` and `proxy_grpc_stream` pass them.
+type GrpcTarget = (String, String, String, Vec<(String, HeaderValue)>);
+
+fn grpc_target(c: &mut C<'_>, args: [i32; 8]) -> Result<GrpcTarget, Status> {
+    let [up, us, sp, ss, mp, ms, hp, hs] = args;
+    let (Ok(upstream), Ok(service), Ok(method), Ok(metadata)) = (
+        memory::read(c, up, us),
+        memory::read_str(c, sp, ss),
+        memory::read_str(c, mp, ms),
+        memory::read(c, hp, hs),
+    ) else {
+        return Err(Status::InvalidMemoryAccess);
+    };
+    let metadata = pairs_to_public(&metadata).ok_or(Status::BadArgument)?;
+    // The upstream is a cluster name (or a serialized `GrpcService`, which
+    // names no cluster this host knows): unknown -> BadArgument, as Envoy.
+    let upstream = String::from_utf8_lossy(&upstream).into_owned();
+    if !c.data().cluster_known(&upstream) {
+        return Err(Status::BadArgument);
+    }
+    Ok((upstream, service, method, metadata))
+}
+
+fn push_grpc(c: &mut C<'_>, tag: u32, token_ptr: i32, kind: CalloutKind) -> R {
+    let token = c.data_mut().token(tag);
+    if memory::write_u32(c, token_ptr, token).is_err() {
+        return Ok(Status::InvalidMemoryAccess.code());
+    }
+    let h = c.data_mut();
+    let context_id = h.effective;
+    h.callouts.push(Callout {
+        token,
+        context_id,
+        kind,
+        state: CalloutState::Pending,
+    });
+    Ok(Status::Ok.code())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grpc_call(
+    mut c: C<'_>,
+    up: i32,
+    us: i32,
+    sp: i32,
+    ss: i32,
+    mp: i32,
+    ms: i32,
+    hp: i32,
+    hs: i32,
+    bp: i32,
+    bs: i32,
+    timeout: i32,
+    token_ptr: i32,
+) -> R {
+    enter(&mut c, "proxy_grpc_call")?;
+    let (upstream, service, method, initial_metadata) =
+        match grpc_target(&mut c, [up, us, sp, ss, mp, ms, hp, hs]) {
+            Ok(t) => t,
+            Err(s) => return Ok(s.code()),
+        };
+    let Ok(message) = memory::read(&mut c, bp, bs) else {
+        return Ok(Status::InvalidMemoryAccess.code());
+    };
+    let kind = CalloutKind::Grpc {
+        upstream,
+        service,
+        method,
+        initial_metadata,
+        message,
+        timeout: Duration::from_millis(u64::from(timeout as u32)),
+    };
+    push_grpc(&mut c, 1, token_ptr, kind)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn grpc_stream(
+    mut c: C<'_>,
+    up: i32,
+    us: i32,
+    sp: i32,
+    ss: i32,
+    mp: i32,
+    ms: i32,
+    hp: i32,
+    hs: i32,
+    token_ptr: i32,
+) -> R {
+    enter(&mut c, "proxy_grpc_stream")?;
+    let (upstream, service, method, initial_metadata) =
+        match grpc_target(&mut c, [up, us, sp, ss, mp, ms, hp, hs]) {
+            Ok(t) => t,
+            Err(s) => return Ok(s.code()),
+        };
+    let kind = CalloutKind::GrpcStream {
+        upstream,
+        service,
+        method,
+        initial_metadata,
+        sent: Vec::new(),
+        half_closed: false,
+    };
+    push_grpc(&mut c, 2, token_ptr, kind)
+}
+
+fn grpc_send(mut c: C<'_>, token: i32, mp: i32, ms: i32, end: i32) -> R {
+    enter(&mut c, "proxy_grpc_send")?;
+    let Ok(message) = memory::read(&mut c, mp, ms) else {
+        return Ok(Status::InvalidMemoryAccess.code());
+    };
+    let token = token as u32;
+    let h = c.data_mut();
+    let Some(callout) = h.callouts.iter_mut().find(|c| c.token == token) else {
+        return Ok(Status::NotFound.code());
+    };
+    let status = match (&mut callout.kind, callout.state) {
+        (
+            CalloutKind::GrpcStream {
+                sent, half_closed, ..
+            },
+            CalloutState::Pending,
+        ) => {
+            sent.push(message);
+            *half_closed |= end != 0;
+            Status::Ok
+        }
+        (CalloutKind::GrpcStream { .. }, _) => Status::NotFound,
+        _ => Status::BadArgument,
+    };
+    Ok(status.code())
+}
+
+/// `proxy_grpc_cancel` / `proxy_grpc_close`: a cancel ends the call or
+/// stream (nothing more is delivered); a close half-closes a stream
+/// (replies still come, as Envoy's `closeStream`) and ends a unary call.
+fn grpc_end(mut c: C<'_>, name: &'static str, token: i32, to: CalloutState) -> R {
+    enter(&mut c, name)?;
+    let token = token as u32;
+    let h = c.data_mut();
+    let Some(callout) = h
+        .callouts
+        .iter_mut()
+        .find(|c| c.token == token && c.state == CalloutState::Pending)
+    else {
+        return Ok(Status::NotFound.code());
+    };
+    match &mut callout.kind {
+        CalloutKind::GrpcStream { half_closed, .. } if to == CalloutState::Closed => {
+            *half_closed = true;
+        }
+        CalloutKind::Grpc { .. } | CalloutKind::GrpcStream { .. } => callout.state = to,
+        _ => return Ok(Status::NotFound.code()),
+    }
     Ok(Status::Ok.code())
 }
 
@@ -749,62 +920,14 @@ pub(crate) fn define(linker: &mut Linker<HostState>, mode: Properties) -> wasmti
     l.func_wrap("env", "proxy_get_buffer_bytes", get_buffer_bytes)?;
     l.func_wrap("env", "proxy_set_buffer_bytes", set_buffer_bytes)?;
     l.func_wrap("env", "proxy_http_call", http_call)?;
-    // gRPC is registered (Envoy offers it) but not modelled: BadArgument,
-    // as Envoy answers for a cluster it does not know.
-    l.func_wrap(
-        "env",
-        "proxy_grpc_call",
-        |mut c: C<'_>,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32|
-         -> R {
-            enter(&mut c, "proxy_grpc_call")?;
-            Ok(Status::BadArgument.code())
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_grpc_stream",
-        |mut c: C<'_>,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32,
-         _: i32|
-         -> R {
-            enter(&mut c, "proxy_grpc_stream")?;
-            Ok(Status::BadArgument.code())
-        },
-    )?;
-    l.func_wrap(
-        "env",
-        "proxy_grpc_send",
-        |mut c: C<'_>, _: i32, _: i32, _: i32, _: i32| -> R {
-            enter(&mut c, "proxy_grpc_send")?;
-            Ok(Status::NotFound.code())
-        },
-    )?;
-    l.func_wrap("env", "proxy_grpc_cancel", |mut c: C<'_>, _: i32| -> R {
-        enter(&mut c, "proxy_grpc_cancel")?;
-        Ok(Status::NotFound.code())
+    l.func_wrap("env", "proxy_grpc_call", grpc_call)?;
+    l.func_wrap("env", "proxy_grpc_stream", grpc_stream)?;
+    l.func_wrap("env", "proxy_grpc_send", grpc_send)?;
+    l.func_wrap("env", "proxy_grpc_cancel", |c: C<'_>, t: i32| {
+        grpc_end(c, "proxy_grpc_cancel", t, CalloutState::Cancelled)
     })?;
-    l.func_wrap("env", "proxy_grpc_close", |mut c: C<'_>, _: i32| -> R {
-        enter(&mut c, "proxy_grpc_close")?;
-        Ok(Status::NotFound.code())
+    l.func_wrap("env", "proxy_grpc_close", |c: C<'_>, t: i32| {
+        grpc_end(c, "proxy_grpc_close", t, CalloutState::Closed)
     })?;
     l.func_wrap(
         "env",

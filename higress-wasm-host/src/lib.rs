@@ -70,8 +70,22 @@
 //! format, the override, injected data, Redis, metrics, shared data and
 //! foreign functions.
 //!
+//! gRPC calls and streams are answered by the test with the native host's
+//! API (`respond_grpc`, `fail_grpc`, `grpc_stream_message`,
+//! `close_grpc_stream`; `CalloutKind::Grpc` / `GrpcStream { half_closed }`,
+//! `CalloutState::Cancelled` / `Closed`) and reach the module as Envoy
+//! calls it: a unary call's success is `proxy_on_grpc_receive` (the message
+//! in buffer 5), its failure `proxy_on_grpc_close` (text via
+//! `proxy_get_status`); a stream's first message follows
+//! `proxy_on_grpc_receive_initial_metadata`, its end is
+//! `proxy_on_grpc_receive_trailing_metadata` then `proxy_on_grpc_close`.
+//! An unknown cluster is `BadArgument`, as for HTTP callouts. Metadata
+//! from the server (maps 4 and 5) is empty; gRPC timeouts are not
+//! enforced (the test answers); there is no real gRPC server relay.
+//! `tests/grpc.rs` runs the SDK's gRPC on the compiled `e2e-hostcalls`.
+//!
 //! # Not modelled
-//! gRPC (the calls exist and answer `BadArgument`), TCP filters, buffer
+//! A real gRPC upstream, TCP filters, buffer
 //! limits (413/500), Envoy's own `x-request-id` generation.
 #![deny(missing_docs)]
 

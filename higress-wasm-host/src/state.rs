@@ -367,6 +367,11 @@ pub(crate) struct HostState {
     pub(crate) deadlines: BTreeMap<u32, u64>,
     pub(crate) next_token: u32,
     pub(crate) call_reply: Option<CallReply>,
+    /// During a gRPC callback: initial metadata (map 4), the message
+    /// (buffer 5) and trailing metadata (map 5).
+    pub(crate) grpc_reply: Option<CallReply>,
+    /// gRPC streams whose initial metadata was delivered.
+    pub(crate) grpc_initial_sent: Vec<u32>,
     pub(crate) redis_reply: Option<Vec<u8>>,
     pub(crate) foreign_arg: Option<Vec<u8>>,
     pub(crate) redis_inits: Vec<RedisInit>,
@@ -410,6 +415,8 @@ impl HostState {
             deadlines: BTreeMap::new(),
             next_token: 0,
             call_reply: None,
+            grpc_reply: None,
+            grpc_initial_sent: Vec::new(),
             redis_reply: None,
             foreign_arg: None,
             redis_inits: Vec::new(),

@@ -339,6 +339,37 @@ pub enum CalloutKind {
         /// The timeout the plugin asked for.
         timeout: Duration,
     },
+    /// `proxy_grpc_call` (a unary call).
+    Grpc {
+        /// The upstream (cluster name), lossy text.
+        upstream: String,
+        /// The gRPC service.
+        service: String,
+        /// The method.
+        method: String,
+        /// Initial metadata.
+        initial_metadata: Vec<(String, HeaderValue)>,
+        /// The serialized request message.
+        message: Vec<u8>,
+        /// The timeout the plugin asked for.
+        timeout: Duration,
+    },
+    /// `proxy_grpc_stream`.
+    GrpcStream {
+        /// The upstream (cluster name), lossy text.
+        upstream: String,
+        /// The gRPC service.
+        service: String,
+        /// The method.
+        method: String,
+        /// Initial metadata.
+        initial_metadata: Vec<(String, HeaderValue)>,
+        /// Messages sent so far with `proxy_grpc_send`.
+        sent: Vec<Vec<u8>>,
+        /// The plugin half-closed it (`proxy_grpc_close`, or a send with
+        /// end of stream); replies may still be delivered.
+        half_closed: bool,
+    },
     /// Higress `proxy_redis_call`.
     Redis {
         /// The service string as passed.
@@ -356,6 +387,10 @@ pub enum CalloutState {
     Pending,
     /// Its reply (or failure) was delivered to the plugin.
     Delivered,
+    /// The plugin cancelled it (`proxy_grpc_cancel`).
+    Cancelled,
+    /// The plugin closed it (`proxy_grpc_close` on a unary call).
+    Closed,
     /// Dropped: the VM failed or the host was reset before it was answered.
     Dropped,
 }
