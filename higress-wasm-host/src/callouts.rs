@@ -70,6 +70,10 @@ fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError>
             let (nh, nb, nt) = reply.as_ref().map_or((0, 0, 0), |r| {
                 (r.headers.len(), r.body.len(), r.trailers.len())
             });
+            if reply.is_none() {
+                // Envoy's onHttpCallFailure: BrokenConnection / "reset".
+                vm.data_mut().status = (11, b"reset".to_vec());
+            }
             vm.data_mut().call_reply = Some(reply.unwrap_or_default());
             let _ = vm.call(
                 "proxy_on_http_call_response",
@@ -78,12 +82,16 @@ fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError>
                 &[root as i32, token as i32, nh as i32, nb as i32, nt as i32],
             );
             vm.data_mut().call_reply = None;
+            vm.data_mut().status = (0, Vec::new());
         }
         Answer::Redis(reply) => {
             let (status, size) = match &reply {
                 Some(r) => (0, r.len()),
                 None => (1, 0),
             };
+            if reply.is_none() {
+                vm.data_mut().status = (11, b"reset".to_vec());
+            }
             vm.data_mut().redis_reply = reply;
             let _ = vm.call(
                 "proxy_on_redis_call_response",
@@ -92,6 +100,7 @@ fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError>
                 &[root as i32, token as i32, status, size as i32],
             );
             vm.data_mut().redis_reply = None;
+            vm.data_mut().status = (0, Vec::new());
         }
         answer => grpc(vm, root, stream, token, answer),
     }

@@ -207,3 +207,60 @@ fn fuel_per_callback_is_the_same_from_run_to_run() {
     let table = higress_wasm_host::fuel::format_table(&first);
     assert!(table.contains("proxy_on_request_headers"), "{table}");
 }
+
+/// `proxy_get_status` in an HTTP callout's callback: `BrokenConnection` /
+/// `reset` after a failure (Envoy's `onHttpCallFailure`), `Ok` and no text
+/// after a response, as the native test host answers.
+#[test]
+fn a_failed_http_callout_reads_as_reset_in_get_status() {
+    let wat = r#"(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_status" (func $status (param i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (data (i32.const 16) "auth")
+  (data (i32.const 64) "\03\00\00\00\05\00\00\00\01\00\00\00\07\00\00\00\03\00\00\00\0a\00\00\00\01\00\00\00:path\00/\00:method\00GET\00:authority\00a\00")
+  (data (i32.const 200) "status ")
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $n)))
+    (local.get $p))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $call (i32.const 16) (i32.const 4) (i32.const 64) (i32.const 61)
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 300)))
+    (i32.const 1))
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32 i32 i32)
+    (drop (call $status (i32.const 304) (i32.const 308) (i32.const 312)))
+    ;; "status <code digit>" then the message, as two lines.
+    (i32.store8 (i32.const 207) (i32.add (i32.const 48) (i32.rem_u (i32.load (i32.const 304)) (i32.const 10))))
+    (i32.store8 (i32.const 206) (i32.add (i32.const 48) (i32.div_u (i32.load (i32.const 304)) (i32.const 10))))
+    (drop (call $log (i32.const 2) (i32.const 200) (i32.const 8)))
+    (drop (call $log (i32.const 2) (i32.load (i32.const 308)) (i32.load (i32.const 312)))))
+)"#;
+    let module = PluginModule::from_bytes(wat::parse_str(wat).unwrap(), "status").unwrap();
+    let host = TestHost::builder()
+        .clusters(["auth"])
+        .start(&module, "")
+        .unwrap();
+
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/")], true).unwrap();
+    let token = host.callouts()[0].token;
+    host.fail_http(token).unwrap();
+    let lines: Vec<String> = host.logs().into_iter().map(|l| l.message).collect();
+    assert_eq!(lines, ["status11", "reset"], "{lines:?}");
+    drop(s);
+
+    let mut s = host.http_stream();
+    s.send_request_headers(&[(":path", "/")], true).unwrap();
+    let token = host.callouts()[1].token;
+    host.respond_http(token, 200, &[], "ok").unwrap();
+    let lines: Vec<String> = host.logs().into_iter().map(|l| l.message).collect();
+    assert_eq!(lines[2..], ["status00", ""], "{lines:?}");
+}
