@@ -286,6 +286,16 @@ impl TestHost {
         self.read(|h| h.shared.shared_data(&h.settings.vm_id, key))
     }
 
+    /// Sets a shared-data value (of this host's `vm_id`), as another worker
+    /// of the VM would (CAS 0: always written, the CAS moves on).
+    pub fn set_shared_data(&self, key: &str, value: impl AsRef<[u8]>) {
+        self.read(|h| {
+            let _ = h
+                .shared
+                .set_data(&h.settings.vm_id, key, value.as_ref().to_vec(), 0);
+        });
+    }
+
     // ----- work -----------------------------------------------------------------------------
 
     /// Every callback made so far with its fuel and host calls.

@@ -1,9 +1,10 @@
-//! `endpoint_metrics` (`metrics_based`) on the native test host in Higress
-//! mode: upstream hosts carry `health_status` and their Prometheus text in
+//! `endpoint_metrics` (`metrics_based`) in both test hosts (native and the
+//! compiled module, `both_modes!`) in Higress mode: upstream hosts carry `health_status` and their Prometheus text in
 //! `metrics`; `least` / `most` / `default` pick, ties go at random,
 //! `rate_limit` over the last 100 picks (per VM as Go, or per gateway in
 //! shared data), Go's fallbacks and the config. Go's unit tests of the
-//! scheduler, the metrics reader and the window are translated at the end.
+//! scheduler, the metrics reader and the window are translated; those that
+//! never start a host run once, outside the macro.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,8 +17,7 @@ use ai_load_balancer::endpoint_metrics::{
     no_queue_and_less_than_kv_cache, pod_metrics, schedule, window_key, LlmRequest, MetricPolicy,
     Pod, RateLimitScope, DEFAULT_FILTER, WINDOW,
 };
-use ai_load_balancer::{parse_config, AiLoadBalancerConfig, LoadBalancer, Plugin};
-use higress_test_host::{Action, StartStage, TestHost};
+use ai_load_balancer::{parse_config, AiLoadBalancerConfig, LoadBalancer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,37 +55,6 @@ fn healthy(address: &str, metrics: &str) -> (String, String) {
     )
 }
 
-fn start(hosts: Vec<(String, String)>, config: &Value) -> TestHost {
-    TestHost::builder()
-        .higress()
-        .upstream_hosts(hosts)
-        .start::<Plugin>(config.to_string())
-        .unwrap()
-}
-
-/// One request through the plugin: headers held, the body picks at once.
-fn pick(host: &TestHost, body: &str) -> Option<String> {
-    let mut s = host.http_stream();
-    s.set_cluster_name(UPSTREAM);
-    let headers = [
-        (":path", "/v1/chat/completions"),
-        (":method", "POST"),
-        ("content-type", "application/json"),
-    ];
-    assert_eq!(
-        s.send_request_headers(&headers, false).unwrap(),
-        Action::Pause,
-        "headers held while the body is read"
-    );
-    assert_eq!(s.send_request_body(body, true).unwrap(), Action::Continue);
-    assert!(s.upstream_request_complete());
-    let chosen = s.upstream_override_host();
-    s.send_response_headers(&[(":status", "200")], true)
-        .unwrap();
-    s.done().unwrap();
-    chosen
-}
-
 const BODY: &str = r#"{"model":"adapter-a","messages":[{"role":"user","content":"hi"}]}"#;
 
 fn waiting_hosts(values: &[(&str, f64)]) -> Vec<(String, String)> {
@@ -101,222 +70,6 @@ fn least_waiting(extra: Value) -> Value {
         c[k] = v;
     }
     config(c)
-}
-
-// ----- least / most ------------------------------------------------------------------------------
-
-#[test]
-fn least_and_most_pick_by_the_target_metric() {
-    let hosts = waiting_hosts(&[("a:80", 1.0), ("b:80", 5.0), ("c:80", 9.0)]);
-    let host = start(hosts.clone(), &least_waiting(json!({})));
-    for _ in 0..5 {
-        assert_eq!(pick(&host, BODY).as_deref(), Some("a:80"));
-    }
-    let most =
-        config(json!({"metric_policy": "most", "target_metric": "vllm:num_requests_waiting"}));
-    let host = start(hosts, &most);
-    for _ in 0..5 {
-        assert_eq!(pick(&host, BODY).as_deref(), Some("c:80"));
-    }
-    host.assert_idle();
-}
-
-/// Go keeps every endpoint in the lowest `1/n` of the range, then picks
-/// one of them at random.
-#[test]
-fn endpoints_close_to_the_least_tie_and_are_picked_at_random() {
-    // Range 0..9 over 3 endpoints: [0, 3] is kept.
-    let hosts = waiting_hosts(&[("a:80", 0.0), ("b:80", 3.0), ("c:80", 9.0)]);
-    let host = start(hosts, &least_waiting(json!({})));
-    let seen: BTreeSet<String> = (0..60).filter_map(|_| pick(&host, BODY)).collect();
-    assert_eq!(seen, BTreeSet::from(["a:80".to_owned(), "b:80".to_owned()]));
-}
-
-#[test]
-fn unhealthy_endpoints_are_never_picked() {
-    let mut hosts = waiting_hosts(&[("a:80", 7.0), ("b:80", 8.0)]);
-    hosts.push((
-        "sick:80".to_owned(),
-        json!({"health_status": "Unhealthy",
-               "metrics": gauges(&[("vllm:num_requests_waiting", 0.0)])})
-        .to_string(),
-    ));
-    let host = start(hosts, &least_waiting(json!({})));
-    for _ in 0..10 {
-        assert_eq!(pick(&host, BODY).as_deref(), Some("a:80"));
-    }
-}
-
-// ----- default ------------------------------------------------------------------------------------
-
-#[test]
-fn default_prefers_the_endpoint_with_the_lora_adapter() {
-    let hosts = vec![
-        healthy("a:80", &vllm(0.0, 0.1, "", 4)),
-        healthy("b:80", &vllm(0.0, 0.5, "adapter-a", 4)),
-    ];
-    let host = start(hosts, &config(json!({"metric_policy": "default"})));
-    for _ in 0..5 {
-        assert_eq!(pick(&host, BODY).as_deref(), Some("b:80"));
-    }
-    // Another model: no affinity, both can load it, least KV cache wins.
-    let other = r#"{"model":"adapter-z"}"#;
-    for _ in 0..5 {
-        assert_eq!(pick(&host, other).as_deref(), Some("a:80"));
-    }
-}
-
-#[test]
-fn default_without_room_for_the_adapter_uses_least_queue_then_kv_cache() {
-    let hosts = vec![
-        healthy("a:80", &vllm(2.0, 0.9, "x,y", 2)),
-        healthy("b:80", &vllm(2.0, 0.2, "x,y", 2)),
-        healthy("c:80", &vllm(40.0, 0.0, "", 4)),
-    ];
-    // Nobody has adapter-a; only c has room, so c is the candidate.
-    let host = start(hosts.clone(), &config(json!({})));
-    assert_eq!(pick(&host, BODY).as_deref(), Some("c:80"));
-    // Everyone queues 50 or more: least queue first, then room for the
-    // adapter, then least KV cache.
-    let hosts = vec![
-        healthy("a:80", &vllm(60.0, 0.9, "", 4)),
-        healthy("b:80", &vllm(61.0, 0.2, "", 4)),
-        healthy("c:80", &vllm(200.0, 0.0, "", 4)),
-    ];
-    let host = start(hosts, &config(json!({})));
-    for _ in 0..5 {
-        assert_eq!(pick(&host, BODY).as_deref(), Some("b:80"));
-    }
-}
-
-// ----- rate_limit ---------------------------------------------------------------------------------
-
-#[test]
-fn rate_limit_moves_picks_off_an_endpoint_over_its_share() {
-    let hosts = waiting_hosts(&[("a:80", 0.0), ("b:80", 9.0)]);
-    let host = start(hosts, &least_waiting(json!({"rate_limit": 0.5})));
-    // a while its share of the last picks is at most a half, else b.
-    let picks: Vec<String> = (0..6).map(|_| pick(&host, BODY).unwrap()).collect();
-    assert_eq!(picks, ["a:80", "b:80", "a:80", "b:80", "a:80", "b:80"]);
-}
-
-#[test]
-fn rate_limit_looks_at_the_last_100_picks_only() {
-    let hosts = waiting_hosts(&[("a:80", 0.0), ("b:80", 9.0)]);
-    let host = start(hosts, &least_waiting(json!({"rate_limit": 0.6})));
-    let picks: Vec<String> = (0..400).map(|_| pick(&host, BODY).unwrap()).collect();
-    // Every pick of a came with a's share of the window before it at most
-    // 0.6, counted over at most the 100 picks before it.
-    for (i, p) in picks.iter().enumerate() {
-        let window = &picks[i.saturating_sub(WINDOW)..i];
-        let share = if window.is_empty() {
-            0.0
-        } else {
-            window.iter().filter(|h| *h == "a:80").count() as f64 / window.len() as f64
-        };
-        assert_eq!(p == "a:80", share <= 0.6, "pick {i}: {p} at share {share}");
-    }
-    let a = picks[300..].iter().filter(|h| *h == "a:80").count();
-    assert!(
-        (59..=61).contains(&a),
-        "a holds 60% of the window in the steady state: {a}"
-    );
-}
-
-#[test]
-fn a_single_endpoint_takes_every_pick_whatever_the_rate_limit() {
-    let host = start(
-        waiting_hosts(&[("a:80", 0.0)]),
-        &least_waiting(json!({"rate_limit": 0})),
-    );
-    for _ in 0..3 {
-        assert_eq!(pick(&host, BODY).as_deref(), Some("a:80"));
-    }
-}
-
-/// Go's window is per VM; `rate_limit_scope: gateway` keeps it in shared
-/// data, per cluster, so picks other workers made count too.
-#[test]
-fn rate_limit_scope_gateway_shares_the_window() {
-    let hosts = waiting_hosts(&[("a:80", 0.0), ("b:80", 9.0)]);
-    let others = vec!["a:80"; 100].join("\n");
-    // Default (vm): another worker's picks do not count.
-    let host = start(hosts.clone(), &least_waiting(json!({"rate_limit": 0.5})));
-    host.set_shared_data(&window_key(UPSTREAM), &others);
-    assert_eq!(pick(&host, BODY).as_deref(), Some("a:80"));
-    assert_eq!(
-        host.shared_data(&window_key(UPSTREAM)).unwrap(),
-        others.as_bytes(),
-        "not touched"
-    );
-    // gateway: they do, and this pick joins them.
-    let host = start(
-        hosts,
-        &least_waiting(json!({"rate_limit": 0.5, "rate_limit_scope": "gateway"})),
-    );
-    host.set_shared_data(&window_key(UPSTREAM), &others);
-    assert_eq!(pick(&host, BODY).as_deref(), Some("b:80"));
-    let window = String::from_utf8(host.shared_data(&window_key(UPSTREAM)).unwrap()).unwrap();
-    let window: Vec<&str> = window.lines().collect();
-    assert_eq!(window.len(), WINDOW, "still the last 100");
-    assert_eq!(window.last(), Some(&"b:80"));
-    assert_eq!(window.iter().filter(|h| **h == "a:80").count(), 99);
-}
-
-// ----- Go's fallbacks: the cluster's balancer picks -------------------------------------------------
-
-#[test]
-fn without_model_metrics_or_healthy_endpoints_the_cluster_balancer_picks() {
-    let good = waiting_hosts(&[("a:80", 0.0)]);
-    let host = start(good.clone(), &least_waiting(json!({})));
-    assert_eq!(pick(&host, r#"{"messages":[]}"#), None, "no model");
-    assert_eq!(pick(&host, "not json"), None);
-    // No body: nothing held, nothing picked.
-    let mut s = host.http_stream();
-    assert_eq!(
-        s.send_request_headers(&[(":path", "/v1/models"), (":method", "GET")], true)
-            .unwrap(),
-        Action::Continue
-    );
-    drop(s);
-    // One healthy endpoint without the metric, or without metrics, or with
-    // text that does not parse: Go gives up on the whole pick.
-    let cases = [
-        healthy("b:80", &gauges(&[("other", 1.0)])),
-        (
-            "b:80".to_owned(),
-            r#"{"health_status":"Healthy"}"#.to_owned(),
-        ),
-        healthy("b:80", "vllm:num_requests_waiting{ 1"),
-    ];
-    for bad in cases {
-        let mut hosts = good.clone();
-        hosts.push(bad);
-        let host = start(hosts, &least_waiting(json!({})));
-        assert_eq!(pick(&host, BODY), None);
-    }
-    // No healthy endpoint.
-    let host = start(
-        vec![(
-            "a:80".to_owned(),
-            r#"{"health_status":"Unhealthy"}"#.to_owned(),
-        )],
-        &least_waiting(json!({})),
-    );
-    assert_eq!(pick(&host, BODY), None);
-    // default needs all four vLLM metrics (here: no LoRA info).
-    let host = start(
-        vec![healthy(
-            "a:80",
-            &gauges(&[
-                ("vllm:num_requests_running", 0.0),
-                ("vllm:num_requests_waiting", 0.0),
-                ("vllm:gpu_cache_usage_perc", 0.0),
-            ]),
-        )],
-        &config(json!({})),
-    );
-    assert_eq!(pick(&host, BODY), None);
 }
 
 // ----- config ---------------------------------------------------------------------------------------
@@ -347,61 +100,6 @@ fn config_keys_and_defaults_as_go() {
     assert_eq!(lb.metric_policy, MetricPolicy::Most);
     assert_eq!((lb.target_metric.as_str(), lb.rate_limit), ("x", 0.25));
     assert_eq!(lb.rate_limit_scope, RateLimitScope::Gateway);
-}
-
-/// Go README's three `metrics_based` examples, unchanged (as JSON).
-#[test]
-fn the_go_readme_configs_start() {
-    for lb_config in [
-        json!({"metric_policy": "default", "rate_limit": 0.6}),
-        json!({"metric_policy": "least", "target_metric": "vllm:num_requests_waiting", "rate_limit": 0.6}),
-        json!({"metric_policy": "least", "target_metric": "vllm:num_requests_running", "rate_limit": 0.6}),
-    ] {
-        let host = TestHost::builder()
-            .higress()
-            .start::<Plugin>(config(lb_config).to_string())
-            .unwrap();
-        drop(host);
-    }
-}
-
-#[test]
-fn a_bad_config_names_the_field() {
-    let refused = |lb_config: Value, path: &str, message: &str| {
-        let c = config(lb_config);
-        let e = parse_config(&c).unwrap_err();
-        assert_eq!(e.path(), Some(path), "{e}");
-        assert!(e.to_string().contains(message), "{e}");
-        let failure = TestHost::start::<Plugin>(c.to_string()).unwrap_err();
-        assert_eq!(failure.stage, StartStage::Configure);
-        assert!(!failure.logs_containing(path).is_empty(), "{failure}");
-    };
-    refused(
-        json!({"metric_policy": "lest"}),
-        "lb_config.metric_policy",
-        "lest",
-    );
-    refused(
-        json!({"metric_policy": "least"}),
-        "lb_config.target_metric",
-        "required",
-    );
-    refused(
-        json!({"metric_policy": "most", "target_metric": 3}),
-        "lb_config.target_metric",
-        "3",
-    );
-    refused(json!({"rate_limit": 1.5}), "lb_config.rate_limit", "0 to 1");
-    refused(
-        json!({"rate_limit": "lots"}),
-        "lb_config.rate_limit",
-        "lots",
-    );
-    refused(
-        json!({"rate_limit_scope": "world"}),
-        "lb_config.rate_limit_scope",
-        "world",
-    );
 }
 
 // ----- Go's unit tests, translated ------------------------------------------------------------------
@@ -522,12 +220,312 @@ fn missing_metrics_are_errors() {
     assert_eq!(pod_metrics("p", text, "m").unwrap().metric_value, 3.0);
 }
 
+higress_test_host::both_modes! {
+plugin: ai_load_balancer::Plugin,
+package: "ai-load-balancer",
+
+fn started(hosts: Vec<(String, String)>, config: &Value) -> TestHost {
+    start_with(config.to_string(), |b| b.upstream_hosts(hosts)).unwrap()
+}
+
+/// One request through the plugin: headers held, the body picks at once.
+fn pick(host: &TestHost, body: &str) -> Option<String> {
+    let mut s = host.http_stream();
+    s.set_cluster_name(UPSTREAM);
+    let headers = [
+        (":path", "/v1/chat/completions"),
+        (":method", "POST"),
+        ("content-type", "application/json"),
+    ];
+    assert_eq!(
+        s.send_request_headers(&headers, false).unwrap(),
+        Action::Pause,
+        "headers held while the body is read"
+    );
+    assert_eq!(s.send_request_body(body, true).unwrap(), Action::Continue);
+    assert!(s.upstream_request_complete());
+    let chosen = s.upstream_override_host();
+    s.send_response_headers(&[(":status", "200")], true)
+        .unwrap();
+    s.done().unwrap();
+    chosen
+}
+
+
+// ----- least / most ------------------------------------------------------------------------------
+
+#[test]
+fn least_and_most_pick_by_the_target_metric() {
+    let hosts = waiting_hosts(&[("a:80", 1.0), ("b:80", 5.0), ("c:80", 9.0)]);
+    let host = started(hosts.clone(), &least_waiting(json!({})));
+    for _ in 0..5 {
+        assert_eq!(pick(&host, BODY).as_deref(), Some("a:80"));
+    }
+    let most =
+        config(json!({"metric_policy": "most", "target_metric": "vllm:num_requests_waiting"}));
+    let host = started(hosts, &most);
+    for _ in 0..5 {
+        assert_eq!(pick(&host, BODY).as_deref(), Some("c:80"));
+    }
+    host.assert_idle();
+}
+
+/// Go keeps every endpoint in the lowest `1/n` of the range, then picks
+/// one of them at random.
+#[test]
+fn endpoints_close_to_the_least_tie_and_are_picked_at_random() {
+    // Range 0..9 over 3 endpoints: [0, 3] is kept.
+    let hosts = waiting_hosts(&[("a:80", 0.0), ("b:80", 3.0), ("c:80", 9.0)]);
+    let host = started(hosts, &least_waiting(json!({})));
+    let seen: BTreeSet<String> = (0..60).filter_map(|_| pick(&host, BODY)).collect();
+    assert_eq!(seen, BTreeSet::from(["a:80".to_owned(), "b:80".to_owned()]));
+}
+
+#[test]
+fn unhealthy_endpoints_are_never_picked() {
+    let mut hosts = waiting_hosts(&[("a:80", 7.0), ("b:80", 8.0)]);
+    hosts.push((
+        "sick:80".to_owned(),
+        json!({"health_status": "Unhealthy",
+               "metrics": gauges(&[("vllm:num_requests_waiting", 0.0)])})
+        .to_string(),
+    ));
+    let host = started(hosts, &least_waiting(json!({})));
+    for _ in 0..10 {
+        assert_eq!(pick(&host, BODY).as_deref(), Some("a:80"));
+    }
+}
+
+// ----- default ------------------------------------------------------------------------------------
+
+#[test]
+fn default_prefers_the_endpoint_with_the_lora_adapter() {
+    let hosts = vec![
+        healthy("a:80", &vllm(0.0, 0.1, "", 4)),
+        healthy("b:80", &vllm(0.0, 0.5, "adapter-a", 4)),
+    ];
+    let host = started(hosts, &config(json!({"metric_policy": "default"})));
+    for _ in 0..5 {
+        assert_eq!(pick(&host, BODY).as_deref(), Some("b:80"));
+    }
+    // Another model: no affinity, both can load it, least KV cache wins.
+    let other = r#"{"model":"adapter-z"}"#;
+    for _ in 0..5 {
+        assert_eq!(pick(&host, other).as_deref(), Some("a:80"));
+    }
+}
+
+#[test]
+fn default_without_room_for_the_adapter_uses_least_queue_then_kv_cache() {
+    let hosts = vec![
+        healthy("a:80", &vllm(2.0, 0.9, "x,y", 2)),
+        healthy("b:80", &vllm(2.0, 0.2, "x,y", 2)),
+        healthy("c:80", &vllm(40.0, 0.0, "", 4)),
+    ];
+    // Nobody has adapter-a; only c has room, so c is the candidate.
+    let host = started(hosts.clone(), &config(json!({})));
+    assert_eq!(pick(&host, BODY).as_deref(), Some("c:80"));
+    // Everyone queues 50 or more: least queue first, then room for the
+    // adapter, then least KV cache.
+    let hosts = vec![
+        healthy("a:80", &vllm(60.0, 0.9, "", 4)),
+        healthy("b:80", &vllm(61.0, 0.2, "", 4)),
+        healthy("c:80", &vllm(200.0, 0.0, "", 4)),
+    ];
+    let host = started(hosts, &config(json!({})));
+    for _ in 0..5 {
+        assert_eq!(pick(&host, BODY).as_deref(), Some("b:80"));
+    }
+}
+
+// ----- rate_limit ---------------------------------------------------------------------------------
+
+#[test]
+fn rate_limit_moves_picks_off_an_endpoint_over_its_share() {
+    let hosts = waiting_hosts(&[("a:80", 0.0), ("b:80", 9.0)]);
+    let host = started(hosts, &least_waiting(json!({"rate_limit": 0.5})));
+    // a while its share of the last picks is at most a half, else b.
+    let picks: Vec<String> = (0..6).map(|_| pick(&host, BODY).unwrap()).collect();
+    assert_eq!(picks, ["a:80", "b:80", "a:80", "b:80", "a:80", "b:80"]);
+}
+
+#[test]
+fn rate_limit_looks_at_the_last_100_picks_only() {
+    let hosts = waiting_hosts(&[("a:80", 0.0), ("b:80", 9.0)]);
+    let host = started(hosts, &least_waiting(json!({"rate_limit": 0.6})));
+    let picks: Vec<String> = (0..400).map(|_| pick(&host, BODY).unwrap()).collect();
+    // Every pick of a came with a's share of the window before it at most
+    // 0.6, counted over at most the 100 picks before it.
+    for (i, p) in picks.iter().enumerate() {
+        let window = &picks[i.saturating_sub(WINDOW)..i];
+        let share = if window.is_empty() {
+            0.0
+        } else {
+            window.iter().filter(|h| *h == "a:80").count() as f64 / window.len() as f64
+        };
+        assert_eq!(p == "a:80", share <= 0.6, "pick {i}: {p} at share {share}");
+    }
+    let a = picks[300..].iter().filter(|h| *h == "a:80").count();
+    assert!(
+        (59..=61).contains(&a),
+        "a holds 60% of the window in the steady state: {a}"
+    );
+}
+
+#[test]
+fn a_single_endpoint_takes_every_pick_whatever_the_rate_limit() {
+    let host = started(
+        waiting_hosts(&[("a:80", 0.0)]),
+        &least_waiting(json!({"rate_limit": 0})),
+    );
+    for _ in 0..3 {
+        assert_eq!(pick(&host, BODY).as_deref(), Some("a:80"));
+    }
+}
+
+/// Go's window is per VM; `rate_limit_scope: gateway` keeps it in shared
+/// data, per cluster, so picks other workers made count too.
+#[test]
+fn rate_limit_scope_gateway_shares_the_window() {
+    let hosts = waiting_hosts(&[("a:80", 0.0), ("b:80", 9.0)]);
+    let others = vec!["a:80"; 100].join("\n");
+    // Default (vm): another worker's picks do not count.
+    let host = started(hosts.clone(), &least_waiting(json!({"rate_limit": 0.5})));
+    host.set_shared_data(&window_key(UPSTREAM), &others);
+    assert_eq!(pick(&host, BODY).as_deref(), Some("a:80"));
+    assert_eq!(
+        host.shared_data(&window_key(UPSTREAM)).unwrap(),
+        others.as_bytes(),
+        "not touched"
+    );
+    // gateway: they do, and this pick joins them.
+    let host = started(
+        hosts,
+        &least_waiting(json!({"rate_limit": 0.5, "rate_limit_scope": "gateway"})),
+    );
+    host.set_shared_data(&window_key(UPSTREAM), &others);
+    assert_eq!(pick(&host, BODY).as_deref(), Some("b:80"));
+    let window = String::from_utf8(host.shared_data(&window_key(UPSTREAM)).unwrap()).unwrap();
+    let window: Vec<&str> = window.lines().collect();
+    assert_eq!(window.len(), WINDOW, "still the last 100");
+    assert_eq!(window.last(), Some(&"b:80"));
+    assert_eq!(window.iter().filter(|h| **h == "a:80").count(), 99);
+}
+
+// ----- Go's fallbacks: the cluster's balancer picks -------------------------------------------------
+
+#[test]
+fn without_model_metrics_or_healthy_endpoints_the_cluster_balancer_picks() {
+    let good = waiting_hosts(&[("a:80", 0.0)]);
+    let host = started(good.clone(), &least_waiting(json!({})));
+    assert_eq!(pick(&host, r#"{"messages":[]}"#), None, "no model");
+    assert_eq!(pick(&host, "not json"), None);
+    // No body: nothing held, nothing picked.
+    let mut s = host.http_stream();
+    assert_eq!(
+        s.send_request_headers(&[(":path", "/v1/models"), (":method", "GET")], true)
+            .unwrap(),
+        Action::Continue
+    );
+    drop(s);
+    // One healthy endpoint without the metric, or without metrics, or with
+    // text that does not parse: Go gives up on the whole pick.
+    let cases = [
+        healthy("b:80", &gauges(&[("other", 1.0)])),
+        (
+            "b:80".to_owned(),
+            r#"{"health_status":"Healthy"}"#.to_owned(),
+        ),
+        healthy("b:80", "vllm:num_requests_waiting{ 1"),
+    ];
+    for bad in cases {
+        let mut hosts = good.clone();
+        hosts.push(bad);
+        let host = started(hosts, &least_waiting(json!({})));
+        assert_eq!(pick(&host, BODY), None);
+    }
+    // No healthy endpoint.
+    let host = started(
+        vec![(
+            "a:80".to_owned(),
+            r#"{"health_status":"Unhealthy"}"#.to_owned(),
+        )],
+        &least_waiting(json!({})),
+    );
+    assert_eq!(pick(&host, BODY), None);
+    // default needs all four vLLM metrics (here: no LoRA info).
+    let host = started(
+        vec![healthy(
+            "a:80",
+            &gauges(&[
+                ("vllm:num_requests_running", 0.0),
+                ("vllm:num_requests_waiting", 0.0),
+                ("vllm:gpu_cache_usage_perc", 0.0),
+            ]),
+        )],
+        &config(json!({})),
+    );
+    assert_eq!(pick(&host, BODY), None);
+}
+
+/// Go README's three `metrics_based` examples, unchanged (as JSON).
+#[test]
+fn the_go_readme_configs_start() {
+    for lb_config in [
+        json!({"metric_policy": "default", "rate_limit": 0.6}),
+        json!({"metric_policy": "least", "target_metric": "vllm:num_requests_waiting", "rate_limit": 0.6}),
+        json!({"metric_policy": "least", "target_metric": "vllm:num_requests_running", "rate_limit": 0.6}),
+    ] {
+        let host = start(config(lb_config).to_string()).unwrap();
+        drop(host);
+    }
+}
+
+#[test]
+fn a_bad_config_names_the_field() {
+    let refused = |lb_config: Value, path: &str, message: &str| {
+        let c = config(lb_config);
+        let e = parse_config(&c).unwrap_err();
+        assert_eq!(e.path(), Some(path), "{e}");
+        assert!(e.to_string().contains(message), "{e}");
+        let failure = start(c.to_string()).unwrap_err();
+        assert_eq!(failure.stage, StartStage::Configure);
+        assert!(!failure.logs_containing(path).is_empty(), "{failure}");
+    };
+    refused(
+        json!({"metric_policy": "lest"}),
+        "lb_config.metric_policy",
+        "lest",
+    );
+    refused(
+        json!({"metric_policy": "least"}),
+        "lb_config.target_metric",
+        "required",
+    );
+    refused(
+        json!({"metric_policy": "most", "target_metric": 3}),
+        "lb_config.target_metric",
+        "3",
+    );
+    refused(json!({"rate_limit": 1.5}), "lb_config.rate_limit", "0 to 1");
+    refused(
+        json!({"rate_limit": "lots"}),
+        "lb_config.rate_limit",
+        "lots",
+    );
+    refused(
+        json!({"rate_limit_scope": "world"}),
+        "lb_config.rate_limit_scope",
+        "world",
+    );
+}
+
 /// Go `utils/queue_test.go` `TestFixedQueue_OverwriteAndOrder`: the window
 /// keeps the newest 100 picks in order (checked through shared data).
 #[test]
 fn the_window_keeps_the_newest_picks_in_order() {
     let hosts = waiting_hosts(&[("a:80", 0.0)]);
-    let host = start(
+    let host = started(
         hosts,
         &least_waiting(json!({"rate_limit_scope": "gateway"})),
     );
@@ -544,4 +542,5 @@ fn the_window_keeps_the_newest_picks_in_order() {
         m
     });
     assert!(counts.values().all(|&c| c == 1));
+}
 }
