@@ -1,4 +1,5 @@
-//! `prefix_cache` on the native test host in Higress mode (ABI 0.2.100
+//! `prefix_cache` in both test hosts (native and the compiled module,
+//! `both_modes!`) in Higress mode (ABI 0.2.100
 //! semantics, `route_name` / `cluster_name`, upstream hosts) with a real
 //! `redis-server`: the `EVAL` Go sends, prefix hits and misses, the TTL
 //! refresh, ties, the release after the stream ends, Go's fallbacks, Go's
@@ -18,8 +19,7 @@ mod redis_server;
 use ai_load_balancer::prefix_cache::{
     prefix_hashes, sha1_hex, Prefixes, PREFIX_CACHE_SCRIPT, PREFIX_CACHE_SCRIPT_REMAP,
 };
-use ai_load_balancer::{parse_config, table_key, LoadBalancer, Plugin};
-use higress_test_host::{Action, CalloutKind, HttpStream, StartStage, TestHost};
+use ai_load_balancer::{parse_config, table_key, LoadBalancer};
 use redis_server::{RawClient, RedisServer, Resp};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,15 +45,6 @@ fn healthy(addresses: &[&str]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn start(server: &RedisServer, hosts: Vec<(String, String)>, config: &Value) -> TestHost {
-    TestHost::builder()
-        .higress()
-        .redis_server(REDIS, server.addr())
-        .upstream_hosts(hosts)
-        .start::<Plugin>(config.to_string())
-        .unwrap()
-}
-
 fn table() -> String {
     table_key(ROUTE, UPSTREAM)
 }
@@ -65,58 +56,6 @@ fn chat(messages: &[(&str, &str)]) -> String {
         .map(|(r, c)| json!({"role": r, "content": c}))
         .collect();
     json!({"model": "qwen-turbo", "messages": messages}).to_string()
-}
-
-/// Headers held, body sent: the pick waits on Redis.
-fn send<'h>(host: &'h TestHost, body: &str) -> HttpStream<'h> {
-    let mut s = host.http_stream();
-    s.set_route_name(ROUTE).set_cluster_name(UPSTREAM);
-    let headers = [
-        (":path", "/v1/chat/completions"),
-        (":method", "POST"),
-        (":authority", "llm.example.com"),
-        ("content-type", "application/json"),
-    ];
-    assert_eq!(
-        s.send_request_headers(&headers, false).unwrap(),
-        Action::Pause,
-        "headers held while the body is read"
-    );
-    assert_eq!(s.send_request_body(body, true).unwrap(), Action::Pause);
-    s
-}
-
-/// [`send`], Redis answers, the request goes on with an override.
-fn picked<'h>(host: &'h TestHost, body: &str) -> (HttpStream<'h>, String) {
-    let s = send(host, body);
-    host.run_until_idle();
-    assert!(s.local_response().is_none(), "{:?}", s.local_response());
-    assert!(!s.is_request_paused());
-    assert!(s.upstream_request_complete());
-    let pick = s.upstream_override_host().expect("an upstream override");
-    (s, pick)
-}
-
-fn finish(host: &TestHost, mut s: HttpStream<'_>) {
-    s.send_response_headers(&[(":status", "200")], false)
-        .unwrap();
-    s.send_response_body("{}", true).unwrap();
-    s.done().unwrap();
-    host.run_until_idle();
-}
-
-/// The body goes on without an override and without asking Redis.
-fn continues_without_redis(host: &TestHost, body: &str) {
-    let mut s = host.http_stream();
-    s.set_route_name(ROUTE).set_cluster_name(UPSTREAM);
-    s.send_request_headers(&[(":path", "/"), (":method", "POST")], false)
-        .unwrap();
-    assert_eq!(s.send_request_body(body, true).unwrap(), Action::Continue);
-    assert!(s.upstream_request_complete());
-    assert_eq!(s.upstream_override_host(), None);
-    drop(s);
-    host.run_until_idle();
-    assert!(host.callouts().is_empty(), "{:?}", host.callouts());
 }
 
 fn counts(client: &mut RawClient) -> BTreeMap<String, i64> {
@@ -257,6 +196,104 @@ fn the_conversation_is_hashed_as_go_does() {
     );
 }
 
+// ----- config ---------------------------------------------------------------------------------
+
+fn prefix(
+    c: &ai_load_balancer::AiLoadBalancerConfig,
+) -> &ai_load_balancer::prefix_cache::PrefixCache {
+    match &c.lb {
+        LoadBalancer::PrefixCache(lb) => lb,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn config_keys_and_defaults_as_go() {
+    let c = parse_config(&config(json!({}))).unwrap();
+    let lb = prefix(&c);
+    assert_eq!(
+        (lb.service_fqdn.as_str(), lb.service_port),
+        ("redis.static", 6379)
+    );
+    assert_eq!((lb.timeout_ms, lb.database), (3000, 0));
+    assert_eq!(lb.redis_key_ttl, 1800);
+    assert!(!lb.remap_unhealthy_prefix);
+    assert_eq!(lb.script(), PREFIX_CACHE_SCRIPT);
+    let c = parse_config(&json!({"lb_policy": "prefix_cache",
+        "lb_config": {"serviceFQDN": "r.dns", "servicePort": "6380", "timeout": 100,
+                      "database": 3, "redisKeyTTL": 60, "remapUnhealthyPrefix": true}}))
+    .unwrap();
+    let lb = prefix(&c);
+    assert_eq!(c.lb_type, "endpoint");
+    assert_eq!(lb.service_port, 6380);
+    assert_eq!((lb.timeout_ms, lb.database, lb.redis_key_ttl), (100, 3, 60));
+    assert_eq!(lb.script(), PREFIX_CACHE_SCRIPT_REMAP);
+}
+
+higress_test_host::both_modes! {
+plugin: ai_load_balancer::Plugin,
+package: "ai-load-balancer",
+
+fn started(server: &RedisServer, hosts: Vec<(String, String)>, config: &Value) -> TestHost {
+    start_with(config.to_string(), |b| {
+        b.redis_server(REDIS, server.addr()).upstream_hosts(hosts)
+    })
+    .unwrap()
+}
+
+/// Headers held, body sent: the pick waits on Redis.
+fn send<'h>(host: &'h TestHost, body: &str) -> HttpStream<'h> {
+    let mut s = host.http_stream();
+    s.set_route_name(ROUTE).set_cluster_name(UPSTREAM);
+    let headers = [
+        (":path", "/v1/chat/completions"),
+        (":method", "POST"),
+        (":authority", "llm.example.com"),
+        ("content-type", "application/json"),
+    ];
+    assert_eq!(
+        s.send_request_headers(&headers, false).unwrap(),
+        Action::Pause,
+        "headers held while the body is read"
+    );
+    assert_eq!(s.send_request_body(body, true).unwrap(), Action::Pause);
+    s
+}
+
+/// [`send`], Redis answers, the request goes on with an override.
+fn picked<'h>(host: &'h TestHost, body: &str) -> (HttpStream<'h>, String) {
+    let s = send(host, body);
+    host.run_until_idle();
+    assert!(s.local_response().is_none(), "{:?}", s.local_response());
+    assert!(!s.is_request_paused());
+    assert!(s.upstream_request_complete());
+    let pick = s.upstream_override_host().expect("an upstream override");
+    (s, pick)
+}
+
+fn finish(host: &TestHost, mut s: HttpStream<'_>) {
+    s.send_response_headers(&[(":status", "200")], false)
+        .unwrap();
+    s.send_response_body("{}", true).unwrap();
+    s.done().unwrap();
+    host.run_until_idle();
+}
+
+/// The body goes on without an override and without asking Redis.
+fn continues_without_redis(host: &TestHost, body: &str) {
+    let mut s = host.http_stream();
+    s.set_route_name(ROUTE).set_cluster_name(UPSTREAM);
+    s.send_request_headers(&[(":path", "/"), (":method", "POST")], false)
+        .unwrap();
+    assert_eq!(s.send_request_body(body, true).unwrap(), Action::Continue);
+    assert!(s.upstream_request_complete());
+    assert_eq!(s.upstream_override_host(), None);
+    drop(s);
+    host.run_until_idle();
+    assert!(host.callouts().is_empty(), "{:?}", host.callouts());
+}
+
+
 // ----- the EVAL --------------------------------------------------------------------------
 
 #[test]
@@ -265,7 +302,7 @@ fn one_eval_per_request_with_gos_keys_and_argv() {
     let mut client = server.client();
     let mut hosts = healthy(&["10.0.0.1:8000", "10.0.0.2:8000"]);
     hosts.insert(1, ("10.0.0.9:8000".to_owned(), UNHEALTHY.to_owned()));
-    let host = start(&server, hosts, &config(json!({})));
+    let host = started(&server, hosts, &config(json!({})));
     let s = send(&host, &chat(README_TURN_2));
     let calls = host.pending_callouts();
     assert_eq!(calls.len(), 1, "{calls:?}");
@@ -307,7 +344,7 @@ fn a_new_conversation_goes_to_the_least_loaded_and_is_remembered() {
         &mut client,
         &[("10.0.0.1:80", 3), ("10.0.0.2:80", 1), ("10.0.0.3:80", 2)],
     );
-    let host = start(
+    let host = started(
         &server,
         healthy(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]),
         &config(json!({"redisKeyTTL": 600})),
@@ -331,7 +368,7 @@ fn a_conversation_sticks_to_its_endpoint() {
     let server = RedisServer::start();
     let mut client = server.client();
     let addresses = ["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"];
-    let host = start(&server, healthy(&addresses), &config(json!({})));
+    let host = started(&server, healthy(&addresses), &config(json!({})));
     let (first, pick) = picked(&host, &chat(README_TURN_1));
     finish(&host, first);
     // Make it the busiest.
@@ -363,7 +400,7 @@ fn a_conversation_sticks_to_its_endpoint() {
 fn a_hit_refreshes_the_ttl_of_every_matched_prefix() {
     let server = RedisServer::start();
     let mut client = server.client();
-    let host = start(
+    let host = started(
         &server,
         healthy(&["10.0.0.1:80"]),
         &config(json!({"redisKeyTTL": 300})),
@@ -400,7 +437,7 @@ fn ties_are_broken_at_random() {
     let mut client = server.client();
     let addresses = ["t1:80", "t2:80", "t3:80"];
     set_counts(&mut client, &[("t1:80", 0), ("t2:80", 0), ("t3:80", 0)]);
-    let host = start(&server, healthy(&addresses), &config(json!({})));
+    let host = started(&server, healthy(&addresses), &config(json!({})));
     let mut seen = BTreeSet::new();
     for i in 0..40 {
         let (s, pick) = picked(&host, &chat(&[("user", &format!("question {i}"))]));
@@ -432,7 +469,7 @@ fn a_prefix_on_an_unhealthy_endpoint_goes_elsewhere() {
         redis_cmd!(client, "SET", keys[0], "10.0.0.9:80");
         let mut hosts = healthy(&["10.0.0.1:80"]);
         hosts.push(("10.0.0.9:80".to_owned(), UNHEALTHY.to_owned()));
-        let host = start(
+        let host = started(
             &server,
             hosts,
             &config(json!({"remapUnhealthyPrefix": remap})),
@@ -462,7 +499,7 @@ fn a_prefix_on_an_unhealthy_endpoint_goes_elsewhere() {
 fn the_count_is_released_when_the_stream_ends_or_the_client_goes() {
     let server = RedisServer::start();
     let mut client = server.client();
-    let host = start(&server, healthy(&["10.0.0.1:80"]), &config(json!({})));
+    let host = started(&server, healthy(&["10.0.0.1:80"]), &config(json!({})));
     let (mut s, pick) = picked(&host, &chat(README_TURN_1));
     s.send_response_headers(&[(":status", "200")], false)
         .unwrap();
@@ -483,7 +520,7 @@ fn the_count_is_released_when_the_stream_ends_or_the_client_goes() {
 #[test]
 fn without_a_conversation_the_cluster_balancer_picks() {
     let server = RedisServer::start();
-    let host = start(&server, healthy(&["10.0.0.1:80"]), &config(json!({})));
+    let host = started(&server, healthy(&["10.0.0.1:80"]), &config(json!({})));
     continues_without_redis(&host, r#"{"model":"m"}"#);
     continues_without_redis(&host, r#"{"model":"m","messages":[]}"#);
     continues_without_redis(&host, "not json");
@@ -507,7 +544,7 @@ fn without_a_conversation_the_cluster_balancer_picks() {
 fn without_a_healthy_endpoint_or_a_route_the_cluster_balancer_picks() {
     let server = RedisServer::start();
     let body = chat(README_TURN_1);
-    let host = start(
+    let host = started(
         &server,
         vec![("10.0.0.1:80".to_owned(), UNHEALTHY.to_owned())],
         &config(json!({})),
@@ -516,7 +553,7 @@ fn without_a_healthy_endpoint_or_a_route_the_cluster_balancer_picks() {
     assert!(!host
         .logs_containing("upstream cluster has no healthy endpoints")
         .is_empty());
-    let host = start(&server, healthy(&["10.0.0.1:80"]), &config(json!({})));
+    let host = started(&server, healthy(&["10.0.0.1:80"]), &config(json!({})));
     let mut s = host.http_stream();
     s.set_cluster_name(UPSTREAM);
     s.send_request_headers(&[(":path", "/"), (":method", "POST")], false)
@@ -530,7 +567,7 @@ fn without_a_healthy_endpoint_or_a_route_the_cluster_balancer_picks() {
 #[test]
 fn redis_down_or_an_error_reply_continues_without_override() {
     let mut server = RedisServer::start();
-    let host = start(&server, healthy(&["10.0.0.1:80"]), &config(json!({})));
+    let host = started(&server, healthy(&["10.0.0.1:80"]), &config(json!({})));
     server.kill();
     let mut s = send(&host, &chat(README_TURN_1));
     host.run_until_idle();
@@ -550,11 +587,10 @@ fn redis_down_or_an_error_reply_continues_without_override() {
     host.assert_idle();
 
     // An error reply: the same.
-    let host = TestHost::builder()
-        .higress()
-        .upstream_hosts(healthy(&["10.0.0.1:80"]))
-        .start::<Plugin>(config(json!({})).to_string())
-        .unwrap();
+    let host = start_with(config(json!({})).to_string(), |b| {
+        b.upstream_hosts(healthy(&["10.0.0.1:80"]))
+    })
+    .unwrap();
     let s = send(&host, &chat(README_TURN_1));
     let token = host.pending_callouts()[0].token;
     host.respond_redis(token, "-ERR script failed\r\n").unwrap();
@@ -564,47 +600,13 @@ fn redis_down_or_an_error_reply_continues_without_override() {
     host.assert_idle();
 }
 
-// ----- config ---------------------------------------------------------------------------------
-
-fn prefix(
-    c: &ai_load_balancer::AiLoadBalancerConfig,
-) -> &ai_load_balancer::prefix_cache::PrefixCache {
-    match &c.lb {
-        LoadBalancer::PrefixCache(lb) => lb,
-        other => panic!("{other:?}"),
-    }
-}
-
-#[test]
-fn config_keys_and_defaults_as_go() {
-    let c = parse_config(&config(json!({}))).unwrap();
-    let lb = prefix(&c);
-    assert_eq!(
-        (lb.service_fqdn.as_str(), lb.service_port),
-        ("redis.static", 6379)
-    );
-    assert_eq!((lb.timeout_ms, lb.database), (3000, 0));
-    assert_eq!(lb.redis_key_ttl, 1800);
-    assert!(!lb.remap_unhealthy_prefix);
-    assert_eq!(lb.script(), PREFIX_CACHE_SCRIPT);
-    let c = parse_config(&json!({"lb_policy": "prefix_cache",
-        "lb_config": {"serviceFQDN": "r.dns", "servicePort": "6380", "timeout": 100,
-                      "database": 3, "redisKeyTTL": 60, "remapUnhealthyPrefix": true}}))
-    .unwrap();
-    let lb = prefix(&c);
-    assert_eq!(c.lb_type, "endpoint");
-    assert_eq!(lb.service_port, 6380);
-    assert_eq!((lb.timeout_ms, lb.database, lb.redis_key_ttl), (100, 3, 60));
-    assert_eq!(lb.script(), PREFIX_CACHE_SCRIPT_REMAP);
-}
-
 #[test]
 fn a_bad_config_names_the_field() {
     let refused = |config: Value, path: &str, message: &str| {
         let e = parse_config(&config).unwrap_err();
         assert_eq!(e.path(), Some(path), "{e}");
         assert!(e.to_string().contains(message), "{e}");
-        let failure = TestHost::start::<Plugin>(config.to_string()).unwrap_err();
+        let failure = start(config.to_string()).unwrap_err();
         assert_eq!(failure.stage, StartStage::Configure);
         assert!(!failure.logs_containing(path).is_empty(), "{failure}");
     };
@@ -638,9 +640,7 @@ fn the_go_readme_config_starts() {
     let readme = json!({"lb_type": "endpoint", "lb_policy": "prefix_cache",
         "lb_config": {"serviceFQDN": "redis.static", "servicePort": 6379,
                       "username": "default", "password": "123456"}});
-    let host = TestHost::builder()
-        .higress()
-        .start::<Plugin>(readme.to_string())
-        .unwrap();
+    let host = start(readme.to_string()).unwrap();
     drop(host);
+}
 }
