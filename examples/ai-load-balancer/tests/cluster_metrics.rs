@@ -1,4 +1,5 @@
-//! `lb_type: cluster`, `lb_policy: cluster_metrics` on the native test host:
+//! `lb_type: cluster`, `lb_policy: cluster_metrics` in both test hosts
+//! (native and the compiled module, `both_modes!`):
 //! the pick of each mode from statistics the plugin gathered from earlier
 //! requests (latencies on the host clock, moved by the test), Go's
 //! rate-limit rule, ties, the penalty for failures, the routing header,
@@ -15,8 +16,7 @@
 use ai_load_balancer::cluster_metrics::{
     parse_cluster_metrics, Mode, Stats, DEFAULT_CLUSTER_HEADER, README_CLUSTER_HEADER,
 };
-use ai_load_balancer::{parse_load_balancer, LoadBalancer, Plugin};
-use higress_test_host::{Action, HttpStream, TestHost};
+use ai_load_balancer::{parse_load_balancer, LoadBalancer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -29,8 +29,20 @@ fn config(lb_config: Value) -> Value {
     json!({"lb_type": "cluster", "lb_policy": "cluster_metrics", "lb_config": lb_config})
 }
 
-fn start(lb_config: Value) -> TestHost {
-    TestHost::start::<Plugin>(config(lb_config).to_string()).unwrap()
+fn other(service: &str) -> &'static str {
+    if service == A {
+        B
+    } else {
+        A
+    }
+}
+
+higress_test_host::both_modes! {
+plugin: ai_load_balancer::Plugin,
+package: "ai-load-balancer",
+
+fn started(lb_config: Value) -> TestHost {
+    start(config(lb_config).to_string()).unwrap()
 }
 
 /// A request through the plugin: its headers continue at once, naming the
@@ -78,14 +90,6 @@ fn answer(host: &TestHost, mut s: HttpStream<'_>, status: u32, ttft: u64, rest: 
     s.done().unwrap();
 }
 
-fn other(service: &str) -> &'static str {
-    if service == A {
-        B
-    } else {
-        A
-    }
-}
-
 // ----- config ----------------------------------------------------------------
 
 #[test]
@@ -105,7 +109,7 @@ fn go_readme_config_keys_and_defaults() {
     // Go's code, not its README (x-envoy-target-cluster).
     assert_eq!(lb.cluster_header, "x-higress-target-cluster");
     assert!(!lb.shared_stats);
-    TestHost::start::<Plugin>(readme.to_string()).unwrap();
+    start(readme.to_string()).unwrap();
 
     // Defaults: rate_limit 1, queue_size 100 (also for 0).
     let lb = parse_cluster_metrics(&json!({"mode": "LeastBusy", "service_list": [A],
@@ -216,7 +220,7 @@ fn a_bad_config_names_the_field() {
         let e = parse_load_balancer(&config(lb_config.clone())).unwrap_err();
         assert_eq!(e.path(), Some(path), "{lb_config}: {e}");
         assert!(e.to_string().contains(message), "{lb_config}: {e}");
-        let failure = TestHost::start::<Plugin>(config(lb_config.clone()).to_string()).unwrap_err();
+        let failure = start(config(lb_config.clone()).to_string()).unwrap_err();
         assert!(!failure.logs_containing(path).is_empty(), "{failure}");
     }
     let e = parse_load_balancer(&json!({"lb_type": "cluster", "lb_policy": "cluster_metrics"}))
@@ -231,7 +235,7 @@ fn a_bad_config_names_the_field() {
 /// elsewhere; then the fewest in flight wins.
 #[test]
 fn least_busy_sends_each_request_where_fewest_are_in_flight() {
-    let host = start(json!({"mode": "LeastBusy", "service_list": [A, B, C]}));
+    let host = started(json!({"mode": "LeastBusy", "service_list": [A, B, C]}));
     let (s1, first) = send(&host);
     let (s2, second) = send(&host);
     let (_s3, third) = send(&host);
@@ -263,7 +267,7 @@ fn least_busy_sends_each_request_where_fewest_are_in_flight() {
 
 #[test]
 fn ties_are_broken_at_random() {
-    let host = start(json!({"mode": "LeastBusy", "service_list": [A, B]}));
+    let host = started(json!({"mode": "LeastBusy", "service_list": [A, B]}));
     let mut picks: BTreeMap<String, u32> = BTreeMap::new();
     for _ in 0..200 {
         let (s, service) = send(&host);
@@ -275,7 +279,7 @@ fn ties_are_broken_at_random() {
     let b = picks.get(B).copied().unwrap_or(0);
     assert!(a > 40 && b > 40, "{picks:?}");
     // Two VMs (two hosts) draw differently.
-    let other = start(json!({"mode": "LeastBusy", "service_list": [A, B]}));
+    let other = started(json!({"mode": "LeastBusy", "service_list": [A, B]}));
     let mine: Vec<String> = (0..30)
         .map(|_| {
             let (s, service) = send(&host);
@@ -295,7 +299,7 @@ fn ties_are_broken_at_random() {
 
 #[test]
 fn least_total_latency_follows_the_mean_time_of_each_service() {
-    let host = start(json!({"mode": "LeastTotalLatency", "service_list": [A, B]}));
+    let host = started(json!({"mode": "LeastTotalLatency", "service_list": [A, B]}));
     let (s, x) = send(&host);
     answer(&host, s, 200, 100, 400); // x: 500 ms
     let (s, y) = send(&host);
@@ -312,7 +316,7 @@ fn least_total_latency_follows_the_mean_time_of_each_service() {
 #[test]
 fn queue_size_bounds_the_window_of_the_means() {
     // With a window of one request, only the last time counts.
-    let host = start(json!({"mode": "LeastTotalLatency", "service_list": [A, B],
+    let host = started(json!({"mode": "LeastTotalLatency", "service_list": [A, B],
                             "queue_size": 1}));
     let (s, x) = send(&host);
     answer(&host, s, 200, 300, 0); // x: 300
@@ -338,7 +342,7 @@ fn first_token_latency_is_measured_at_the_first_body_chunk() {
         ("LeastFirstTokenLatency", true),
         ("LeastTotalLatency", false),
     ] {
-        let host = start(json!({"mode": mode, "service_list": [A, B]}));
+        let host = started(json!({"mode": mode, "service_list": [A, B]}));
         let (s, quick_start) = send(&host);
         answer(&host, s, 200, 50, 5000); // first chunk at 50 ms, end at 5050 ms
         let (s, slow_start) = send(&host);
@@ -374,7 +378,7 @@ fn first_token_latency_is_measured_at_the_first_body_chunk() {
 /// every service's mean.
 #[test]
 fn a_failed_response_is_penalised() {
-    let host = start(json!({"mode": "LeastTotalLatency", "service_list": [A, B]}));
+    let host = started(json!({"mode": "LeastTotalLatency", "service_list": [A, B]}));
     let (s, x) = send(&host);
     answer(&host, s, 200, 5, 5); // x: 10
     let (s, y) = send(&host);
@@ -391,7 +395,7 @@ fn a_failed_response_is_penalised() {
 
 #[test]
 fn rate_limit_caps_the_share_of_the_best_service() {
-    let host = start(json!({"mode": "LeastTotalLatency", "service_list": [A, B],
+    let host = started(json!({"mode": "LeastTotalLatency", "service_list": [A, B],
                             "rate_limit": 0.6}));
     let (s, slow) = send(&host);
     answer(&host, s, 200, 1000, 1000);
@@ -427,7 +431,7 @@ fn the_header_names_the_service_and_replaces_the_clients() {
             "x-route-to",
         ),
     ] {
-        let host = start(lb_config);
+        let host = started(lb_config);
         let mut s = host.http_stream();
         s.send_request_headers(
             &[
@@ -456,7 +460,7 @@ fn the_header_names_the_service_and_replaces_the_clients() {
 fn statistics_are_per_vm_by_default() {
     let lb = json!({"mode": "LeastBusy", "service_list": [A, B]});
     let key = parse_cluster_metrics(&lb).unwrap().shared_key();
-    let host = start(lb);
+    let host = started(lb);
     let (_held, first) = send(&host);
     // Another worker's numbers in shared data do not matter.
     let mut theirs = Stats::default();
@@ -479,7 +483,7 @@ fn statistics_are_per_vm_by_default() {
 fn shared_stats_are_kept_in_shared_data_for_every_worker() {
     let lb = json!({"mode": "LeastBusy", "service_list": [A, B], "shared_stats": true});
     let key = parse_cluster_metrics(&lb).unwrap().shared_key();
-    let host = start(lb);
+    let host = started(lb);
     let (held, first) = send(&host);
     let stats: Stats = serde_json::from_slice(&host.shared_data(&key).unwrap()).unwrap();
     assert_eq!(stats.services[&first].ongoing, 1);
@@ -509,10 +513,7 @@ fn shared_stats_are_kept_in_shared_data_for_every_worker() {
 fn the_endpoint_modes_pass_the_response_on() {
     let config = json!({"lb_type": "endpoint", "lb_policy": "global_least_request",
         "lb_config": {"serviceFQDN": "redis.static", "servicePort": 6379}});
-    let host = TestHost::builder()
-        .higress()
-        .start::<Plugin>(config.to_string())
-        .unwrap();
+    let host = start(config.to_string()).unwrap();
     let mut s = host.http_stream();
     s.send_request_headers(&[(":path", "/"), (":method", "GET")], true)
         .unwrap();
@@ -535,7 +536,7 @@ fn a_stream_ended_without_response_counts_as_a_failure() {
     for mode in ["LeastBusy", "LeastTotalLatency", "LeastFirstTokenLatency"] {
         let lb = json!({"mode": mode, "service_list": [A, B], "shared_stats": true});
         let key = parse_cluster_metrics(&lb).unwrap().shared_key();
-        let host = start(lb);
+        let host = started(lb);
         let (mut s, picked) = send(&host);
         let mut stats: Stats = serde_json::from_slice(&host.shared_data(&key).unwrap()).unwrap();
         stats
@@ -562,11 +563,12 @@ fn a_stream_ended_without_response_counts_as_a_failure() {
 #[test]
 fn a_service_that_took_every_request_so_far_is_at_the_limit() {
     for _ in 0..20 {
-        let host = start(json!({"mode": "LeastBusy", "service_list": [A, B]}));
+        let host = started(json!({"mode": "LeastBusy", "service_list": [A, B]}));
         let (s, first) = send(&host);
         answer(&host, s, 200, 1, 1);
         let (s, second) = send(&host);
         assert_eq!(second, other(&first));
         answer(&host, s, 200, 1, 1);
     }
+}
 }
