@@ -103,12 +103,12 @@ fn sdk_and_raw_plugins_do_the_same_observable_work() {
     );
 }
 
+/// One request to a body twin: its headers and body.
+type BodyRequest<'a> = (&'a [(&'a str, &'a [u8])], &'a [u8]);
+
 /// For each request (headers, body): the status the client got and the
 /// body the upstream received (`None` if nothing arrived).
-fn body_twin_run(
-    package: &str,
-    requests: &[(&[(&str, &[u8])], &[u8])],
-) -> Vec<(u16, Option<Vec<u8>>)> {
+fn body_twin_run(package: &str, requests: &[BodyRequest<'_>]) -> Vec<(u16, Option<Vec<u8>>)> {
     let upstream = EchoUpstream::start().unwrap();
     let wasm = wasm_module(package).unwrap_or_else(|e| panic!("building {package}: {e}"));
     let gateway = start(
@@ -133,7 +133,7 @@ fn body_twin_run(
 /// (`twin-body-raw` does not make the check: it would deny the gzip body.)
 #[test]
 fn the_sdk_body_twin_and_the_raw_twin_with_go_s_rule_agree() {
-    let requests: [(&[(&str, &[u8])], &[u8]); 5] = [
+    let requests: [BodyRequest<'_>; 5] = [
         (&[("content-type", b"text/plain")], b"please deny this"),
         (&[("content-type", b"text/plain")], b"hello"),
         (
