@@ -79,7 +79,12 @@ fn the_workspace_builds_the_expected_modules() {
 
 /// Modules built on raw proxy-wasm (the benchmark's twins), which declare
 /// only ABI 0.2.1.
-const RAW_PROXY_WASM: &[&str] = &["e2e_probe_raw", "twin_fixed_raw", "twin_body_raw"];
+const RAW_PROXY_WASM: &[&str] = &[
+    "e2e_probe_raw",
+    "twin_fixed_raw",
+    "twin_body_raw",
+    "twin_body_raw_go_rule",
+];
 
 #[test]
 fn every_sdk_module_runs_as_0_2_100_on_higress_and_0_2_1_on_envoy() {

@@ -21,7 +21,9 @@
 //! proxy-wasm) are the workspace's fixtures: `my-plugin` / `e2e-probe-raw`
 //! (reads headers, sets `x-custom-header`, writes two info lines),
 //! `twin-fixed-sdk` / `twin-fixed-raw` (the fixed cost: reads `:path` only)
-//! and `twin-body-sdk` / `twin-body-raw` (reads a small POST body).
+//! and `twin-body-sdk` / `twin-body-raw` (reads a small POST body), and
+//! `twin-body-sdk` again against `twin-body-raw-go-rule` (the raw body twin
+//! plus the websocket/binary check the SDK makes before body hooks).
 //!
 //! Envoy is run through a small wrapper script that `ENVOY_BIN` points at
 //! while this runs, so the `higress-e2e` harness (bootstrap, ready wait,
@@ -279,6 +281,16 @@ pub fn twins() -> Vec<Twin> {
             name: "body",
             sdk: "twin-body-sdk",
             raw: "twin-body-raw",
+            config: "{}",
+            shape: Shape::Post,
+            sets_header: false,
+        },
+        // The same SDK plugin against a raw twin that also makes the
+        // websocket/binary check before its body hook, as the SDK does.
+        Twin {
+            name: "body, raw with Go's rule",
+            sdk: "twin-body-sdk",
+            raw: "twin-body-raw-go-rule",
             config: "{}",
             shape: Shape::Post,
             sets_header: false,
@@ -936,6 +948,13 @@ pub fn run(options: &InstrOptions) -> Result<InstrReport> {
     }];
     for twin in &twins {
         for package in [twin.sdk, twin.raw] {
+            // A package in two twins (the SDK body twin) is measured once.
+            if candidates
+                .iter()
+                .any(|c| c.package.as_deref() == Some(package))
+            {
+                continue;
+            }
             let wasm_bytes = std::fs::metadata(wasm_module(package)?).map_or(0, |m| m.len());
             candidates.push(CandidateRuns {
                 package: Some(package.to_owned()),

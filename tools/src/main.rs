@@ -548,6 +548,7 @@ fn run_ready(samples: u64) -> Outcome {
         ("raw", "twin-fixed-raw"),
         ("sdk", "twin-body-sdk"),
         ("raw", "twin-body-raw"),
+        ("raw", "twin-body-raw-go-rule"),
     ];
     let started = std::time::Instant::now();
     let report = bench::ready_times(samples, &twins).map_err(|e| format!("bench failed: {e}"))?;
