@@ -82,7 +82,6 @@ fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError>
                 &[root as i32, token as i32, nh as i32, nb as i32, nt as i32],
             );
             vm.data_mut().call_reply = None;
-            vm.data_mut().status = (0, Vec::new());
         }
         Answer::Redis(reply) => {
             let (status, size) = match &reply {
@@ -100,10 +99,11 @@ fn deliver(vm: &mut Vm, token: u32, answer: Answer) -> Result<(), DeliveryError>
                 &[root as i32, token as i32, status, size as i32],
             );
             vm.data_mut().redis_reply = None;
-            vm.data_mut().status = (0, Vec::new());
         }
         answer => grpc(vm, root, stream, token, answer),
     }
+    // `proxy_get_status` answers for the reply's callbacks only.
+    vm.data_mut().status = (0, Vec::new());
     streams::drain(vm);
     Ok(())
 }
@@ -156,9 +156,7 @@ fn grpc(vm: &mut Vm, root: u32, stream: Option<u32>, token: u32, answer: Answer)
         }
         Answer::Http(_) | Answer::Redis(_) => {}
     }
-    let h = vm.data_mut();
-    h.grpc_reply = None;
-    h.status = (0, Vec::new());
+    vm.data_mut().grpc_reply = None;
 }
 
 /// Times out, on the host clock, the callouts the test answers by hand

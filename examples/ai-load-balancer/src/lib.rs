@@ -549,12 +549,6 @@ pub(crate) async fn release(redis: &RedisClient, picked: &Picked) {
 
 // ----- lb_type cluster (cluster_metrics.rs) ----------------------------------------------
 
-/// The [`LoadBalancer`] a config selects (the parsed config without its
-/// `lb_type` / `lb_policy` names).
-pub fn parse_load_balancer(json: &JsonValue) -> Result<LoadBalancer, ConfigError> {
-    parse_config(json).map(|config| config.lb)
-}
-
 fn on_response_headers(
     ctx: &mut HttpContext<State>,
     config: &AiLoadBalancerConfig,

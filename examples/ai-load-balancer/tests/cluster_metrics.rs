@@ -16,7 +16,7 @@
 use ai_load_balancer::cluster_metrics::{
     parse_cluster_metrics, Mode, Stats, DEFAULT_CLUSTER_HEADER, README_CLUSTER_HEADER,
 };
-use ai_load_balancer::{parse_load_balancer, LoadBalancer};
+use ai_load_balancer::{parse_config, LoadBalancer};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -99,7 +99,7 @@ fn go_readme_config_keys_and_defaults() {
         json!({"mode": "LeastTotalLatency", "queue_size": 100, "rate_limit": 0.6,
                                "service_list": [A, B]}),
     );
-    let LoadBalancer::ClusterMetrics(lb) = parse_load_balancer(&readme).unwrap() else {
+    let LoadBalancer::ClusterMetrics(lb) = parse_config(&readme).unwrap().lb else {
         panic!("not cluster_metrics")
     };
     assert_eq!(lb.mode, Mode::LeastTotalLatency);
@@ -217,13 +217,13 @@ fn a_bad_config_names_the_field() {
         ),
     ];
     for (lb_config, path, message) in cases {
-        let e = parse_load_balancer(&config(lb_config.clone())).unwrap_err();
+        let e = parse_config(&config(lb_config.clone())).unwrap_err();
         assert_eq!(e.path(), Some(path), "{lb_config}: {e}");
         assert!(e.to_string().contains(message), "{lb_config}: {e}");
         let failure = start(config(lb_config.clone()).to_string()).unwrap_err();
         assert!(!failure.logs_containing(path).is_empty(), "{failure}");
     }
-    let e = parse_load_balancer(&json!({"lb_type": "cluster", "lb_policy": "cluster_metrics"}))
+    let e = parse_config(&json!({"lb_type": "cluster", "lb_policy": "cluster_metrics"}))
         .unwrap_err();
     assert_eq!(e.path(), Some("lb_config"), "{e}");
 }
