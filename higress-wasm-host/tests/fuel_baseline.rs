@@ -39,14 +39,19 @@ const FIXTURES: &[(&str, &str, &str, Request)] = &[
     ),
     ("fixed (sdk)", "twin-fixed-sdk", "{}", Request::Get),
     ("fixed (raw)", "twin-fixed-raw", "{}", Request::Get),
-    ("body (sdk)", "twin-body-sdk", "{}", Request::Post),
+    // The body hook on every body (`skip_binary_bodies: false`), as raw's.
+    ("body (sdk)", "twin-body-sdk-all", "{}", Request::Post),
     ("body (raw)", "twin-body-raw", "{}", Request::Post),
-    // The SDK body twin again, next to the raw twin that also makes the
-    // websocket/binary check the SDK makes before body hooks (same
-    // observable behaviour); measured twice, recorded once.
-    ("body (sdk)", "twin-body-sdk", "{}", Request::Post),
+    // The SDK's default, Go's rule (no body hook for websocket, binary or
+    // encoded bodies), next to the raw twin that makes the same check.
     (
-        "body (raw, Go's rule)",
+        "body, Go's rule (sdk)",
+        "twin-body-sdk",
+        "{}",
+        Request::Post,
+    ),
+    (
+        "body, Go's rule (raw)",
         "twin-body-raw-go-rule",
         "{}",
         Request::Post,

@@ -26,6 +26,7 @@ const KEYS: &[&str] = &[
     "on_tick",
     "on_queue_ready",
     "capture_request_line",
+    "skip_binary_bodies",
     "on_request_headers",
     "on_request_body",
     "on_streaming_request_body",
@@ -159,6 +160,7 @@ struct Input {
     on_tick: Option<Vec<Tick>>,
     on_queue_ready: Option<Path>,
     capture_request_line: Option<syn::LitBool>,
+    skip_binary_bodies: Option<syn::LitBool>,
     hooks: Vec<(Ident, Path)>,
 }
 
@@ -167,6 +169,18 @@ fn twice(key: &Ident) -> syn::Error {
         key.span(),
         format!("`{key}` is given twice in set_ctx!; keep one"),
     )
+}
+
+/// A `true`/`false` literal, or an error that says so at the value.
+fn parse_bool(input: ParseStream<'_>, key: &Ident) -> syn::Result<syn::LitBool> {
+    if !input.peek(syn::LitBool) {
+        let found: Expr = input.parse()?;
+        return Err(syn::Error::new_spanned(
+            found,
+            format!("`{key}` takes `true` or `false`"),
+        ));
+    }
+    input.parse()
 }
 
 fn set_once<T>(slot: &mut Option<T>, key: &Ident, value: T) -> syn::Result<()> {
@@ -205,14 +219,14 @@ impl Parse for Input {
                     set_once(&mut out.on_queue_ready, &key, parse_fn(input, &key)?)?;
                 }
                 "capture_request_line" => {
-                    if !input.peek(syn::LitBool) {
-                        let found: Expr = input.parse()?;
-                        return Err(syn::Error::new_spanned(
-                            found,
-                            "`capture_request_line` takes `true` or `false`",
-                        ));
-                    }
-                    set_once(&mut out.capture_request_line, &key, input.parse()?)?;
+                    set_once(
+                        &mut out.capture_request_line,
+                        &key,
+                        parse_bool(input, &key)?,
+                    )?;
+                }
+                "skip_binary_bodies" => {
+                    set_once(&mut out.skip_binary_bodies, &key, parse_bool(input, &key)?)?;
                 }
                 "on_tick" => {
                     if !input.peek(token::Bracket) {
@@ -373,6 +387,12 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
         }
     });
 
+    let skip_binary = input.skip_binary_bodies.map(|b| {
+        quote_spanned! {b.span()=>
+            const SKIP_BINARY_BODIES: bool = #b;
+        }
+    });
+
     let ctx_ty = quote!(&mut #krate::HttpContext<#state>);
     let mut fields = Vec::new();
     for (key, f) in &input.hooks {
@@ -411,6 +431,7 @@ fn expand(input: Input) -> syn::Result<TokenStream2> {
                 ..#krate::Hooks::NONE
             };
             #capture
+            #skip_binary
             type Config = #config;
             type State = #state;
 

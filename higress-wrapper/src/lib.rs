@@ -139,6 +139,7 @@ pub use plugin_context::PluginContext;
 /// | `on_tick: [(Duration, f), …]` | `RegisterTickFunc` | `fn(&mut PluginContext<MyConfig>)` |
 /// | `on_queue_ready: f` | | `fn(&mut PluginContext<MyConfig>, u32)`: a message arrived on a shared queue the plugin registered (see [`shared_queue`]) |
 /// | `capture_request_line: false` | | skip the request-line capture for later phases when they use neither the request line nor the log prefix's request id (see [`HttpPlugin::CAPTURE_REQUEST_LINE`]); default `true` |
+/// | `skip_binary_bodies: false` | | run the body hooks on every body, including websocket upgrades and binary or encoded (`content-encoding`) bodies, which Go's wrapper and the SDK skip by default (see [`HttpPlugin::SKIP_BINARY_BODIES`]); default `true` |
 /// | `on_request_headers: f` | `ProcessRequestHeaders` | `fn(&mut HttpContext<MyState>, &MyConfig) -> HeaderAction` |
 /// | `on_request_body: f` | `ProcessRequestBody` | `fn(&mut HttpContext<MyState>, &MyConfig, &[u8]) -> DataAction` |
 /// | `on_streaming_request_body: f` | `ProcessStreamingRequestBody` | `fn(&mut HttpContext<MyState>, &MyConfig, &[u8], bool) -> Option<Vec<u8>>` |

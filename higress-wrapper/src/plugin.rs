@@ -264,6 +264,23 @@ pub trait HttpPlugin: Sized + 'static {
     /// body) are still read at request headers, with one host call per
     /// header and only when a body hook will run.
     const CAPTURE_REQUEST_LINE: bool = true;
+    /// Whether the body hooks skip bodies they cannot read as text (default
+    /// `true`, Go's rule; `set_ctx!` key `skip_binary_bodies`).
+    ///
+    /// As Go's wrapper does, the SDK runs no body hook for a websocket
+    /// upgrade (`connection: upgrade` with `upgrade: websocket`, both
+    /// directions), for a request body whose `content-type` names
+    /// `octet-stream` or `grpc` or that has any `content-encoding`, nor for
+    /// such a response body: those bodies pass untouched (a gzip-encoded
+    /// JSON response too, Go's issue alibaba/higress#3467). Deciding this
+    /// costs a look at the request headers when a body hook will run (from
+    /// the request-line capture, or one host call per header without it).
+    ///
+    /// Set `false` to run the body hooks on every body: the plugin then
+    /// decodes or skips such bodies itself (for example with
+    /// [`HttpContext::is_binary_request_body`]), and the SDK reads no header
+    /// for the decision.
+    const SKIP_BINARY_BODIES: bool = true;
     /// The parsed configuration (global, or one per `_rules_` entry).
     type Config: 'static;
     /// Your per-request state, created with `Default` for each request and

@@ -576,7 +576,7 @@ impl<P: HttpPlugin> Stream<P> {
                 state.has_body = !end_of_stream;
                 if end_of_stream {
                     state.read_body = false;
-                } else if state.read_body && c.is_binary_response_body() {
+                } else if P::SKIP_BINARY_BODIES && state.read_body && c.is_binary_response_body() {
                     log::debug!("response body is binary or encoded: body hooks skipped");
                     c.response.read_body = false;
                 }
@@ -630,7 +630,7 @@ impl<P: HttpPlugin> StreamDriver for Stream<P> {
             c.request.has_body = !end_of_stream;
             c.request.read_body = !end_of_stream && hooks.reads_request_body();
             c.response.read_body = hooks.reads_response_body();
-            if c.request.read_body || c.response.read_body {
+            if P::SKIP_BINARY_BODIES && (c.request.read_body || c.response.read_body) {
                 if c.is_websocket() {
                     c.request.read_body = false;
                     c.response.read_body = false;

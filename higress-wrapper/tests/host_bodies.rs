@@ -583,3 +583,56 @@ fn without_the_request_line_capture_binary_and_websocket_bodies_are_still_skippe
         "{seen:?}"
     );
 }
+
+// ----- without Go's binary/websocket rule -------------------------------------------
+
+fn every_response_body(_: &mut HttpContext, _: &(), body: &[u8]) -> DataAction {
+    log::info!("seen response {:?}", lossy(body));
+    DataAction::Continue
+}
+
+higress_wrapper::set_ctx! {
+    name: "every-body",
+    plugin: EveryBody,
+    config: (),
+    parse_config: no_config,
+    capture_request_line: false,
+    skip_binary_bodies: false,
+    on_request_body: body_only,
+    on_response_body: every_response_body,
+}
+
+#[test]
+fn skip_binary_bodies_false_runs_the_body_hooks_on_every_body() {
+    let host = TestHost::start::<EveryBody>("{}").unwrap();
+    let cases: [&[(&str, &str)]; 5] = [
+        &[("content-type", "application/octet-stream")],
+        &[("content-type", "application/grpc")],
+        &[("content-encoding", "gzip")],
+        &[("connection", "Upgrade"), ("upgrade", "websocket")],
+        &[("content-type", "text/plain")],
+    ];
+    for (i, extra) in cases.into_iter().enumerate() {
+        let mut headers = vec![(":path", "/")];
+        headers.extend_from_slice(extra);
+        let mut s = host.http_stream();
+        s.send_request_headers(&headers, false).unwrap();
+        assert_eq!(s.send_request_body("x", true).unwrap(), Action::Continue);
+        let mut response = vec![(":status", "200")];
+        response.extend_from_slice(extra);
+        s.send_response_headers(&response, false).unwrap();
+        assert_eq!(s.send_response_body("y", true).unwrap(), Action::Continue);
+        assert_eq!(
+            host.logs_containing("seen body \"x\"").len(),
+            i + 1,
+            "{extra:?}: {:?}",
+            host.logs()
+        );
+        assert_eq!(
+            host.logs_containing("seen response \"y\"").len(),
+            i + 1,
+            "{extra:?}: {:?}",
+            host.logs()
+        );
+    }
+}

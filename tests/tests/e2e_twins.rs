@@ -159,3 +159,33 @@ fn the_sdk_body_twin_and_the_raw_twin_with_go_s_rule_agree() {
         );
     }
 }
+
+/// With `skip_binary_bodies: false` the SDK body twin runs its hook on every
+/// body, as `twin-body-raw` does: both deny a gzip, gRPC or octet-stream
+/// body that says `deny` (the default twins pass those untouched, above).
+#[test]
+fn the_sdk_body_twin_without_go_s_rule_and_the_plain_raw_twin_agree() {
+    let requests: [BodyRequest<'_>; 5] = [
+        (&[("content-type", b"text/plain")], b"please deny this"),
+        (&[("content-type", b"text/plain")], b"hello"),
+        (
+            &[
+                ("content-type", b"text/plain"),
+                ("content-encoding", b"gzip"),
+            ],
+            b"gzip bytes that say deny",
+        ),
+        (&[("content-type", b"application/grpc")], b"deny"),
+        (&[("content-type", b"application/octet-stream")], b"hello"),
+    ];
+    let sdk = body_twin_run("twin-body-sdk-all", &requests);
+    let raw = body_twin_run("twin-body-raw", &requests);
+    assert_eq!(sdk, raw, "SDK (every body) and raw body twins differ");
+    assert_eq!(sdk[0], (403, None));
+    assert_eq!(sdk[1], (200, Some(b"hello".to_vec())));
+    assert_eq!(sdk[2], (403, None), "the gzip body reaches the hook");
+    // Envoy answers a gRPC request's local reply as gRPC: HTTP 200 with a
+    // `grpc-status`; the upstream got nothing.
+    assert_eq!(sdk[3], (200, None), "the gRPC body reaches the hook");
+    assert_eq!(sdk[4], (200, Some(b"hello".to_vec())));
+}

@@ -21,9 +21,9 @@
 //! proxy-wasm) are the workspace's fixtures: `my-plugin` / `e2e-probe-raw`
 //! (reads headers, sets `x-custom-header`, writes two info lines),
 //! `twin-fixed-sdk` / `twin-fixed-raw` (the fixed cost: reads `:path` only)
-//! and `twin-body-sdk` / `twin-body-raw` (reads a small POST body), and
-//! `twin-body-sdk` again against `twin-body-raw-go-rule` (the raw body twin
-//! plus the websocket/binary check the SDK makes before body hooks).
+//! `twin-body-sdk-all` / `twin-body-raw` (reads a small POST body, on every
+//! body), and `twin-body-sdk` / `twin-body-raw-go-rule` (the same, with
+//! Go's websocket/binary check before the body hook: the SDK's default).
 //!
 //! Envoy is run through a small wrapper script that `ENVOY_BIN` points at
 //! while this runs, so the `higress-e2e` harness (bootstrap, ready wait,
@@ -277,18 +277,20 @@ pub fn twins() -> Vec<Twin> {
             shape: Shape::Get,
             sets_header: false,
         },
+        // The body hook on every body (`skip_binary_bodies: false`), as
+        // the raw twin's.
         Twin {
             name: "body",
-            sdk: "twin-body-sdk",
+            sdk: "twin-body-sdk-all",
             raw: "twin-body-raw",
             config: "{}",
             shape: Shape::Post,
             sets_header: false,
         },
-        // The same SDK plugin against a raw twin that also makes the
-        // websocket/binary check before its body hook, as the SDK does.
+        // The SDK's default (Go's rule: no body hook for websocket, binary
+        // or encoded bodies) against a raw twin that makes the same check.
         Twin {
-            name: "body, raw with Go's rule",
+            name: "body, Go's rule",
             sdk: "twin-body-sdk",
             raw: "twin-body-raw-go-rule",
             config: "{}",

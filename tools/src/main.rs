@@ -546,8 +546,9 @@ fn run_ready(samples: u64) -> Outcome {
         ("raw", "e2e-probe-raw"),
         ("sdk", "twin-fixed-sdk"),
         ("raw", "twin-fixed-raw"),
-        ("sdk", "twin-body-sdk"),
+        ("sdk", "twin-body-sdk-all"),
         ("raw", "twin-body-raw"),
+        ("sdk", "twin-body-sdk"),
         ("raw", "twin-body-raw-go-rule"),
     ];
     let started = std::time::Instant::now();
