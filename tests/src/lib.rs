@@ -55,7 +55,7 @@ pub use client::{http_request, http_request_timeout, Response, DEFAULT_TIMEOUT};
 pub use echo::{EchoUpstream, RecordedRequest, ECHO_MODE_HEADER};
 pub use error::{tail, Error, Result};
 pub use gateway::{
-    ClusterSpec, FailurePolicy, Gateway, GatewayBuilder, PluginSpec, RouteSpec,
+    ClusterSpec, FailurePolicy, Gateway, GatewayBuilder, PluginSpec, RouteSpec, DEFAULT_READY_POLL,
     DEFAULT_READY_TIMEOUT,
 };
 pub use http::Headers;

@@ -353,6 +353,10 @@ pub struct CandidateRuns {
     /// One entry per sample (run × window): the windows (one per request
     /// shape) measured for it.
     pub runs: Vec<Vec<Window>>,
+    /// One entry per run: Envoy's instructions from its start until admin
+    /// `/ready` answered 200 (loading and compiling the module, starting
+    /// the VMs, configuring the plugin).
+    pub start: Vec<DumpCounts>,
 }
 
 impl CandidateRuns {
@@ -559,6 +563,69 @@ impl InstrReport {
             "\nLargest difference between samples: {:.3}% (of a window's total or of a per-request figure).",
             self.max_spread() * 100.0
         );
+        out.push('\n');
+        out.push_str(&self.start_table());
+        out
+    }
+
+    /// Mean instructions from Envoy's start until ready, per candidate.
+    fn mean_start(&self, package: Option<&str>) -> Option<f64> {
+        let c = self.candidate(package)?;
+        if c.start.is_empty() {
+            return None;
+        }
+        Some(c.start.iter().map(|d| d.total as f64).sum::<f64>() / c.start.len() as f64)
+    }
+
+    /// Start-up as Markdown: instructions until ready per candidate (mean
+    /// over runs, every run listed), over no plugin, and SDK − raw.
+    pub fn start_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Start-up: Envoy's instructions from its start until `/ready` (one worker; module load, compile, VM start, configure):"
+        );
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "| candidate | `.wasm` | until ready (mean) | over no plugin | SDK − raw | each run |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---|");
+        let none = self.mean_start(None);
+        let mut rows: Vec<(Option<&str>, Option<&str>)> = vec![(None, None)];
+        for twin in &self.twins {
+            for (package, raw) in [(twin.sdk, Some(twin.raw)), (twin.raw, None)] {
+                if !rows.iter().any(|(p, _)| *p == Some(package)) {
+                    rows.push((Some(package), raw));
+                }
+            }
+        }
+        for (package, raw) in rows {
+            let (Some(mean), Some(c)) = (self.mean_start(package), self.candidate(package)) else {
+                continue;
+            };
+            let over = match (package, none) {
+                (Some(_), Some(n)) => signed(mean - n),
+                _ => "-".into(),
+            };
+            let vs_raw = match raw.and_then(|r| self.mean_start(Some(r))) {
+                Some(r) => signed(mean - r),
+                None => String::new(),
+            };
+            let runs: Vec<String> = c.start.iter().map(|d| thousands(d.total as f64)).collect();
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {over} | {vs_raw} | {} |",
+                package.map_or_else(|| "no plugin".to_owned(), |p| format!("`{p}`")),
+                if c.wasm_bytes == 0 {
+                    "-".to_owned()
+                } else {
+                    format!("{:.1} KB", c.wasm_bytes as f64 / 1000.0)
+                },
+                thousands(mean),
+                runs.join("; ")
+            );
+        }
         out
     }
 }
@@ -579,6 +646,15 @@ pub fn thousands(value: f64) -> String {
         format!("-{out}")
     } else {
         out
+    }
+}
+
+/// `thousands` with a sign: `+1,234`, `-56`.
+fn signed(value: f64) -> String {
+    if value.round() >= 0.0 {
+        format!("+{}", thousands(value))
+    } else {
+        thousands(value)
     }
 }
 
@@ -809,21 +885,27 @@ const SETTLE: Duration = Duration::from_secs(2);
 /// follows the response within the same event-loop pass.
 const SETTLE_BEFORE_DUMP: Duration = Duration::from_millis(300);
 
-/// Starts one candidate under callgrind and measures `options.windows`
-/// windows per shape; one entry per window index.
+/// How often `/ready` is asked while an Envoy starts under callgrind: each
+/// poll is an admin request in the start-up count, so few of them (a start
+/// takes 15-90 s here under callgrind).
+const READY_POLL: Duration = Duration::from_secs(1);
+
+/// Starts one candidate under callgrind: its start-up count (until ready),
+/// then `options.windows` windows per shape, one entry per window index.
 fn measure(
     options: &InstrOptions,
     dir: &Path,
     label: &str,
     plugin: Option<(&str, &str)>,
     shapes: &[(Shape, bool)],
-) -> Result<Vec<Vec<Window>>> {
+) -> Result<(DumpCounts, Vec<Vec<Window>>)> {
     let upstream = FastUpstream::start()?;
     let mut builder = Gateway::builder()
         .name(format!("callgrind-{label}"))
         .concurrency(1)
         .log_level(format!("wasm:{}", options.wasm_log_level))
         .ready_timeout(options.ready_timeout)
+        .ready_poll(READY_POLL)
         .cluster(ClusterSpec::new("upstream", upstream.port()))
         // No periodic stats flush (every 5 s by default): whether it fell
         // into a window would move that window's count.
@@ -845,6 +927,15 @@ fn measure(
         started.elapsed().as_secs_f64()
     ));
     let result = (|| {
+        // Everything since Envoy started, before any request.
+        let (path, text) = dump(dir, pid)?;
+        let start = parse_dump(&text, &FileMappings::of_pid(pid)?)?;
+        let _ = std::fs::rename(&path, dir.join(format!("{label}-start.callgrind")));
+        note(&format!(
+            "{label} start until ready: {} instructions ({} in JIT code)",
+            thousands(start.total as f64),
+            thousands(start.jit as f64)
+        ));
         let mut connection = Connection::open(gateway.listener_addr())?;
         let mut windows: Vec<Vec<Window>> = vec![Vec::new(); options.windows.max(1)];
         for &(shape, sets_header) in shapes {
@@ -888,7 +979,7 @@ fn measure(
                 samples.push(Window { shape, counts });
             }
         }
-        Ok(windows)
+        Ok((start, windows))
     })();
     gateway.stop();
     remove_vgdb_fifos(pid);
@@ -947,6 +1038,7 @@ pub fn run(options: &InstrOptions) -> Result<InstrReport> {
         package: None,
         wasm_bytes: 0,
         runs: Vec::new(),
+        start: Vec::new(),
     }];
     for twin in &twins {
         for package in [twin.sdk, twin.raw] {
@@ -962,6 +1054,7 @@ pub fn run(options: &InstrOptions) -> Result<InstrReport> {
                 package: Some(package.to_owned()),
                 wasm_bytes,
                 runs: Vec::new(),
+                start: Vec::new(),
             });
         }
     }
@@ -972,7 +1065,7 @@ pub fn run(options: &InstrOptions) -> Result<InstrReport> {
                 run + 1,
                 candidate.package.as_deref().unwrap_or("none")
             );
-            let samples = match candidate.package.as_deref() {
+            let (start, samples) = match candidate.package.as_deref() {
                 None => measure(options, &dir, &label, None, &none_shapes)?,
                 Some(package) => {
                     let twin = twins
@@ -988,6 +1081,7 @@ pub fn run(options: &InstrOptions) -> Result<InstrReport> {
                     )?
                 }
             };
+            candidate.start.push(start);
             candidate.runs.extend(samples);
         }
     }
@@ -1083,5 +1177,54 @@ totals: 1730
         assert_eq!(thousands(999.0), "999");
         assert_eq!(thousands(-1234.0), "-1,234");
         assert_eq!(thousands(1_000_000.0), "1,000,000");
+    }
+
+    fn candidate(package: Option<&str>, starts: &[u64]) -> CandidateRuns {
+        CandidateRuns {
+            package: package.map(str::to_owned),
+            wasm_bytes: if package.is_some() { 1000 } else { 0 },
+            runs: Vec::new(),
+            start: starts
+                .iter()
+                .map(|&total| DumpCounts {
+                    total,
+                    ..DumpCounts::default()
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_start_table_compares_each_sdk_twin_with_its_raw_twin() {
+        let twins: Vec<Twin> = twins().into_iter().take(1).collect();
+        let first = twins.first().unwrap();
+        let (sdk, raw) = (first.sdk, first.raw);
+        let report = InstrReport {
+            options: InstrOptions::default(),
+            envoy_version: String::new(),
+            valgrind_version: String::new(),
+            twins,
+            candidates: vec![
+                candidate(None, &[1_000_000, 1_000_002]),
+                candidate(Some(sdk), &[1_500_000, 1_500_010]),
+                candidate(Some(raw), &[1_200_000, 1_200_000]),
+            ],
+            elapsed: Duration::ZERO,
+        };
+        let table = report.start_table();
+        assert!(
+            table.contains(&format!(
+                "| `{sdk}` | 1.0 KB | 1,500,005 | +500,004 | +300,005 | 1,500,000; 1,500,010 |"
+            )),
+            "{table}"
+        );
+        assert!(
+            table.contains(&format!("| `{raw}` | 1.0 KB | 1,200,000 | +199,999 |  |")),
+            "{table}"
+        );
+        assert!(
+            table.contains("| no plugin | - | 1,000,001 | - |  | 1,000,000; 1,000,002 |"),
+            "{table}"
+        );
     }
 }
