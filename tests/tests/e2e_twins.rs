@@ -126,6 +126,22 @@ fn body_twin_run(package: &str, requests: &[BodyRequest<'_>]) -> Vec<(u16, Optio
         .collect()
 }
 
+/// The body twins' requests: a plain body with `deny`, a plain `hello`,
+/// then a gzip-encoded, a gRPC and an octet-stream body, each with `deny`.
+const BODY_REQUESTS: [BodyRequest<'static>; 5] = [
+    (&[("content-type", b"text/plain")], b"please deny this"),
+    (&[("content-type", b"text/plain")], b"hello"),
+    (
+        &[
+            ("content-type", b"text/plain"),
+            ("content-encoding", b"gzip"),
+        ],
+        b"gzip bytes that say deny",
+    ),
+    (&[("content-type", b"application/grpc")], b"deny"),
+    (&[("content-type", b"application/octet-stream")], b"deny"),
+];
+
 /// The SDK body twin skips its body hook for encoded, gRPC and
 /// octet-stream bodies (Go's rule); `twin-body-raw-go-rule` makes the same
 /// check on raw proxy-wasm, so both pass such a body untouched even when it
@@ -133,25 +149,12 @@ fn body_twin_run(package: &str, requests: &[BodyRequest<'_>]) -> Vec<(u16, Optio
 /// (`twin-body-raw` does not make the check: it would deny the gzip body.)
 #[test]
 fn the_sdk_body_twin_and_the_raw_twin_with_go_s_rule_agree() {
-    let requests: [BodyRequest<'_>; 5] = [
-        (&[("content-type", b"text/plain")], b"please deny this"),
-        (&[("content-type", b"text/plain")], b"hello"),
-        (
-            &[
-                ("content-type", b"text/plain"),
-                ("content-encoding", b"gzip"),
-            ],
-            b"gzip bytes that say deny",
-        ),
-        (&[("content-type", b"application/grpc")], b"deny"),
-        (&[("content-type", b"application/octet-stream")], b"deny"),
-    ];
-    let sdk = body_twin_run("twin-body-sdk", &requests);
-    let raw = body_twin_run("twin-body-raw-go-rule", &requests);
+    let sdk = body_twin_run("twin-body-sdk", &BODY_REQUESTS);
+    let raw = body_twin_run("twin-body-raw-go-rule", &BODY_REQUESTS);
     assert_eq!(sdk, raw, "SDK and raw-with-Go's-rule body twins differ");
     assert_eq!(sdk[0], (403, None), "a plain body saying deny is denied");
     assert_eq!(sdk[1], (200, Some(b"hello".to_vec())));
-    for (i, (_, body)) in requests.iter().enumerate().skip(2) {
+    for (i, (_, body)) in BODY_REQUESTS.iter().enumerate().skip(2) {
         assert_eq!(
             sdk[i],
             (200, Some(body.to_vec())),
@@ -161,25 +164,12 @@ fn the_sdk_body_twin_and_the_raw_twin_with_go_s_rule_agree() {
 }
 
 /// With `skip_binary_bodies: false` the SDK body twin runs its hook on every
-/// body, as `twin-body-raw` does: both deny a gzip, gRPC or octet-stream
-/// body that says `deny` (the default twins pass those untouched, above).
+/// body, as `twin-body-raw` does: both deny the gzip, gRPC and octet-stream
+/// bodies that say `deny` (the default twins pass those untouched, above).
 #[test]
 fn the_sdk_body_twin_without_go_s_rule_and_the_plain_raw_twin_agree() {
-    let requests: [BodyRequest<'_>; 5] = [
-        (&[("content-type", b"text/plain")], b"please deny this"),
-        (&[("content-type", b"text/plain")], b"hello"),
-        (
-            &[
-                ("content-type", b"text/plain"),
-                ("content-encoding", b"gzip"),
-            ],
-            b"gzip bytes that say deny",
-        ),
-        (&[("content-type", b"application/grpc")], b"deny"),
-        (&[("content-type", b"application/octet-stream")], b"hello"),
-    ];
-    let sdk = body_twin_run("twin-body-sdk-all", &requests);
-    let raw = body_twin_run("twin-body-raw", &requests);
+    let sdk = body_twin_run("twin-body-sdk-all", &BODY_REQUESTS);
+    let raw = body_twin_run("twin-body-raw", &BODY_REQUESTS);
     assert_eq!(sdk, raw, "SDK (every body) and raw body twins differ");
     assert_eq!(sdk[0], (403, None));
     assert_eq!(sdk[1], (200, Some(b"hello".to_vec())));
@@ -187,5 +177,9 @@ fn the_sdk_body_twin_without_go_s_rule_and_the_plain_raw_twin_agree() {
     // Envoy answers a gRPC request's local reply as gRPC: HTTP 200 with a
     // `grpc-status`; the upstream got nothing.
     assert_eq!(sdk[3], (200, None), "the gRPC body reaches the hook");
-    assert_eq!(sdk[4], (200, Some(b"hello".to_vec())));
+    assert_eq!(
+        sdk[4],
+        (403, None),
+        "the octet-stream body reaches the hook"
+    );
 }

@@ -4,18 +4,9 @@
 //! body containing `deny` is answered 403, anything else passes, gzip,
 //! gRPC and octet-stream bodies included.
 
-use higress_wrapper::prelude::*;
-
-/// No settings.
-#[derive(serde::Deserialize)]
-struct Config {}
-
-fn on_request_body(ctx: &mut HttpContext, _: &Config, body: &[u8]) -> DataAction {
-    if body.windows(4).any(|w| w == b"deny") {
-        ctx.send_local_response(403, &[], b"denied");
-    }
-    DataAction::Continue
-}
+#[path = "../../twin-body-sdk/src/hook.rs"]
+mod hook;
+use hook::{on_request_body, Config};
 
 higress_wrapper::set_ctx! {
     name: "twin-body",

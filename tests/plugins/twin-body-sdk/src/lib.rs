@@ -1,20 +1,10 @@
 //! Benchmark fixture (the SDK side of a twin): a buffered request-body
 //! check. The whole body is read once at end of stream; a body containing
-//! `deny` is answered 403, anything else passes. `twin-body-raw` does the
-//! same on raw proxy-wasm.
+//! `deny` is answered 403, anything else passes. `twin-body-raw-go-rule`
+//! does the same on raw proxy-wasm, with the same websocket/binary rule.
 
-use higress_wrapper::prelude::*;
-
-/// No settings.
-#[derive(serde::Deserialize)]
-struct Config {}
-
-fn on_request_body(ctx: &mut HttpContext, _: &Config, body: &[u8]) -> DataAction {
-    if body.windows(4).any(|w| w == b"deny") {
-        ctx.send_local_response(403, &[], b"denied");
-    }
-    DataAction::Continue
-}
+mod hook;
+use hook::{on_request_body, Config};
 
 higress_wrapper::set_ctx! {
     name: "twin-body",
