@@ -251,11 +251,18 @@ pub struct HttpContext<S = ()> {
     pub(crate) rule_count: usize,
     /// [`HttpContext::need_pause_streaming_response`] was called.
     pub(crate) pause_streaming_response: bool,
+    /// What few requests use (Go's buffer queue, a route call), boxed on
+    /// first use so that every other request creates, moves and drops less.
+    pub(crate) rare: Option<Box<Rare<S>>>,
+    state: S,
+}
+
+/// The parts of an [`HttpContext`] few requests use.
+pub(crate) struct Rare<S> {
     /// Go's `PushBuffer` / `PopBuffer` queue.
     buffer_queue: VecDeque<Vec<u8>>,
     /// [`HttpContext::route_call`]'s callback, until the response arrived.
     pub(crate) route_call: Option<RouteCallback<S>>,
-    state: S,
 }
 
 /// The callback of [`HttpContext::route_call`].
@@ -308,8 +315,7 @@ impl<S: Default> HttpContext<S> {
             matched_rule: None,
             rule_count: 0,
             pause_streaming_response: false,
-            buffer_queue: VecDeque::new(),
-            route_call: None,
+            rare: None,
             state: S::default(),
         }
     }
@@ -1024,25 +1030,45 @@ impl<S> HttpContext<S> {
         }
         host::set_buffer(BufferType::RequestBody, 0, WHOLE, body.as_ref())
             .map_err(crate::error::Error::from)?;
-        self.route_call = Some(Box::new(callback));
+        self.rare_mut().route_call = Some(Box::new(callback));
         Ok(())
     }
 
     /// Go's `PushBuffer`: appends `data` to this request's queue of kept
     /// chunks (first in, first out).
     pub fn push_buffer(&mut self, data: impl Into<Vec<u8>>) {
-        self.buffer_queue.push_back(data.into());
+        self.rare_mut().buffer_queue.push_back(data.into());
+    }
+
+    /// The rarely used parts, created on first use.
+    fn rare_mut(&mut self) -> &mut Rare<S> {
+        self.rare.get_or_insert_with(|| {
+            Box::new(Rare {
+                buffer_queue: VecDeque::new(),
+                route_call: None,
+            })
+        })
+    }
+
+    /// Takes [`HttpContext::route_call`]'s callback, if one waits.
+    pub(crate) fn take_route_call(&mut self) -> Option<RouteCallback<S>> {
+        self.rare.as_mut()?.route_call.take()
+    }
+
+    /// Whether a [`HttpContext::route_call`] waits for its response.
+    pub(crate) fn route_call_pending(&self) -> bool {
+        self.rare.as_ref().is_some_and(|r| r.route_call.is_some())
     }
 
     /// Go's `PopBuffer`: takes the oldest kept chunk, `None` when the queue
     /// is empty (Go returns a nil slice).
     pub fn pop_buffer(&mut self) -> Option<Vec<u8>> {
-        self.buffer_queue.pop_front()
+        self.rare.as_mut()?.buffer_queue.pop_front()
     }
 
     /// Go's `BufferQueueSize`: how many chunks are kept.
     pub fn buffer_queue_size(&self) -> usize {
-        self.buffer_queue.len()
+        self.rare.as_ref().map_or(0, |r| r.buffer_queue.len())
     }
 
     /// Raises (or lowers) this request's body buffer limit in bytes

@@ -480,16 +480,20 @@ impl<P: HttpPlugin> Stream<P> {
         .unwrap_or(Action::Continue)
     }
 
-    /// A [`HttpContext::route_call`] waits for the response.
+    /// A [`HttpContext::route_call`] waits for the response. It can only
+    /// have been made in the request-data phase, so a plugin without a hook
+    /// there never asks its context.
     fn route_call_pending(&self) -> bool {
-        self.with_ctx(|c| c.route_call.is_some()).unwrap_or(false)
+        let hooks = P::HOOKS;
+        (hooks.reads_request_body() || hooks.on_request_trailers.is_some())
+            && self.with_ctx(|c| c.route_call_pending()).unwrap_or(false)
     }
 
     /// The route call's response is complete: hand it to the callback
     /// (`body_size`: the buffered body, `None` when the headers ended it),
     /// then let the response go on.
     fn route_response(self: &Rc<Self>, body_size: Option<usize>) -> Action {
-        let Some(callback) = self.with_ctx(|c| c.route_call.take()).flatten() else {
+        let Some(callback) = self.with_ctx(|c| c.take_route_call()).flatten() else {
             return Action::Continue;
         };
         let body = body_size
