@@ -262,7 +262,8 @@ pub trait HttpPlugin: Sized + 'static {
     /// only (later, the accessors give `""` and the log prefix `nil`). The
     /// facts the body hooks depend on (websocket upgrade, binary or encoded
     /// body) are still read at request headers, with one host call per
-    /// header and only when a body hook will run.
+    /// header and only when a body hook will run (and not at all with
+    /// [`SKIP_BINARY_BODIES`](Self::SKIP_BINARY_BODIES) `false`).
     const CAPTURE_REQUEST_LINE: bool = true;
     /// Whether the body hooks skip bodies they cannot read as text (default
     /// `true`, Go's rule; `set_ctx!` key `skip_binary_bodies`).
