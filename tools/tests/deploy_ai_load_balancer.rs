@@ -9,11 +9,12 @@
     clippy::indexing_slicing
 )]
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 use cargo_higress::deploy::plugin_config;
+use common::pyyaml_one as pyyaml;
 use higress_e2e::repo_root;
 use serde_json::Value;
 
@@ -56,73 +57,6 @@ lb_config:
   - outbound|80||test-1.dns
   - outbound|80||test-2.static
 ";
-
-/// A Python that imports PyYAML: the system's, or the Envoy venv's
-/// (pip-installing PyYAML there if needed, as `tests/deploy.rs` does).
-fn python_with_yaml() -> PathBuf {
-    let venv_python = repo_root()
-        .join("target")
-        .join("envoy-venv")
-        .join("bin")
-        .join("python");
-    let importable = |python: &PathBuf| {
-        Command::new(python)
-            .args(["-c", "import yaml"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    for python in [PathBuf::from("python3"), venv_python.clone()] {
-        if importable(&python) {
-            return python;
-        }
-    }
-    let output = Command::new(&venv_python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "pyyaml",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success() && importable(&venv_python),
-        "no Python with PyYAML: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    venv_python
-}
-
-/// The first YAML document of `yaml` as JSON, read by PyYAML.
-fn pyyaml(yaml: &str) -> Value {
-    let mut child = Command::new(python_with_yaml())
-        .args([
-            "-c",
-            "import sys, json, yaml\n\
-             sys.stdout.write(json.dumps(yaml.safe_load(sys.stdin.buffer.read().decode('utf-8'))))",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(yaml.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "PyYAML could not parse:\n{yaml}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 /// `cargo higress deploy` of `config`, its stdout.
 fn deploy(config: &Value) -> String {
